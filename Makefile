@@ -1,0 +1,34 @@
+# Two entry points do all set-up on a fresh machine (see README):
+#   make book   install everything, execute the cpu-profile runs, build the book
+#   make test   install everything, run the test suite
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
+export TORCH_HOME := $(CURDIR)/.cache/torch
+export XDG_CACHE_HOME := $(CURDIR)/.cache/xdg
+export IPYTHONDIR := $(CURDIR)/.cache/ipython
+export JUPYTER_CONFIG_DIR := $(CURDIR)/.cache/jupyter
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install test book clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[all]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+install: $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+book: install
+	$(BIN)/python -m dimr reproduce --profile cpu
+
+clean:
+	rm -rf _build .cache
