@@ -1,0 +1,309 @@
+"""Run records: what an executed experiment leaves behind, written so that it is never half-true.
+
+A run lives in ``runs/<experiment>/<run>/`` and holds ``run.json`` (the record), the executed
+notebook, ``metrics.json`` (if the notebook measured anything) and small figures.  The record says
+which preset and profile ran, with which parameters, on which commit and hardware, for how long, and
+what was measured — each metric with the label and scale a reader needs to read it.
+
+Atomicity (the invariant every reader relies on): **a run is complete exactly when
+``<run>/run.json`` exists and says ``"status": "complete"``.**
+
+* Every JSON file is written to a temporary sibling and moved into place with ``os.replace``: a
+  reader sees the old file or the new one, never a truncated one.
+* A run is staged in a hidden sibling directory ``runs/<experiment>/.<run>.partial/`` (hidden folders
+  are invisible to the book and to :func:`list_runs`); only after the notebook has finished and
+  ``run.json`` is written there is the whole directory renamed to ``runs/<experiment>/<run>/``.
+* A run that fails is moved aside to ``runs/<experiment>/.<run>.failed/`` with
+  ``"status": "failed"`` and the error, for debugging; nothing complete-looking is left behind.
+
+The schema (``SCHEMA_VERSION`` 1) of ``run.json``::
+
+    {"schema": 1, "status": "complete", "experiment": str, "run": str, "profile": str,
+     "preset": str | null, "parameters": {...}, "feeds": ["table2/row6", ...],
+     "notebook": "train.ipynb", "git": {"commit": str | null, "dirty": bool | null},
+     "hardware": {"cpu": str, "cpu_count": int, "gpu": str | null, "torch": str, "python": str},
+     "started": ISO-8601, "finished": ISO-8601, "wall_time_s": float,
+     "scale": str, "metrics": {name: {"value": float, "label": str, "scale": str}}}
+
+Metric names that stand beside the paper's columns: ``fid``, ``fid_wo_cfg``, ``is``, ``precision``,
+``recall`` (see :mod:`dimr.tables`).  Anything else is kept and shown on the run's own page.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+__all__ = [
+    "SCHEMA_VERSION", "COMPLETE", "FAILED", "RUN_FILE", "METRICS_FILE", "PROFILES", "COMMITTED_PROFILES",
+    "is_committed_profile",
+    "RunRecord", "atomic_write_json", "metric", "write_metrics", "read_metrics",
+    "git_info", "hardware_info", "repo_root", "staging_dir", "failed_dir",
+    "recording", "load_run", "list_runs", "is_complete",
+]
+
+SCHEMA_VERSION = 1
+COMPLETE = "complete"
+FAILED = "failed"
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.json"
+
+#: The scales a parameterised notebook runs at (DESIGN.md, "Profiles"), cheapest first.
+PROFILES = ("smoke", "cpu", "small", "paper")
+#: Runs of these profiles are costly and are committed to git; the cheap ones (smoke, cpu) are
+#: regenerated on every machine (``make book``) and stay out of git.
+COMMITTED_PROFILES = frozenset({"small", "paper"})
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
+
+    If serialisation or the write fails, ``path`` is untouched and the temp file is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def metric(value: float, label: str, scale: str) -> dict:
+    """One measured number as a run stores it: its value, what it is (``"FID (shapes classifier)"``)
+    and the scale it was measured at (``"32×32 shapes, 2k steps, 1k samples, CPU"``)."""
+    if not label or not scale:
+        raise ValueError("a metric needs a label and a scale: a number without them cannot be read")
+    return {"value": float(value), "label": str(label), "scale": str(scale)}
+
+
+def write_metrics(run_dir: str | os.PathLike, metrics: Mapping[str, Mapping[str, Any]]) -> Path:
+    """What a notebook calls to hand its measurements to the run record (``<run_dir>/metrics.json``).
+
+    ``metrics`` maps a name to :func:`metric` dicts; :func:`recording` folds the file into ``run.json``."""
+    for name, m in metrics.items():
+        if not {"value", "label", "scale"} <= set(m):
+            raise ValueError(f"metric {name!r} needs value, label and scale; build it with dimr.runs.metric()")
+    return atomic_write_json(Path(run_dir) / METRICS_FILE, {k: dict(v) for k, v in metrics.items()})
+
+
+def read_metrics(run_dir: str | os.PathLike) -> dict:
+    p = Path(run_dir) / METRICS_FILE
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+
+def repo_root(start: str | os.PathLike | None = None) -> Path:
+    """The repository root: the nearest folder above ``start`` (default: cwd) holding ``_toc.yml`` and
+    ``dimr/``; failing that, the folder above this package."""
+    here = Path(start or os.getcwd()).resolve()
+    for p in (here, *here.parents):
+        if (p / "_toc.yml").exists() and (p / "dimr").is_dir():
+            return p
+    return Path(__file__).resolve().parent.parent
+
+
+def git_info(root: str | os.PathLike | None = None) -> dict:
+    """``{"commit": sha | None, "dirty": bool | None}``; read-only (no index refresh), None without git."""
+    root = Path(root or repo_root())
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, env=env, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, env=env,
+                                capture_output=True, text=True, timeout=30, check=True).stdout
+        return {"commit": sha or None, "dirty": bool(status.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def hardware_info() -> dict:
+    """CPU model and count, GPU name (None without CUDA), torch and Python versions."""
+    gpu = None
+    torch_version = None
+    try:
+        import torch
+
+        torch_version = torch.__version__
+        if torch.cuda.is_available():
+            n = torch.cuda.device_count()
+            gpu = f"{n}× {torch.cuda.get_device_name(0)}" if n > 1 else torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "gpu": gpu, "torch": torch_version,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def staging_dir(root: str | os.PathLike, experiment: str, run: str) -> Path:
+    """Where a run is built before it is complete: ``<root>/<experiment>/.<run>.partial``."""
+    return Path(root) / experiment / f".{run}.partial"
+
+
+def failed_dir(root: str | os.PathLike, experiment: str, run: str) -> Path:
+    """Where a failed run is kept for debugging: ``<root>/<experiment>/.<run>.failed``."""
+    return Path(root) / experiment / f".{run}.failed"
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not name or name.startswith(".") or "/" in name or "\\" in name or name in ("..",):
+        raise ValueError(f"invalid {kind} name {name!r}: use a plain folder name")
+
+
+@dataclass
+class RunRecord:
+    """A run in progress inside :func:`recording`: ``dir`` is the staging folder to write into,
+    ``record`` the dict that becomes ``run.json``.  Add metrics with :meth:`add_metric` (or let the
+    notebook call :func:`write_metrics` on ``dir``)."""
+
+    dir: Path
+    final_dir: Path
+    record: dict
+
+    def add_metric(self, name: str, value: float, label: str, scale: str) -> None:
+        self.record["metrics"][name] = metric(value, label, scale)
+
+
+@contextlib.contextmanager
+def recording(root: str | os.PathLike, experiment: str, run: str, *, profile: str,
+              preset: str | None = None, parameters: Mapping[str, Any] | None = None,
+              feeds: tuple[str, ...] | list[str] = (), notebook: str | None = None, scale: str = "",
+              force: bool = False, repo: str | os.PathLike | None = None) -> Iterator[RunRecord]:
+    """Stage, then atomically publish, one run.
+
+    ``with recording("runs", "train-table2", "cpu", profile="cpu", preset="DiMR-T/3R") as rec:``
+    — write files into ``rec.dir``; when the block exits normally, ``metrics.json`` (if any) is
+    merged, ``run.json`` is written with ``"status": "complete"`` and the folder is renamed to
+    ``<root>/<experiment>/<run>``.  If the block raises, the staged folder is moved to
+    ``.<run>.failed`` with a ``"failed"`` record and the exception propagates.
+
+    An existing complete run of the same name raises ``FileExistsError`` unless ``force``; with
+    ``force`` the old run is replaced only once the new one is complete.
+    """
+    _check_name("experiment", experiment)
+    _check_name("run", run)
+    root = Path(root)
+    final = root / experiment / run
+    if is_complete(final) and not force:
+        raise FileExistsError(f"{final} is already recorded; pass force=True to replace it")
+    stage = staging_dir(root, experiment, run)
+    if stage.exists():  # left over from an interrupted attempt: it never counted
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    rec = RunRecord(stage, final, {
+        "schema": SCHEMA_VERSION, "status": "running", "experiment": experiment, "run": run,
+        "profile": profile, "preset": preset, "parameters": dict(parameters or {}), "feeds": list(feeds),
+        "notebook": notebook, "git": git_info(repo), "hardware": hardware_info(),
+        "started": _now(), "finished": None, "wall_time_s": None, "scale": scale, "metrics": {},
+    })
+    t0 = time.perf_counter()
+    # The staged record says "running": if the process dies here, nothing reads as complete.
+    atomic_write_json(stage / RUN_FILE, rec.record)
+    try:
+        yield rec
+        rec.record["metrics"].update(read_metrics(stage))
+    except BaseException as exc:
+        rec.record.update(status=FAILED, finished=_now(), wall_time_s=round(time.perf_counter() - t0, 3),
+                          error=f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(OSError):
+            atomic_write_json(stage / RUN_FILE, rec.record)
+            dead = failed_dir(root, experiment, run)
+            if dead.exists():
+                shutil.rmtree(dead)
+            os.replace(stage, dead)
+        raise
+    rec.record.update(status=COMPLETE, finished=_now(), wall_time_s=round(time.perf_counter() - t0, 3))
+    atomic_write_json(stage / RUN_FILE, rec.record)
+    _publish(stage, final)
+
+
+def _publish(stage: Path, final: Path) -> None:
+    """Rename the staged folder onto ``final``; an old run there is moved aside first and deleted
+    after (a directory cannot be ``os.replace``d onto a non-empty one)."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+    os.replace(stage, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def is_committed_profile(profile: str) -> bool:
+    """Whether runs of ``profile`` are kept in git (costly) or regenerated (cheap)."""
+    return profile in COMMITTED_PROFILES
+
+
+def is_complete(run_dir: str | os.PathLike) -> bool:
+    """True iff ``run_dir/run.json`` parses and says ``"status": "complete"``."""
+    p = Path(run_dir) / RUN_FILE
+    try:
+        return json.loads(p.read_text(encoding="utf-8")).get("status") == COMPLETE
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load_run(path: str | os.PathLike) -> dict:
+    """Read a run record from its folder (or its ``run.json``). Adds ``"path"`` (the folder).
+
+    Raises ``FileNotFoundError`` if there is no record and ``ValueError`` if it is not complete."""
+    p = Path(path)
+    if p.name != RUN_FILE:
+        p = p / RUN_FILE
+    record = json.loads(p.read_text(encoding="utf-8"))
+    if not isinstance(record, dict) or record.get("status") != COMPLETE:
+        status = record.get("status") if isinstance(record, dict) else None
+        raise ValueError(f"{p} is not a complete run record (status {status!r})")
+    record["path"] = str(p.parent)
+    return record
+
+
+def list_runs(root: str | os.PathLike = "runs", experiment: str | None = None,
+              profile: str | None = None) -> list[dict]:
+    """Every complete run under ``root`` (``<root>/<experiment>/<run>/run.json``), sorted by
+    experiment then run name; hidden (staging, failed) folders and incomplete records are skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for exp_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if experiment is not None and exp_dir.name != experiment:
+            continue
+        for run_dir in sorted(p for p in exp_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if not is_complete(run_dir):
+                continue
+            rec = load_run(run_dir)
+            if profile is not None and rec.get("profile") != profile:
+                continue
+            runs.append(rec)
+    return runs
