@@ -36,7 +36,7 @@ def center_crop_arr(image: Image.Image, size: int) -> np.ndarray:
     image = image.resize((round(image.width * scale), round(image.height * scale)), resample=Image.BICUBIC)
     arr = np.asarray(image)
     top, left = (arr.shape[0] - size) // 2, (arr.shape[1] - size) // 2
-    return arr[top:top + size, left:left + size]
+    return arr[top:top + size, left:left + size].copy()  # own, writable memory
 
 
 def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[Path, int]]]:

@@ -1,0 +1,661 @@
+"""The paper's Tables 1–7: every printed value with where it is printed, and beside it what this
+repository computes (parameters, GMACs) and what it measured in recorded runs.
+
+Three kinds of number, never mixed up:
+
+* **printed** — transcribed from the paper (arXiv:2406.09416, NeurIPS 2024) as printed, as strings
+  (``"505M"``, ``"-"``), each row carrying its table and row number.  Tables 1, 2, 5, 6, 7 are
+  transcribed below.  Tables 3 and 4 describe DiMR's own configurations; they are **generated** from
+  :mod:`dimr.presets` (configs and :class:`~dimr.presets.Recipe` fields), not typed, so that the
+  tests can check the presets against the paper's printed Tables 3 and 4.
+* **computed** — parameter counts and GMACs from :func:`dimr.profile.profile_preset` (meta device,
+  the paper's GFLOPs convention: multiply-accumulates at batch 1, attention included), for every row
+  this package implements.
+* **measured** — metrics from complete run records (:mod:`dimr.runs`) whose ``feeds`` name the row
+  (``"table2/row6"``); each is shown with its label, scale and a link to its run.  A row with no
+  recorded run says "not run".  Nothing is ever filled in by hand.
+
+Every builder returns a :class:`Table` (columns, rows as plain dicts, notes); :func:`markdown`
+renders one as a MyST table for the book.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+from .runs import COMMITTED_PROFILES, list_runs, repo_root
+
+__all__ = [
+    "PAPER", "PAPER_TABLES", "PAGES", "DERIVED", "Table", "paper_rows", "implementation", "profile_row",
+    "fmt_params", "matches_printed", "param_check", "measured_runs", "measured_cell",
+    "table1", "table2", "table3", "table4", "table5", "table6", "table7", "TABLES", "markdown",
+    "NOT_RUN", "NOT_IMPLEMENTED",
+]
+
+PAPER = "Liu et al., DiMR, NeurIPS 2024 (arXiv:2406.09416)"
+#: Page of the arXiv PDF each table is printed on.
+PAGES = {"1a": 8, "1b": 8, "2": 9, "3": 10, "4": 11, "5": 12, "6": 12, "7": 13}
+NOT_RUN = "not run"
+NOT_IMPLEMENTED = "—"
+
+# ---------------------------------------------------------------------------------------------
+# Printed values, transcribed row by row ("-" where the paper prints "-")
+# ---------------------------------------------------------------------------------------------
+_T1_COLS = ("model", "ref", "epochs", "params", "gflops", "fid_wo_cfg", "fid")
+_T1A = """
+ADM-U             | [8]  | 396  | 608M | 742 | 7.49  | 3.94
+LDM-4             | [45] | 166  | 400M | 104 | 10.56 | 3.60
+U-ViT-H/2         | [3]  | 400  | 501M | 133 | 6.58  | 2.29
+DiT-XL/2          | [40] | 1399 | 675M | 119 | 9.62  | 2.27
+Large-DiT-3B      | [1]  | 340  | 3.0B | -   | -     | 2.10
+DiMR-XL/2R (Ours) |      | 400  | 505M | 160 | 4.87  | 1.77
+DiMR-XL/2R (Ours) |      | 800  | 505M | 160 | 4.50  | 1.70
+"""
+_T1B = """
+ADM               | [8]  | -    | 422M | -    | 23.24 | 7.72
+ADM-U             |      | 1081 | 731M | 2813 | 9.96  | 3.85
+U-ViT-L/4         | [3]  | 400  | 287M | 77   | -     | 4.67
+U-ViT-H/4         | [3]  | 400  | 501M | 133  | 15.70 | 4.05
+DiT-XL/2          | [40] | 599  | 675M | 525  | 12.03 | 3.04
+DiMR-XL/3R (Ours) |      | 400  | 525M | 206  | 8.56  | 3.23
+DiMR-XL/3R (Ours) |      | 800  | 525M | 206  | 7.93  | 2.89
+"""
+_T2_COLS = ("model", "ref", "adaln_zero", "td_ln", "multi_branch", "glu", "multiscale_loss", "fid", "params")
+_T2 = """
+Baseline (U-ViT-M/4) | [3] |   |   |   |   |   | 5.85 | 130.9M
+                     |     | ✓ |   |   |   |   | 5.44 | 202.4M
+                     |     | ✓ |   | ✓ |   |   | 7.91 | 217.9M
+                     |     |   | ✓ | ✓ |   |   | 5.21 | 154.0M
+                     |     |   | ✓ | ✓ | ✓ |   | 4.86 | 132.9M
+DiMR-M/3R (Ours)     |     |   | ✓ | ✓ | ✓ | ✓ | 3.65 | 132.9M
+"""
+_T5_COLS = ("model", "ref", "type", "epochs", "params", "gflops", "fid", "is", "precision", "recall")
+_T5 = """
+U-ViT-M/4        | [3] | Diff. | 240 | 131M | 35  | 5.85 | 33.71 | 0.69 | 0.61
+U-ViT-L/4        | [3] | Diff. | 240 | 287M | 77  | 4.26 | 40.66 | 0.71 | 0.62
+DiMR-M/3R (Ours) |     | Diff. | 240 | 133M | 54  | 3.65 | 42.41 | 0.74 | 0.59
+DiMR-L/3R (Ours) |     | Diff. | 240 | 284M | 111 | 2.21 | 55.73 | 0.75 | 0.60
+"""
+_T6 = """
+BigGAN            | [4]  | GAN         | -    | 112M | -   | 6.95  | 224.5 | 0.89 | 0.38
+GigaGAN           | [24] | GAN         | -    | 569M | -   | 3.45  | 225.5 | 0.84 | 0.61
+MaskGIT           | [5]  | Mask.       | 300  | 227M | -   | 6.18  | 182.1 | 0.80 | 0.51
+MaskGIT-re        | [5]  | Mask.       | 300  | 227M | 300 | 4.02  | 355.6 | -    | -
+RCG               | [32] | Mask.       | 200  | 502M | -   | 3.49  | 215.5 | -    | -
+MDT-G             | [11] | Mask.+Diff. | 1299 | 700M | 121 | 1.79  | 283.0 | 0.81 | 0.61
+VQGAN             | [10] | AR          | 100  | 1.4B | -   | 15.78 | 74.3  | -    | -
+VQGAN-re          | [10] | AR          | 100  | 1.4B | -   | 5.20  | 280.3 | -    | -
+ViTVQ             | [63] | AR          | 100  | 1.7B | -   | 4.17  | 175.1 | -    | -
+ViTVQ-re          | [63] | AR          | 100  | 1.7B | -   | 3.04  | 227.4 | -    | -
+RQTran            | [31] | AR          | 50   | 3.8B | -   | 7.55  | 134.0 | -    | -
+RQTran-re         | [31] | AR          | 50   | 3.8B | -   | 3.80  | 323.7 | -    | -
+VAR-d16           | [56] | VAR         | 200  | 310M | -   | 3.60  | 257.5 | 0.85 | 0.48
+VAR-d20           | [56] | VAR         | 250  | 600M | -   | 2.95  | 306.1 | 0.84 | 0.53
+VAR-d24           | [56] | VAR         | 350  | 1.0B | -   | 2.33  | 320.1 | 0.82 | 0.57
+VAR-d30           | [56] | VAR         | 350  | 2.0B | -   | 1.97  | 334.7 | 0.81 | 0.61
+VAR-d30-re        | [56] | VAR         | 350  | 2.0B | -   | 1.80  | 356.4 | 0.83 | 0.57
+ADM-G             | [8]  | Diff.       | 396  | 554M | -   | 4.59  | 186.7 | 0.82 | 0.52
+ADM-G, ADM-U      | [8]  | Diff.       | 208  | 608M | 742 | 3.94  | 215.8 | 0.83 | 0.53
+CDM               | [20] | Diff.       | 2158 | -    | -   | 4.88  | 158.7 | -    | -
+LDM-4             | [45] | Diff.       | 166  | 400M | -   | 3.60  | 247.7 | -    | -
+DiT-L/2           | [40] | Diff.       | 1399 | 458M | 81  | 5.02  | 167.2 | 0.75 | 0.57
+DiT-XL/2          | [40] | Diff.       | 1399 | 675M | 119 | 2.27  | 278.2 | 0.83 | 0.57
+U-ViT-L/2         | [3]  | Diff.       | 240  | 287M | 77  | 3.40  | 219.9 | 0.83 | 0.52
+U-ViT-H/2         | [3]  | Diff.       | 400  | 501M | 133 | 2.29  | 263.9 | 0.82 | 0.57
+DIFFUSSM-XL       | [62] | Diff.       | 515  | 673M | 280 | 2.28  | 259.1 | 0.86 | 0.56
+SiT-XL            | [36] | Diff.       | 1399 | 675M | 119 | 2.06  | 270.3 | 0.82 | 0.59
+DiMR-XL/2R (Ours) |      | Diff.       | 400  | 505M | 160 | 1.77  | 285.7 | 0.79 | 0.62
+DiMR-XL/2R (Ours) |      | Diff.       | 800  | 505M | 160 | 1.70  | 289.0 | 0.79 | 0.63
+"""
+_T7 = """
+BigGAN            | [4]  | GAN   | -    | 158M  | -    | 8.43 | 177.9 | 0.88 | 0.29
+MaskGIT           | [5]  | Mask. | 300  | 227M  | -    | 7.32 | 156.0 | 0.78 | 0.50
+MaskGIT-re        | [5]  | Mask. | 300  | 227M  | -    | 4.46 | 342.0 | -    | -
+VAR-d36-s         | [56] | VAR   | 350  | 2.35B | -    | 2.63 | 303.2 | -    | -
+ADM-G             | [8]  | Diff. | -    | 422M  | -    | 7.72 | 172.7 | 0.87 | 0.42
+ADM-G, ADM-U      | [8]  | Diff. | 1081 | 731M  | 2813 | 3.85 | 221.7 | 0.84 | 0.53
+DiT-XL/2          | [40] | Diff. | 599  | 675M  | 525  | 3.04 | 240.8 | 0.84 | 0.54
+U-ViT-L/4         | [3]  | Diff. | 400  | 287M  | 77   | 4.67 | 213.3 | 0.87 | 0.45
+U-ViT-H/4         | [3]  | Diff. | 400  | 501M  | 133  | 4.05 | 263.8 | 0.84 | 0.48
+DIFFUSSM-XL       | [62] | Diff. | 236  | 673M  | 1066 | 3.41 | 255.0 | 0.85 | 0.49
+DiMR-XL/3R (Ours) |      | Diff. | 400  | 525M  | 206  | 3.23 | 285.1 | 0.82 | 0.54
+DiMR-XL/3R (Ours) |      | Diff. | 800  | 525M  | 206  | 2.89 | 289.8 | 0.83 | 0.55
+"""
+
+
+def _transcribe(key: str, cols: tuple[str, ...], text: str) -> list[dict]:
+    rows = []
+    for i, line in enumerate(ln for ln in text.strip("\n").splitlines() if ln.strip()):
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) != len(cols):
+            raise ValueError(f"Table {key} row {i + 1}: {len(cells)} cells for {len(cols)} columns")
+        rows.append({"table": key, "row": i + 1, **dict(zip(cols, cells))})
+    return rows
+
+
+#: Printed rows of Tables 1(a), 1(b), 2, 5, 6, 7 (Tables 3 and 4 are generated from the presets).
+PAPER_TABLES: dict[str, list[dict]] = {
+    "1a": _transcribe("1a", _T1_COLS, _T1A),
+    "1b": _transcribe("1b", _T1_COLS, _T1B),
+    "2": _transcribe("2", _T2_COLS, _T2),
+    "5": _transcribe("5", _T5_COLS, _T5),
+    "6": _transcribe("6", _T5_COLS, _T6),
+    "7": _transcribe("7", _T5_COLS, _T7),
+}
+
+
+def paper_rows(key: str) -> list[dict]:
+    """The printed rows of a table (``"1a"``, ``"1b"``, ``"2"``, ``"5"``, ``"6"``, ``"7"``), copies."""
+    if key not in PAPER_TABLES:
+        raise KeyError(f"no transcribed Table {key!r}; Tables 3 and 4 are generated: use table3()/table4()")
+    return [dict(r) for r in PAPER_TABLES[key]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Which printed rows this package implements
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Derived:
+    """A printed model that is a preset with a few fields changed (not worth a zoo entry)."""
+
+    base: str
+    changes: dict
+    why: str
+
+
+DERIVED: dict[str, Derived] = {
+    "U-ViT-L/4 @ 512": Derived(
+        "U-ViT-L/4", {"in_channels": 4, "num_classes": 1001},
+        "U-ViT-L/4 for ImageNet 512 is the U-ViT-L/4 preset on 64×64×4 SD-VAE latents with 1001 labels "
+        "(the last is the null label of classifier-free guidance), as in U-ViT's "
+        "configs/imagenet512_uvit_large.py."),
+    "DiT-XL/2 @ 512": Derived(
+        "DiT-XL/2", {"image_size": 64},
+        "DiT-XL/2 for ImageNet 512 is the DiT-XL/2 preset on 64×64×4 latents (1024 tokens). Its fixed "
+        "sine-cosine position table grows with the token count, so it has 0.88M more parameters "
+        "than at 256 (676.01M); the DiT paper, and this paper after it, print 675M for both."),
+}
+
+#: Printed model name → preset (or :data:`DERIVED`) name, per table.
+_IMPLEMENTED: dict[str, dict[str, str]] = {
+    "1a": {"U-ViT-H/2": "U-ViT-H/2", "DiT-XL/2": "DiT-XL/2", "DiMR-XL/2R (Ours)": "DiMR-XL/2R"},
+    "1b": {"U-ViT-L/4": "U-ViT-L/4 @ 512", "U-ViT-H/4": "U-ViT-H/4", "DiT-XL/2": "DiT-XL/2 @ 512",
+           "DiMR-XL/3R (Ours)": "DiMR-XL/3R"},
+    "5": {"U-ViT-M/4": "U-ViT-M/4", "U-ViT-L/4": "U-ViT-L/4", "DiMR-M/3R (Ours)": "DiMR-M/3R",
+          "DiMR-L/3R (Ours)": "DiMR-L/3R"},
+    "6": {"DiT-XL/2": "DiT-XL/2", "U-ViT-L/2": "U-ViT-L/2", "U-ViT-H/2": "U-ViT-H/2",
+          "DiMR-XL/2R (Ours)": "DiMR-XL/2R"},
+    "7": {"DiT-XL/2": "DiT-XL/2 @ 512", "U-ViT-L/4": "U-ViT-L/4 @ 512", "U-ViT-H/4": "U-ViT-H/4",
+          "DiMR-XL/3R (Ours)": "DiMR-XL/3R"},
+}
+
+
+def implementation(key: str, row: dict) -> str | None:
+    """The preset (or derived) name implementing a printed row, or None."""
+    if key == "2":
+        return f"Table2/row{row['row']}"
+    return _IMPLEMENTED.get(key, {}).get(row["model"])
+
+
+def _config(name: str):
+    from .presets import get_preset
+
+    if name in DERIVED:
+        d = DERIVED[name]
+        return dataclasses.replace(get_preset(d.base).model, **d.changes)
+    return get_preset(name).model
+
+
+@functools.lru_cache(maxsize=None)
+def profile_row(name: str, block_norm: str | None = None) -> dict:
+    """``{"params": int, "gmacs": float}`` of a preset or derived model, counted on the meta device.
+
+    ``block_norm`` rebuilds a DiMR config with another block norm (``"tdln"``: the paper's TD-LN
+    everywhere, instead of the official TD-RMSNorm)."""
+    from .nn import build_model
+    from .profile import count_gmacs, count_params
+
+    cfg = _config(name)
+    if block_norm is not None:
+        cfg = dataclasses.replace(cfg, block_norm=block_norm)
+    model = build_model(cfg, device="meta")
+    return {"params": count_params(model), "gmacs": count_gmacs(cfg, model=model)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting and comparing with the printed values
+# ---------------------------------------------------------------------------------------------
+def fmt_params(n: int) -> str:
+    """``132827913 -> "132.83M"``, ``1056352904 -> "1.056B"``."""
+    return f"{n / 1e9:.3f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"
+
+
+def _parse_printed(printed: str) -> tuple[float, int, float] | None:
+    """``"132.9M" -> (132.9, 1 decimal, 1e6)``; None for ``"-"``."""
+    m = re.fullmatch(r"([0-9]+(?:\.([0-9]+))?)([MB])", printed.strip())
+    if not m:
+        return None
+    return float(m.group(1)), len(m.group(2) or ""), 1e6 if m.group(3) == "M" else 1e9
+
+
+def matches_printed(n: int, printed: str) -> bool | None:
+    """Does a count round to the printed value at the printed precision? None if nothing is printed."""
+    p = _parse_printed(printed)
+    if p is None:
+        return None
+    value, decimals, unit = p
+    return round(n / unit, decimals) == value
+
+
+def _mark(ok: bool | None) -> str:
+    return "" if ok is None else (" ✓" if ok else " ✗")
+
+
+def param_check(key: str, row: dict) -> dict:
+    """How this repo's count of a printed row compares with the printed #Params.
+
+    Returns ``{"name", "params", "match", "alt": {"label", "params", "match"} | None}``: ``alt`` is
+    the TD-LN-block-norm count for the DiMR-family rows of Table 2 (see :func:`table2`)."""
+    name = implementation(key, row)
+    if name is None:
+        raise KeyError(f"Table {key} row {row['row']} ({row['model']!r}) is not implemented here")
+    prof = profile_row(name)
+    out = {"name": name, "params": prof["params"], "match": matches_printed(prof["params"], row["params"]),
+           "alt": None}
+    if key == "2" and _config(name).arch == "dimr" and _config(name).block_norm == "tdrmsn":
+        alt = profile_row(name, "tdln")["params"]
+        out["alt"] = {"label": "TD-LN", "params": alt, "match": matches_printed(alt, row["params"])}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Measured values from recorded runs
+# ---------------------------------------------------------------------------------------------
+_METRIC_ORDER = ("fid_wo_cfg", "fid", "is", "precision", "recall")
+
+
+def _runs_root(runs_root) -> Path:
+    return Path(runs_root) if runs_root is not None else repo_root() / "runs"
+
+
+def measured_runs(key: str, row: int, runs_root: str | Path | None = None) -> list[dict]:
+    """Complete runs whose record says it feeds ``table<key>/row<row>`` (committed profiles first)."""
+    tag = f"table{key}/row{row}"
+    runs = [r for r in list_runs(_runs_root(runs_root)) if tag in r.get("feeds", ())]
+    return sorted(runs, key=lambda r: (r.get("profile") not in COMMITTED_PROFILES, r["experiment"], r["run"]))
+
+
+def _run_link(rec: dict, style: str) -> str:
+    path = Path(rec["path"])
+    root = repo_root(path)
+    try:
+        rel = path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    kind = "committed" if rec.get("profile") in COMMITTED_PROFILES else "fresh"
+    text = f"{rec['experiment']}/{rec['run']}, {kind}"
+    if style != "myst":
+        return f"{text}: {rel}"
+    nb = rec.get("notebook")
+    if nb and (path / nb).exists():
+        return f"{{doc}}`{text} </{rel}/{Path(nb).stem}>`"
+    return f"{{download}}`{text} </{rel}/run.json>`"
+
+
+def measured_cell(key: str, row: int, implemented: bool, runs_root=None, style: str = "myst") -> str:
+    """One table cell: every metric of every run feeding the row, each with its label, scale and
+    run; :data:`NOT_RUN` if the row is implemented but nothing is recorded; :data:`NOT_IMPLEMENTED`
+    otherwise."""
+    runs = measured_runs(key, row, runs_root)
+    if not runs:
+        return NOT_RUN if implemented else NOT_IMPLEMENTED
+    parts = []
+    for rec in runs:
+        metrics = rec.get("metrics", {})
+        names = [m for m in _METRIC_ORDER if m in metrics] + sorted(m for m in metrics if m not in _METRIC_ORDER)
+        for m in names:
+            v = metrics[m]
+            parts.append(f"**{v['value']:.4g}** {v['label']}, {v['scale']} ({_run_link(rec, style)})")
+        if not names:
+            parts.append(f"no metrics recorded ({_run_link(rec, style)})")
+    return "; ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+@dataclass
+class Table:
+    """A table ready to show: ``rows`` are dicts keyed by ``columns`` (display strings); ``notes``
+    are the numbered footnotes the cells' superscript markers point to."""
+
+    key: str
+    title: str
+    source: str
+    columns: list[str]
+    rows: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> str:
+        """Add a footnote (once) and return its superscript marker."""
+        if text not in self.notes:
+            self.notes.append(text)
+        return str(self.notes.index(text) + 1).translate(_SUPERSCRIPT)
+
+
+_GMACS_NOTE = ("\"GFLOPs\" in the paper are multiply-accumulates (GMACs) of one forward pass at batch 1 with "
+               "the attention matmuls included (fvcore's convention, confirmed on every row this repo "
+               "implements); the computed column uses that convention (dimr.profile.count_gmacs).")
+_MEASURED_NOTE = ("Measured: metrics of complete runs in runs/ whose record feeds this row, each labelled "
+                  "with what it is and the scale it ran at (data, resolution, steps, hardware); \"not run\" "
+                  "means no run is recorded, \"—\" that this package does not implement the model.")
+_M3R_NOTE = ("The paper prints three sizes for DiMR-M/3R: 133M (Tables 3–5), 132.7M (App. B) and 132.9M "
+             "(Table 2). The official-code build has 132.83M with TD-RMSNorm block norms (the released "
+             "configs) and 132.94M with TD-LN block norms; neither gives 132.7M (facts §4).")
+_XL3R_NOTE = ("DiMR-XL/3R: 525M in Tables 1, 3, 4, 7, but 524.8M in the Limitations section; the "
+              "official-style build has 525.03M.")
+
+
+def _source(key: str, computed: bool = True) -> str:
+    base = f"Printed values: Table {key[0]}{'(' + key[1] + ')' if len(key) > 1 else ''}, p. {PAGES[key]}, {PAPER}."
+    if computed:
+        base += (" Computed: this package's models counted on the meta device (dimr.profile). "
+                 "✓/✗: the count rounds / does not round to the printed value at its printed precision.")
+    return base
+
+
+def _count_cell(t: Table, key: str, row: dict) -> str:
+    chk = param_check(key, row)
+    cell = fmt_params(chk["params"]) + _mark(chk["match"])
+    if chk["alt"] is not None:
+        cell = (f"{cell} (TD-RMSNorm) · {fmt_params(chk['alt']['params'])}{_mark(chk['alt']['match'])} "
+                f"({chk['alt']['label']})")
+    name = chk["name"]
+    if name in DERIVED:
+        cell += t.note(DERIVED[name].why)
+    if name in ("DiMR-M/3R", "Table2/row5", "Table2/row6"):
+        cell += t.note(_M3R_NOTE)
+    if name == "DiMR-XL/3R":
+        cell += t.note(_XL3R_NOTE)
+    return cell
+
+
+def _gmacs_cell(name: str, printed: str) -> str:
+    g = profile_row(name)["gmacs"]
+    ok = None if printed.strip() in ("-", "") else round(g) == int(printed)
+    return f"{g:.1f}{_mark(ok)}"
+
+
+def _model_cell(row: dict) -> str:
+    return f"{row['model']} {row['ref']}".strip()
+
+
+def _benchmark_table(key: str, title: str, metric_cols: list[tuple[str, str]], with_type: bool,
+                     runs_root=None, style: str = "myst") -> Table:
+    """Tables 1(a), 1(b), 5, 6, 7: printed columns, then this repo's counts and measurements."""
+    cols = ["Model"] + (["Type"] if with_type else []) + ["Epoch", "#Params", "#Params (this repo)", "GFLOPs",
+                                                         "GMACs (this repo)"]
+    cols += [label for _, label in metric_cols] + ["Measured (this repo)"]
+    t = Table(key, title, _source(key), cols)
+    for r in paper_rows(key):
+        name = implementation(key, r)
+        out = {"Model": _model_cell(r)}
+        if with_type:
+            out["Type"] = r["type"]
+        out.update({"Epoch": r["epochs"], "#Params": r["params"], "GFLOPs": r["gflops"]})
+        out["#Params (this repo)"] = _count_cell(t, key, r) if name else NOT_IMPLEMENTED
+        out["GMACs (this repo)"] = _gmacs_cell(name, r["gflops"]) if name else NOT_IMPLEMENTED
+        for field_, label in metric_cols:
+            out[label] = r[field_]
+        out["Measured (this repo)"] = measured_cell(key, r["row"], name is not None, runs_root, style)
+        t.rows.append({c: out[c] for c in cols})
+    t.note(_GMACS_NOTE)
+    t.note(_MEASURED_NOTE)
+    return t
+
+
+def table1(part: str = "a", runs_root=None, style: str = "myst") -> Table:
+    """Table 1: class-conditional ImageNet 256×256 (``part="a"``) and 512×512 (``"b"``), FID-50K with
+    and without classifier-free guidance."""
+    if part not in ("a", "b"):
+        raise ValueError("Table 1 has parts 'a' (256×256) and 'b' (512×512)")
+    res = "256×256" if part == "a" else "512×512"
+    t = _benchmark_table(f"1{part}", f"Table 1({part}): class-conditional ImageNet {res}",
+                         [("fid_wo_cfg", "FID w/o CFG ↓"), ("fid", "FID ↓")], False, runs_root, style)
+    if part == "b":
+        t.note("Table 1(b) prints DiT-XL/2 at 525 GFLOPs: the 512×512 model (64×64×4 latents, 1024 tokens). "
+               "The same model is printed at 119 GFLOPs in Table 1(a) at 256×256.")
+    return t
+
+
+def table2(runs_root=None, style: str = "myst") -> Table:
+    """Table 2: the ablation from U-ViT-M/4 to DiMR-M/3R on ImageNet 64×64 (FID-50K, no guidance)."""
+    cols = ["#", "Model", "adaLN-Zero", "TD-LN", "Multi-branch", "GLU", "Multi-scale loss", "FID ↓", "#Params",
+            "This repo's model", "#Params (this repo)", "GMACs (this repo)", "Measured (this repo)"]
+    t = Table("2", "Table 2: ablation study (ImageNet 64×64)", _source("2"), cols)
+    from .presets import get_preset
+
+    for r in paper_rows("2"):
+        name = implementation("2", r)
+        p = get_preset(name)
+        what = p.description.split(": ", 1)[-1]
+        if r["row"] in (2, 3):
+            what += t.note("Table 2 rows 2 and 3 are not specified in the paper. This repo's constructions "
+                           "reproduce the printed counts (202.4M: a two-layer modulation MLP Linear(d,d)→SiLU"
+                           "→Linear(d,6d) in each of U-ViT's 17 blocks plus a two-layer time MLP; 217.9M: DiT's "
+                           "adaLN-Zero in every block with a DiT timestep embedder per branch and 4× GELU MLPs). "
+                           "They are guesses that fit the counts, not the authors' code, and no single recipe "
+                           "explains both rows (facts §6).")
+        if r["row"] in (4, 5, 6):
+            what += t.note("Rows 4–6 are counted twice: with TD-RMSNorm block norms (what the released "
+                           "configs use) and with TD-LN block norms (the norm the paper names). The printed "
+                           "154.0M and 132.9M match TD-LN; TD-RMSNorm is 0.11M smaller. Rows 3–5 train on the "
+                           "last branch's loss only (loss coefficients 0, 0, 1), row 6 on the multi-scale loss.")
+        out = {"#": str(r["row"]), "Model": _model_cell(r) or "", "adaLN-Zero": r["adaln_zero"], "TD-LN": r["td_ln"],
+               "Multi-branch": r["multi_branch"], "GLU": r["glu"], "Multi-scale loss": r["multiscale_loss"],
+               "FID ↓": r["fid"], "#Params": r["params"], "This repo's model": f"`{name}`: {what}",
+               "#Params (this repo)": _count_cell(t, "2", r),
+               "GMACs (this repo)": f"{profile_row(name)['gmacs']:.1f}",
+               "Measured (this repo)": measured_cell("2", r["row"], True, runs_root, style)}
+        t.rows.append(out)
+    t.note("Table 2 prints no GFLOPs; the GMACs column shows what each step costs: adaLN-Zero leaves U-ViT's "
+           "compute nearly unchanged, while the multi-branch rows cost 54–64 GMACs against U-ViT-M/4's 35.")
+    t.note(_MEASURED_NOTE)
+    return t
+
+
+def _ordinal(i: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(i, f"{i}th")
+
+
+def _paper_value_in(preset, table_no: int) -> str:
+    """The preset's printed #Params in a given table ("Tables 3–5", "Tables 1, 3, 4, 6"), as printed."""
+    for pv in preset.paper_params:
+        where = pv.where
+        m = re.match(r"Tables? ([0-9,\s–-]+)", where)
+        if not m:
+            continue
+        nums: set[int] = set()
+        for part in m.group(1).split(","):
+            part = part.strip()
+            if re.fullmatch(r"\d+\s*[–-]\s*\d+", part):
+                a, b = (int(x) for x in re.split(r"[–-]", part))
+                nums.update(range(a, b + 1))
+            elif part.isdigit():
+                nums.add(int(part))
+        if table_no in nums and "row" not in where:
+            v = pv.value
+            return f"{v:g}M" if v < 1000 else f"{v / 1000:g}B"
+    return "-"
+
+
+def _presets_tagged(tag: str) -> list:
+    from .presets import PRESETS
+
+    return [p for p in PRESETS.values() if tag in p.tags and p.model.arch == "dimr"]
+
+
+def _size(n: int) -> str:
+    return f"{n}×{n}"
+
+
+def table3() -> Table:
+    """Table 3, generated from the presets tagged ``table3``: R, N, D and #params of the DiMR family."""
+    cols = ["model", "input size", "latent size", "#branches R", "#layers N", "hidden size D", "#params",
+            "#params (this repo)", "blocks built (N//2·2+1)"]
+    t = Table("3", "Table 3: the DiMR family", _source("3") + " Generated from dimr.presets.", cols)
+    for p in _presets_tagged("table3"):
+        cfg, rec = p.model, p.recipe
+        printed = _paper_value_in(p, 3)
+        n = profile_row(p.name)["params"]
+        count = fmt_params(n) + _mark(matches_printed(n, printed))
+        if p.name == "DiMR-M/3R":
+            count += t.note(_M3R_NOTE)
+        if p.name == "DiMR-XL/3R":
+            count += t.note(_XL3R_NOTE)
+        t.rows.append({
+            "model": p.name, "input size": _size(rec.resolution),
+            "latent size": _size(rec.latent_shape[0]) if rec.latent_shape else "-",
+            "#branches R": str(cfg.num_branches),
+            "#layers N": "(" + ",".join(str(b.depth) for b in cfg.branches) + ")",
+            "hidden size D": "(" + ",".join(str(b.dim) for b in cfg.branches) + ")",
+            "#params": printed, "#params (this repo)": count,
+            "blocks built (N//2·2+1)": "(" + ",".join(str(cfg.built_depth(r)) for r in
+                                                     range(1, cfg.num_branches + 1)) + ")"})
+    t.note("The official code builds N//2·2+1 blocks per branch (U-ViT's long skips need an odd count), so an "
+           "even N gets one more block than printed: (15,8,8) is built as 15, 9, 9 blocks (facts §7.3).")
+    return t
+
+
+def _k(n: int) -> str:
+    """``300000 -> "300K"``, ``1000000 -> "1M"``."""
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n % 1000 == 0:
+        return f"{n // 1000}K"
+    return str(n)
+
+
+def _sci(x: float) -> str:
+    """``3e-4 -> "3×10⁻⁴"``."""
+    mant, exp = f"{x:e}".split("e")
+    mant = f"{float(mant):g}"
+    return f"{mant}×10{str(int(exp)).replace('-', '⁻').translate(_SUPERSCRIPT)}"
+
+
+def _coeff(c: float) -> str:
+    f = Fraction(c).limit_denominator(1024)
+    return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
+
+
+def table4() -> Table:
+    """Table 4, generated from the presets tagged ``table4`` (model configs and Recipe fields):
+    the experimental setup of every DiMR variant, one column per model."""
+    presets = _presets_tagged("table4")
+    cols = ["setting"] + [p.name for p in presets]
+    t = Table("4", "Table 4: experimental setup of DiMR", _source("4") + " Generated from dimr.presets.", cols)
+
+    def add(label: str, fn: Callable) -> None:
+        t.rows.append({"setting": label, **{p.name: fn(p) for p in presets}})
+
+    def branch(r: int, fn: Callable) -> Callable:
+        return lambda p: fn(p, p.model.branches[r - 1], r) if r <= p.model.num_branches else "-"
+
+    add("Parameters", lambda p: _paper_value_in(p, 4))
+    add("Image Resolution", lambda p: _size(p.recipe.resolution))
+    add("Latent space", lambda p: "✓" if p.recipe.latent else "✗")
+    add("Latent shape", lambda p: "×".join(map(str, p.recipe.latent_shape)) if p.recipe.latent_shape else "-")
+    add("Image decoder", lambda p: p.recipe.image_decoder or "-")
+    add("Number of branches R", lambda p: str(p.model.num_branches))
+    for r in (1, 2, 3):
+        add(f"Blocks in {_ordinal(r)} branch",
+            branch(r, lambda p, b, r: "Transformer" if b.block == "transformer" else "ConvNeXt"))
+        add(f"{_ordinal(r)} branch: #Layers", branch(r, lambda p, b, r: str(b.depth)))
+        add(f"{_ordinal(r)} branch: #Dimensions", branch(r, lambda p, b, r: str(b.dim)))
+        if r == 1:
+            add(f"{_ordinal(r)} branch: #Heads", branch(r, lambda p, b, r: str(b.heads)))
+        else:
+            add(f"{_ordinal(r)} branch: Kernel size", branch(r, lambda p, b, r: _size(b.kernel_size)))
+        add(f"{_ordinal(r)} branch: Resolution", branch(r, lambda p, b, r: _size(p.model.resolution(r))))
+        add(f"{_ordinal(r)} branch: Loss Coeffs.", branch(r, lambda p, b, r: _coeff(p.recipe.loss_coeffs[r - 1])))
+    add("Batch size", lambda p: str(p.recipe.batch_size))
+    add("Training iterations", lambda p: _k(p.recipe.iterations))
+    add("Warm-up steps", lambda p: _k(p.recipe.warmup_steps))
+    add("Optimizer", lambda p: p.recipe.optimizer)
+    add("learning rate", lambda p: _sci(p.recipe.lr))
+    add("Weight decay", lambda p: f"{p.recipe.weight_decay:g}")
+    add("Betas", lambda p: "(" + ",".join(f"{b:g}" for b in p.recipe.betas) + ")")
+    add("Training devices", lambda p: p.recipe.training_devices or "-")
+    add("Training time", lambda p: p.recipe.training_time or "-")
+    add("Sampler", lambda p: p.recipe.sampler)
+    add("Sampling steps", lambda p: str(p.recipe.sampling_steps))
+    n_printed = len(t.rows)
+    marker = t.note("Rows below the line are not in the paper: this repo's count and GMACs of each preset, the "
+                    "blocks the official code builds, and recipe fields Table 4 leaves out (from the presets: "
+                    "the official configs for the latent models, U-ViT's recipe for the pixel models).")
+    add(f"Parameters (this repo){marker}", lambda p: fmt_params(profile_row(p.name)["params"])
+        + _mark(matches_printed(profile_row(p.name)["params"], _paper_value_in(p, 4))))
+    add("GMACs (this repo)", lambda p: f"{profile_row(p.name)['gmacs']:.1f}")
+    add("Blocks built per branch", lambda p: ", ".join(str(p.model.built_depth(r))
+                                                       for r in range(1, p.model.num_branches + 1)))
+    add("Noise schedule", lambda p: {"vp_linear": "continuous VP, β 0.1→20",
+                                      "sd_scaled_linear": "SD scaled-linear (discrete)"}.get(p.recipe.schedule,
+                                                                                           p.recipe.schedule))
+    add("EMA rate", lambda p: f"{p.recipe.ema_rate:g}")
+    add("Label dropout (CFG)", lambda p: f"{p.recipe.p_uncond:g}")
+    add("CFG scale (w = 1 + scale)", lambda p: f"{p.recipe.cfg_scale:g}" if p.recipe.cfg_scale else "none")
+    t.rows.insert(n_printed, {c: ("**this repo**" if c == "setting" else "") for c in cols})
+    return t
+
+
+def table5(runs_root=None, style: str = "myst") -> Table:
+    """Table 5: ImageNet 64×64 without guidance (FID, IS, precision, recall)."""
+    return _benchmark_table("5", "Table 5: class-conditional ImageNet 64×64 (no guidance)",
+                            [("fid", "FID ↓"), ("is", "IS ↑"), ("precision", "Precision ↑"), ("recall", "Recall ↑")],
+                            True, runs_root, style)
+
+
+def table6(runs_root=None, style: str = "myst") -> Table:
+    """Table 6: ImageNet 256×256 with guidance, against every family of generative model."""
+    t = _benchmark_table("6", "Table 6: class-conditional ImageNet 256×256 (with guidance)",
+                         [("fid", "FID ↓"), ("is", "IS ↑"), ("precision", "Precision ↑"), ("recall", "Recall ↑")],
+                         True, runs_root, style)
+    t.note("ADM-G, ADM-U is printed with 208 epochs here and 396 in Table 1(a); both as printed.")
+    return t
+
+
+def table7(runs_root=None, style: str = "myst") -> Table:
+    """Table 7: ImageNet 512×512 with guidance."""
+    return _benchmark_table("7", "Table 7: class-conditional ImageNet 512×512 (with guidance)",
+                            [("fid", "FID ↓"), ("is", "IS ↑"), ("precision", "Precision ↑"), ("recall", "Recall ↑")],
+                            True, runs_root, style)
+
+
+#: Every table by key, each a zero-argument builder.
+TABLES: dict[str, Callable[[], Table]] = {
+    "1a": lambda: table1("a"), "1b": lambda: table1("b"), "2": table2, "3": table3, "4": table4,
+    "5": table5, "6": table6, "7": table7,
+}
+
+
+def _escape(cell: str) -> str:
+    return str(cell).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(table: Table, notes: bool = True) -> str:
+    """The table as a MyST/GFM pipe table, then its numbered notes and its source line."""
+    lines = ["| " + " | ".join(_escape(c) for c in table.columns) + " |",
+             "|" + "|".join("---" for _ in table.columns) + "|"]
+    lines += ["| " + " | ".join(_escape(r.get(c, "")) for c in table.columns) + " |" for r in table.rows]
+    out = "\n".join(lines)
+    if notes and table.notes:
+        out += "\n\n" + "\n".join(f"{str(i + 1).translate(_SUPERSCRIPT)} {n}\n" for i, n in enumerate(table.notes))
+    return out + f"\n\n*{table.source}*\n"
