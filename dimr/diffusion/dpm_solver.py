@@ -179,7 +179,8 @@ class _Coeffs:
 def _model_value(eps_fn: EpsFn, schedule: Schedule, x: torch.Tensor, t: torch.Tensor,
                  predict: str) -> torch.Tensor:
     """m(x, t): the noise prediction ε̂, or the data prediction x̂₀ = (x − σ_t ε̂)/α_t."""
-    t_vec = t.to(device=x.device, dtype=x.dtype).expand(x.shape[0])
+    # times travel in at least float32, also for half-precision x (t·1000 must not be rounded)
+    t_vec = t.to(device=x.device, dtype=torch.promote_types(x.dtype, torch.float32)).expand(x.shape[0])
     eps = eps_fn(x, t_vec)
     if predict == "noise":
         return eps
@@ -443,7 +444,8 @@ def sample_diffusers(eps_fn: EpsFn, x_T: torch.Tensor, scheduler, steps: int,
     scheduler.set_timesteps(steps)
     x = x_T
     for k in scheduler.timesteps:
-        t = torch.full((x.shape[0],), (float(k) + 1.0) / num_train_steps, dtype=x.dtype, device=x.device)
+        t = torch.full((x.shape[0],), (float(k) + 1.0) / num_train_steps, device=x.device,
+                       dtype=torch.promote_types(x.dtype, torch.float32))
         x = scheduler.step(eps_fn(x, t), k, x).prev_sample
     if scheduler.config.final_sigmas_type != "sigma_min":
         raise ValueError("sample_diffusers reports the grid only for final_sigmas_type='sigma_min' "

@@ -1,0 +1,57 @@
+"""Diffusion: noise schedules, the multi-scale loss (eq. 8), classifier-free guidance, DPM-Solver.
+
+* :mod:`.schedules` — the one place that maps time t to α_t, σ_t, the log-SNR and what a network
+  is fed (``VPLinearSchedule``, ``SDScaledLinearSchedule``, ``get_schedule``).
+* :mod:`.multiscale_loss` — eq. (8) with the official (k·avgpool) or paper (avgpool) targets.
+* :mod:`.guidance` — label dropout, the guided prediction from one doubled-batch forward,
+  ``guided_model_fn`` for the solvers.
+* :mod:`.dpm_solver` — DPM-Solver / DPM-Solver++ (orders 1–3, singlestep "fast" and multistep) as
+  pure functions, and an optional diffusers route.
+"""
+from .dpm_solver import (
+    EpsFn,
+    diffusers_scheduler,
+    first_order_update,
+    get_singlestep_time_steps,
+    get_time_steps,
+    multistep_update,
+    sample_diffusers,
+    sample_dpm_solver,
+    singlestep_orders,
+    singlestep_update,
+    trained_betas,
+)
+from .guidance import (
+    apply_guidance,
+    cosine_ramp_weight,
+    drop_labels,
+    guided_model_fn,
+    guided_prediction,
+    model_eps_fn,
+    weight_from_scale,
+)
+from .multiscale_loss import MultiScaleLoss, downsample_noise, multiscale_loss, paper_coefficients
+from .schedules import (
+    NOISE_INPUTS,
+    SCHEDULES,
+    Schedule,
+    SDScaledLinearSchedule,
+    VPLinearSchedule,
+    get_schedule,
+    sd_scaled_linear_betas,
+)
+
+__all__ = [
+    # schedules
+    "VPLinearSchedule", "SDScaledLinearSchedule", "Schedule", "SCHEDULES", "NOISE_INPUTS", "get_schedule",
+    "sd_scaled_linear_betas",
+    # multi-scale loss
+    "multiscale_loss", "MultiScaleLoss", "downsample_noise", "paper_coefficients",
+    # guidance
+    "drop_labels", "weight_from_scale", "cosine_ramp_weight", "apply_guidance", "guided_prediction",
+    "guided_model_fn", "model_eps_fn",
+    # solver
+    "EpsFn", "sample_dpm_solver", "get_time_steps", "get_singlestep_time_steps", "singlestep_orders",
+    "first_order_update", "singlestep_update", "multistep_update", "diffusers_scheduler", "sample_diffusers",
+    "trained_betas",
+]

@@ -1,0 +1,503 @@
+"""The one training loop: every preset, one process or many (``torchrun``), CPU or GPU.
+
+    python -m dimr train --preset DiMR-T/3R --out runs-local/t3r                 # offline shapes, defaults
+    python -m dimr train --preset DiMR-T/3R --out runs-local/t3r --steps 6 --resume
+    torchrun --nproc_per_node 8 -m dimr train --preset DiMR-XL/2R --dataset latents --data-root …
+
+What it does, per step (paper §3, eq. (8); facts §3):
+
+1. take the step's batch (its indices are a pure function of seed, step and rank: see
+   :class:`StepBatchSampler`), drop labels to the null class with probability ``p_uncond`` (CFG);
+2. draw t from the schedule and ε ~ N(0, I) from a generator seeded by (seed, sample id), form
+   ``x_t = α_t x_0 + σ_t ε`` and feed the network what its family expects (log-SNR for DiMR);
+3. backpropagate the multi-scale loss, AdamW (no weight decay on the TD gates ``nodecay_*``), linear
+   warm-up then constant learning rate, EMA of the weights.
+
+Because every random draw is derived from (seed, sample id) and the checkpoint holds model, EMA,
+optimiser, step and RNG states, ``--resume`` continues *exactly*: on CPU, a run killed at any point
+and resumed ends bitwise equal to an uninterrupted one.  Checkpoints are written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import config_to_dict
+from .data import build_dataset
+from .diffusion import drop_labels, get_schedule, multiscale_loss
+from .nn import build_model
+from .nn.tdln import NODECAY_SUFFIXES
+from .presets import get_preset
+
+__all__ = ["TrainConfig", "resolve_config", "adapt_model_config", "param_groups", "lr_at", "EMA",
+           "StepBatchSampler", "draw_noise", "train", "cli"]
+
+CHECKPOINT_NAME = "latest.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on. ``None`` fields take the preset's :class:`~dimr.presets.Recipe`.
+
+    ``batch_size`` is the *global* batch per optimiser step (split over processes and accumulation
+    steps); ``steps`` is the run's total length (a resumed run trains up to it)."""
+
+    preset: str = "DiMR-T/3R"
+    dataset: str = "shapes"
+    data_root: str | None = None
+    dataset_size: int = 20_000
+    steps: int | None = None
+    batch_size: int | None = None
+    grad_accum: int = 1
+    lr: float | None = None
+    weight_decay: float | None = None
+    betas: tuple[float, float] | None = None
+    warmup_steps: int | None = None
+    ema_rate: float | None = None
+    ema_warmup: bool = False
+    p_uncond: float | None = None
+    loss_coeffs: tuple[float, ...] | None = None
+    loss_target: str = "official"
+    decay_time_gates: bool = False
+    amp: str = "auto"
+    grad_checkpointing: bool = False
+    compile: bool = False
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every: int = 500
+    num_workers: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+#: fields that may change between a run and its resumption without changing its result
+RESUMABLE_CHANGES = {"steps", "log_every", "ckpt_every", "num_workers", "device", "progress", "compile"}
+
+
+def resolve_config(cfg: TrainConfig) -> TrainConfig:
+    """Fill every ``None`` from the preset's recipe; validate choices."""
+    recipe = get_preset(cfg.preset).recipe
+    fill = dict(steps=recipe.iterations, batch_size=recipe.batch_size, lr=recipe.lr,
+                weight_decay=recipe.weight_decay, betas=tuple(recipe.betas), warmup_steps=recipe.warmup_steps,
+                ema_rate=recipe.ema_rate, p_uncond=recipe.p_uncond, loss_coeffs=tuple(recipe.loss_coeffs))
+    out = dataclasses.replace(cfg, **{k: v for k, v in fill.items() if getattr(cfg, k) is None})
+    out = dataclasses.replace(out, betas=tuple(out.betas), loss_coeffs=tuple(out.loss_coeffs))
+    if out.amp not in ("auto", "none", "bf16", "fp16"):
+        raise ValueError(f"amp must be auto, none, bf16 or fp16, got {out.amp!r}")
+    if out.loss_target not in ("official", "paper"):
+        raise ValueError(f"loss_target must be 'official' or 'paper', got {out.loss_target!r}")
+    if out.steps < 1 or out.batch_size < 1 or out.grad_accum < 1:
+        raise ValueError("steps, batch_size and grad_accum must be positive")
+    if not 0.0 <= out.ema_rate < 1.0:
+        raise ValueError(f"ema_rate must be in [0, 1), got {out.ema_rate}")
+    return out
+
+
+def adapt_model_config(model_cfg, dataset, p_uncond: float):
+    """The preset's network, fitted to the data: input channels and size from the data, and
+    ``num_classes = K + 1`` when CFG label dropout is on (index K is the null label), else ``K``."""
+    c, h, w = dataset.image_shape
+    if h != w:
+        raise ValueError(f"square inputs only, got {h}×{w}")
+    k = dataset.num_classes + (1 if p_uncond > 0 else 0)
+    return dataclasses.replace(model_cfg, in_channels=c, image_size=h, num_classes=k)
+
+
+def param_groups(model: nn.Module, weight_decay: float, decay_time_gates: bool = False) -> list[dict]:
+    """The official AdamW groups (facts §3): weight decay on everything except the TD gates
+    (``nodecay_weight``/``nodecay_bias``, and the paper-form ``gate_weight``/``gate_bias``).
+    Frozen parameters (DiT's fixed positions) are left out."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if name.endswith(NODECAY_SUFFIXES) and not decay_time_gates else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, base_lr: float, warmup_steps: int) -> float:
+    """Linear warm-up then constant (official ``LambdaLR(min(step/warmup, 1))``): ``step`` = updates done."""
+    return base_lr * (min(step / warmup_steps, 1.0) if warmup_steps > 0 else 1.0)
+
+
+class EMA:
+    """Exponential moving average of the parameters (official: copied at step 0, rate 0.9999, no
+    warm-up; ``warmup=True`` uses ``min(rate, (1 + n)/(10 + n))`` for short runs)."""
+
+    def __init__(self, model: nn.Module, rate: float, warmup: bool = False):
+        self.rate, self.warmup = rate, warmup
+        self.shadow = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def rate_at(self, step: int) -> float:
+        return min(self.rate, (1 + step) / (10 + step)) if self.warmup else self.rate
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        r = self.rate_at(step)
+        for n, p in model.named_parameters():
+            self.shadow[n].lerp_(p.detach(), 1.0 - r)
+
+    def state_dict(self, model: nn.Module) -> dict:
+        """A full model state dict with EMA parameters (buffers from ``model``)."""
+        state = model.state_dict()
+        return {k: (self.shadow[k].clone() if k in self.shadow else v.clone()) for k, v in state.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for n in self.shadow:
+            self.shadow[n].copy_(state[n])
+
+
+def _seed_for(*parts: int) -> int:
+    """A 63-bit seed from integers (splitmix-style), so per-step generators never collide."""
+    x = 0x9E3779B97F4A7C15
+    for p in parts:
+        x = (x ^ (int(p) + 0x9E3779B97F4A7C15 + (x << 6) + (x >> 2))) & 0xFFFFFFFFFFFFFFFF
+        x = (x * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    return x & 0x7FFFFFFFFFFFFFFF
+
+
+class StepBatchSampler(Sampler):
+    """Index lists for steps ``start..total-1``: sample ``k`` of the run (counted over steps,
+    accumulation micro-steps and ranks) is item ``perm_e[k mod N]`` with ``e = k // N`` and ``perm_e`` a
+    permutation seeded by (seed, e). A pure function of (seed, step, rank): resumable and DDP-sharded."""
+
+    def __init__(self, n_items: int, local_batch: int, start_step: int, total_steps: int, seed: int,
+                 rank: int = 0, world: int = 1, accum: int = 1):
+        self.n, self.local, self.start, self.total = n_items, local_batch, start_step, total_steps
+        self.seed, self.rank, self.world, self.accum = seed, rank, world, accum
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._perms:
+            self._perms = {e: p for e, p in self._perms.items() if e >= epoch - 1}
+            g = torch.Generator().manual_seed(_seed_for(self.seed, 0xDA7A, epoch))
+            self._perms[epoch] = torch.randperm(self.n, generator=g)
+        return self._perms[epoch]
+
+    def sample_ids(self, step: int, micro: int = 0) -> range:
+        """Run-global ids ``k`` of the samples this rank takes at (step, micro)."""
+        first = ((step * self.accum + micro) * self.world + self.rank) * self.local
+        return range(first, first + self.local)
+
+    def indices(self, step: int, micro: int = 0) -> list[int]:
+        return [int(self._perm(k // self.n)[k % self.n]) for k in self.sample_ids(step, micro)]
+
+    def __iter__(self):
+        for step in range(self.start, self.total):
+            for micro in range(self.accum):
+                yield self.indices(step, micro)
+
+    def __len__(self) -> int:
+        return (self.total - self.start) * self.accum
+
+
+def draw_noise(sample_ids: range, y: torch.Tensor, shape, schedule, cfg: TrainConfig, null_class: int):
+    """Label dropout, diffusion time and noise for each sample, from a generator seeded by
+    (seed, run-global sample id): the draws do not depend on how samples are split over processes,
+    so ``torchrun`` with K processes trains the same run as one process (up to float summation order).
+    Returns ``(y [B], t [B], eps [B, *shape])`` on the CPU."""
+    ys, ts, noises = [], [], []
+    for k, label in zip(sample_ids, y.cpu()):
+        g = torch.Generator().manual_seed(_seed_for(cfg.seed, 0x5EED, k))
+        ys.append(drop_labels(label.view(1), cfg.p_uncond, null_class, g))
+        ts.append(schedule.sample_training_t(1, generator=g))
+        noises.append(torch.randn(tuple(shape), generator=g))
+    return torch.cat(ys), torch.cat(ts), torch.stack(noises)
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: str) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    want_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if world > 1:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if want_cuda else "gloo")
+        if want_cuda:
+            torch.cuda.set_device(local)
+        dev = torch.device(f"cuda:{local}" if want_cuda else "cpu")
+        return _Dist(dist.get_rank(), world, local, dev)
+    dev = torch.device("cuda" if want_cuda else ("cpu" if device == "auto" else device))
+    return _Dist(device=dev)
+
+
+def _amp_dtype(amp: str, device: torch.device):
+    if amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def _check_resume(saved: dict, cfg: TrainConfig, path) -> None:
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}" for k, v in
+             json.loads(json.dumps(dataclasses.asdict(cfg))).items()
+             if k not in RESUMABLE_CHANGES and saved.get(k) != v]
+    if diffs:
+        raise CheckpointError(f"cannot resume from {path}: the run's settings differ ({'; '.join(diffs)}). "
+                              "Resume with the same settings, or start a new --out.")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines past ``step`` (written by an interrupted run after its last checkpoint)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False) -> dict:
+    """Train ``cfg`` into folder ``out``; returns a summary (final step, loss, throughput, paths).
+
+    Writes ``out/latest.pt`` (atomically: every ``ckpt_every`` steps and whenever the run ends, including
+    Ctrl-C/SIGTERM), ``out/metrics.jsonl`` (appended every ``log_every`` steps) and ``out/summary.json``."""
+    cfg = resolve_config(cfg)
+    out = Path(out)
+    env = _init_distributed(cfg.device)
+    ckpt_path = out / CHECKPOINT_NAME
+    if ckpt_path.exists() and not resume:
+        raise CheckpointError(f"{ckpt_path} exists: pass --resume to continue that run, or choose another --out")
+    saved = None
+    if resume and ckpt_path.exists():
+        saved = load_checkpoint(ckpt_path)
+        _check_resume(saved.get("train_config", {}), cfg, ckpt_path)
+
+    preset = get_preset(cfg.preset)
+    recipe = preset.recipe
+    data_kw = {"shapes": dict(num_items=cfg.dataset_size, seed=cfg.seed)}.get(cfg.dataset.lower(), {})
+    if cfg.data_root is not None:
+        data_kw["root"] = cfg.data_root
+    dataset = build_dataset(cfg.dataset, **data_kw)
+    model_cfg = adapt_model_config(preset.model, dataset, cfg.p_uncond)
+    if len(cfg.loss_coeffs) != model_cfg.num_outputs:
+        raise ValueError(f"{len(cfg.loss_coeffs)} loss coefficients for a network with {model_cfg.num_outputs} outputs")
+    schedule = get_schedule(recipe.schedule)
+    null_class = dataset.num_classes
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(model_cfg).to(env.device)
+    if cfg.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    ema = EMA(model, cfg.ema_rate, cfg.ema_warmup)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay_time_gates), lr=cfg.lr,
+                            betas=cfg.betas, eps=1e-8)
+    amp_dtype = _amp_dtype(cfg.amp, env.device)
+    scaler = torch.amp.GradScaler(env.device.type, enabled=amp_dtype is torch.float16)
+    start_step = 0
+    if saved is not None:
+        try:
+            model.load_state_dict(saved["model"])
+            ema.load_state_dict(saved["ema"])
+            opt.load_state_dict(saved["optimizer"])
+            if saved.get("scaler"):
+                scaler.load_state_dict(saved["scaler"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {ckpt_path} does not fit this run: {e}") from e
+        start_step = int(saved["step"])
+        _set_rng_state(saved["rng"])
+    net = model
+    if env.world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
+    fwd = torch.compile(net) if cfg.compile else net
+
+    per_step = cfg.batch_size // (env.world * cfg.grad_accum)
+    if per_step * env.world * cfg.grad_accum != cfg.batch_size:
+        raise ValueError(f"batch size {cfg.batch_size} is not divisible by {env.world} processes × {cfg.grad_accum} accumulation steps")
+    sampler = StepBatchSampler(len(dataset), per_step, start_step, cfg.steps, cfg.seed, env.rank, env.world, cfg.grad_accum)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+                        pin_memory=env.device.type == "cuda", persistent_workers=False)
+
+    metrics_path = out / "metrics.jsonl"
+    if env.main:
+        out.mkdir(parents=True, exist_ok=True)
+        _truncate_metrics(metrics_path, start_step)
+        for stale in out.glob(f".{CHECKPOINT_NAME}.*.tmp"):  # a write cut short by SIGKILL
+            stale.unlink()
+
+    def save(step: int) -> None:
+        if env.main:
+            save_checkpoint(ckpt_path, model_cfg, model.state_dict(), preset=preset.name, ema_state=ema.state_dict(model),
+                            optimizer=opt.state_dict(), scaler=scaler.state_dict(), step=step, rng=_rng_state(),
+                            train_config=json.loads(json.dumps(dataclasses.asdict(cfg))),
+                            recipe=json.loads(json.dumps(dataclasses.asdict(recipe))),
+                            dataset={"name": cfg.dataset, "num_classes": dataset.num_classes,
+                                     "class_names": list(getattr(dataset, "class_names", [])),
+                                     "image_shape": list(dataset.image_shape)})
+        if env.world > 1:
+            dist.barrier()
+
+    stop = {"signal": None}
+
+    def on_signal(signum, frame):
+        stop["signal"] = signum
+
+    old_handler = signal.signal(signal.SIGTERM, on_signal) if env.main or env.world == 1 else None
+    bar = None
+    if env.main and cfg.progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {preset.name}", unit="step", dynamic_ncols=True)
+    step, window, t_window, t_start = start_step, [], time.perf_counter(), time.perf_counter()
+    last_loss, it = float("nan"), iter(loader)
+    try:
+        while step < cfg.steps:
+            lr = lr_at(step, cfg.lr, cfg.warmup_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            logs = {}
+            for micro in range(cfg.grad_accum):
+                x0, y = next(it)
+                y, t, eps = draw_noise(sampler.sample_ids(step, micro), y, x0.shape[1:], schedule, cfg, null_class)
+                x0, y = x0.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
+                t, eps = t.to(env.device), eps.to(env.device)
+                x_t = schedule.add_noise(x0, eps, t)
+                net_in = schedule.network_input(t, model_cfg.noise_input).to(env.device)
+                sync = contextlib.nullcontext() if (env.world == 1 or micro == cfg.grad_accum - 1) else net.no_sync()
+                with sync:
+                    with torch.autocast(env.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        preds = fwd(x_t, net_in, y)
+                    loss = multiscale_loss([p.float() for p in preds], eps, cfg.loss_coeffs, cfg.loss_target)
+                    scaler.scale(loss.total / cfg.grad_accum).backward()
+                for k, v in loss.log_dict().items():
+                    logs[k] = logs.get(k, 0.0) + v / cfg.grad_accum
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad(set_to_none=True)
+            ema.update(model, step)
+            step += 1
+            last_loss = logs["loss"]
+            if not math.isfinite(last_loss):
+                raise FloatingPointError(f"loss became {last_loss} at step {step}; lower the learning rate or check the data")
+            window.append(logs)
+            if bar is not None:
+                bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                now = time.perf_counter()
+                rec = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
+                rec.update(step=step, lr=lr, ema_rate=ema.rate_at(step - 1),
+                           images_per_s=len(window) * cfg.batch_size / max(now - t_window, 1e-9),
+                           elapsed_s=now - t_start)
+                if env.main:
+                    with metrics_path.open("a") as f:
+                        f.write(json.dumps(rec) + "\n")
+                if bar is not None:
+                    bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.0f}")
+                window, t_window = [], now
+            if step % cfg.ckpt_every == 0 and step < cfg.steps:
+                save(step)
+            if stop["signal"] is not None:
+                break
+    except KeyboardInterrupt:
+        stop["signal"] = signal.SIGINT
+    finally:
+        if bar is not None:
+            bar.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
+    save(step)  # a run always ends with a checkpoint, interrupted or not
+    wall = time.perf_counter() - t_start
+    summary = {"preset": preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
+               "images_per_s": (step - start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
+               "world_size": env.world, "device": str(env.device), "checkpoint": str(ckpt_path),
+               "interrupted": stop["signal"] is not None, "model_config": config_to_dict(model_cfg)}
+    if env.main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if env.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m dimr train", description="Train a preset (offline shapes by default).")
+    ap.add_argument("--preset", default="DiMR-T/3R", help="a name from `python -m dimr zoo` (default DiMR-T/3R)")
+    ap.add_argument("--out", required=True, help="run folder: latest.pt, metrics.jsonl, summary.json")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --out (exactly)")
+    ap.add_argument("--steps", type=int, help="total optimiser steps of the run (default: the preset's recipe)")
+    ap.add_argument("--batch-size", type=int, help="global batch size (default: the recipe's)")
+    ap.add_argument("--grad-accum", type=int, default=1)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--weight-decay", type=float)
+    ap.add_argument("--warmup-steps", type=int)
+    ap.add_argument("--ema-rate", type=float)
+    ap.add_argument("--ema-warmup", action="store_true", help="EMA rate min(rate, (1+n)/(10+n)) for short runs")
+    ap.add_argument("--p-uncond", type=float, help="label-dropout probability for CFG")
+    ap.add_argument("--loss-coeffs", type=float, nargs="+", help="α_r, lowest resolution first")
+    ap.add_argument("--loss-target", choices=["official", "paper"], default="official",
+                    help="official k·avgpool_k(ε) targets, or the paper's plain average pooling")
+    ap.add_argument("--dataset", default="shapes", help="shapes (default, offline), fashion-mnist, imagenet, latents")
+    ap.add_argument("--data-root", help="folder of the dataset (not needed for shapes)")
+    ap.add_argument("--dataset-size", type=int, default=20_000, help="number of procedural shapes")
+    ap.add_argument("--amp", choices=["auto", "none", "bf16", "fp16"], default="auto")
+    ap.add_argument("--grad-checkpointing", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the network")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--ckpt-every", type=int, default=500)
+    ap.add_argument("--num-workers", type=int, default=0)
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--no-progress", action="store_true")
+    return ap
+
+
+def cli(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    cfg = TrainConfig(
+        preset=args.preset, dataset=args.dataset, data_root=args.data_root, dataset_size=args.dataset_size,
+        steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
+        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, ema_rate=args.ema_rate,
+        ema_warmup=args.ema_warmup, p_uncond=args.p_uncond,
+        loss_coeffs=tuple(args.loss_coeffs) if args.loss_coeffs else None, loss_target=args.loss_target,
+        amp=args.amp, grad_checkpointing=args.grad_checkpointing, compile=args.compile, seed=args.seed,
+        log_every=args.log_every, ckpt_every=args.ckpt_every, num_workers=args.num_workers, device=args.device,
+        progress=not args.no_progress)
+    try:
+        summary = train(cfg, args.out, resume=args.resume)
+    except (CheckpointError, KeyError, ValueError, FileNotFoundError) as e:
+        print(f"dimr train: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        state = "interrupted at" if summary["interrupted"] else "finished at"
+        print(f"{summary['preset']}: {state} step {summary['step']}/{summary['steps']}, loss {summary['loss']:.4f}, "
+              f"{summary['images_per_s']:.1f} images/s; checkpoint {summary['checkpoint']}")
+    return 130 if summary["interrupted"] else 0

@@ -1,0 +1,168 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from dimr.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from dimr.nn import build_model
+from dimr.presets import get_preset
+from dimr.train import EMA, StepBatchSampler, TrainConfig, lr_at, param_groups, train
+
+TINY = dict(preset="DiMR-T/3R", dataset_size=64, batch_size=4, warmup_steps=2, log_every=1, ckpt_every=1000,
+            progress=False, seed=3)
+
+
+def states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_param_groups_exclude_only_time_gates_from_decay():
+    model = build_model(get_preset("DiMR-T/2R").model)
+    decay, no_decay = param_groups(model, 0.03)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert no_decay["weight_decay"] == 0 and decay["weight_decay"] == 0.03
+    assert all(names[id(p)].endswith(("nodecay_weight", "nodecay_bias")) for p in no_decay["params"])
+    assert any(names[id(p)].endswith("param0") for p in decay["params"])  # p0/p1 are decayed (official)
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_lr_warmup_then_constant():
+    assert lr_at(0, 1e-3, 10) == 0.0
+    assert lr_at(5, 1e-3, 10) == pytest.approx(5e-4)
+    assert lr_at(10, 1e-3, 10) == lr_at(10_000, 1e-3, 10) == 1e-3
+
+
+def test_ema_update_and_warmup():
+    model = torch.nn.Linear(2, 1)
+    ema = EMA(model, rate=0.9)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    before = ema.shadow["weight"].clone()
+    ema.update(model, step=0)
+    torch.testing.assert_close(ema.shadow["weight"], 0.9 * before + 0.1 * model.weight)
+    assert EMA(model, 0.9999, warmup=True).rate_at(0) == pytest.approx(0.1)
+
+
+def test_sampler_is_a_pure_function_of_step_and_shards_across_ranks():
+    one = StepBatchSampler(10, 4, 0, 5, seed=1)
+    two = [StepBatchSampler(10, 2, 0, 5, seed=1, rank=r, world=2) for r in (0, 1)]
+    for step in range(5):
+        assert one.indices(step) == two[0].indices(step) + two[1].indices(step)
+    epoch0 = [i for s in range(0, 2) for i in one.indices(s)] + one.indices(2)[:2]
+    assert sorted(epoch0) == list(range(10))  # a permutation per epoch, no repeats within it
+    resumed = list(StepBatchSampler(10, 4, 3, 5, seed=1))
+    assert resumed == [one.indices(3), one.indices(4)]
+
+
+def test_training_reduces_the_loss(tmp_path):
+    s = train(TrainConfig(**{**TINY, "steps": 30, "lr": 2e-3}), tmp_path / "run")
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 30 and s["step"] == 30
+    first, last = sum(l["loss"] for l in lines[:5]) / 5, sum(l["loss"] for l in lines[-5:]) / 5
+    assert last < 0.8 * first
+    assert {"loss/8px", "loss/16px", "loss/32px", "lr", "images_per_s"} <= set(lines[0])
+
+
+def test_resume_is_bitwise_exact(tmp_path):
+    full = train(TrainConfig(**TINY, steps=6), tmp_path / "full")
+    train(TrainConfig(**TINY, steps=3), tmp_path / "split")
+    train(TrainConfig(**TINY, steps=6), tmp_path / "split", resume=True)
+    a, b = load_checkpoint(tmp_path / "full" / "latest.pt"), load_checkpoint(tmp_path / "split" / "latest.pt")
+    assert a["step"] == b["step"] == full["step"] == 6
+    assert states_equal(a["model"], b["model"]) and states_equal(a["ema"], b["ema"])
+    steps = [json.loads(x)["step"] for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_after_sigkill_is_bitwise_exact(tmp_path):
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "dimr", "train", "--preset", "DiMR-T/3R", "--out", str(run), "--steps", "400",
+           "--batch-size", "4", "--dataset-size", "64", "--warmup-steps", "2", "--seed", "3", "--ckpt-every", "1",
+           "--log-every", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        metrics = run / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = load_checkpoint(run / "latest.pt")["step"]
+    assert 2 <= killed_at < 400
+    total = killed_at + 3
+    train(TrainConfig(**TINY, steps=total), run, resume=True)
+    train(TrainConfig(**TINY, steps=total), tmp_path / "straight")
+    a, b = load_checkpoint(run / "latest.pt"), load_checkpoint(tmp_path / "straight" / "latest.pt")
+    assert states_equal(a["model"], b["model"]) and states_equal(a["ema"], b["ema"])
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # no torn temporary files left
+
+
+def test_mismatched_corrupt_and_existing_checkpoints_get_clear_errors(tmp_path):
+    train(TrainConfig(**TINY, steps=2), tmp_path / "a")
+    with pytest.raises(CheckpointError, match=r"lr: checkpoint"):
+        train(TrainConfig(**{**TINY, "lr": 0.5}, steps=4), tmp_path / "a", resume=True)
+    with pytest.raises(CheckpointError, match="pass --resume"):
+        train(TrainConfig(**TINY, steps=4), tmp_path / "a")
+    ckpt = tmp_path / "a" / "latest.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="unreadable"):
+        train(TrainConfig(**TINY, steps=4), tmp_path / "a", resume=True)
+    res = subprocess.run([sys.executable, "-m", "dimr", "train", "--out", str(tmp_path / "a"), "--resume",
+                          "--steps", "4", "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "unreadable" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_cli_defaults_then_sample_grid(tmp_path):
+    out = tmp_path / "cli"
+    res = subprocess.run([sys.executable, "-m", "dimr", "train", "--preset", "DiMR-T/3R", "--out", str(out),
+                          "--steps", "3", "--batch-size", "4", "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "finished at step 3/3" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "dimr", "train", "--preset", "DiMR-T/3R", "--out", str(out),
+                          "--steps", "6", "--batch-size", "4", "--resume", "--no-progress"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "step 6/6" in res.stdout, res.stderr
+    res = subprocess.run([sys.executable, "-m", "dimr", "sample", "--checkpoint", str(out / "latest.pt"),
+                          "--num-samples", "16", "--steps", "4", "--out", str(tmp_path / "s"), "--no-progress"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    from PIL import Image
+    from dimr.sample import load_npz
+    images, labels = load_npz(tmp_path / "s" / "samples.npz")
+    assert images.shape == (16, 32, 32, 3) and images.dtype.name == "uint8"
+    assert sorted(set(labels.tolist())) == list(range(8))
+    assert Image.open(tmp_path / "s" / "grid.png").size[0] > 64
+
+
+def test_checkpoint_holds_everything_needed(tmp_path):
+    train(TrainConfig(**TINY, steps=2), tmp_path / "r")
+    ckpt = load_checkpoint(tmp_path / "r")
+    assert {"model", "ema", "optimizer", "step", "rng", "train_config", "config", "preset", "recipe"} <= set(ckpt)
+    assert ckpt["config"]["num_classes"] == 9  # 8 shapes + the CFG null label
+    model = model_from_checkpoint(ckpt)
+    assert model.cfg.image_size == 32
+
+
+def test_torchrun_two_cpu_processes_match_one_process(tmp_path):
+    """DDP over gloo: 2 processes × 2 samples train the same run as 1 process × 4 (float tolerance)."""
+    args = ["--preset", "DiMR-T/3R", "--steps", "3", "--batch-size", "4", "--dataset-size", "64",
+            "--warmup-steps", "2", "--seed", "3", "--no-progress", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+                          "-m", "dimr", "train", "--out", str(tmp_path / "ddp"), *args],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["step"] == 3
+    train(TrainConfig(**{**TINY, "steps": 3}), tmp_path / "single")
+    a = load_checkpoint(tmp_path / "ddp")["model"]
+    b = load_checkpoint(tmp_path / "single")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
