@@ -255,3 +255,34 @@ for row, label, cfg, coeffs, params, official, note in _TABLE2:
         f"Table2/row{row}", cfg, dataclasses.replace(base, loss_coeffs=coeffs, source="Table 2 (ImageNet 64×64)"),
         f"Table 2 row {row}: {label}", paper_params=_pv((params, f"Table 2 row {row}")),
         official_params=official, table2_row=row, notes=note, tags=("table2",)))
+
+# ---------------------------------------------------------------------------------------------
+# CPU-scale baselines and the Table 2 ablation path at CPU scale (32×32 shapes, 8 classes + null).
+# Same design switches as the full-size rows; sizes chosen so every row trains on 2 cores.
+# ---------------------------------------------------------------------------------------------
+UVIT_T4 = UViTConfig(image_size=32, in_channels=3, patch_size=4, dim=128, depth=6, heads=4, num_classes=9)
+_tiny_base = dict(_tiny_recipe, source="this repo (CPU scale)")
+register(Preset(
+    "U-ViT-T/4", UVIT_T4, Recipe(loss_coeffs=(1,), **_tiny_base),
+    "Tiny U-ViT (time token), patch 4 on 32×32: the CPU-scale counterpart of U-ViT-M/4", tags=("uvit", "tiny")))
+register(Preset(
+    "DiT-T/2", DiTConfig(image_size=32, in_channels=3, patch_size=2, dim=128, depth=6, heads=4, num_classes=8),
+    Recipe(loss_coeffs=(1,), **_tiny_base),
+    "Tiny DiT (adaLN-Zero), patch 2 on 32×32: an adaLN-Zero model to train offline for the PCA of Fig. 3/6",
+    tags=("dit", "tiny")))
+T3R = get_preset("DiMR-T/3R").model
+_tiny_last_only = (0.0, 0.0, 1.0)
+_TABLE2_TINY = [
+    (1, UVIT_T4, (1,)),
+    (2, dataclasses.replace(UVIT_T4, time_conditioning="adaln_zero"), (1,)),
+    (3, dataclasses.replace(T3R, mlp="gelu", mlp_ratio=4.0, block_norm="ln", time_conditioning="adaln_zero"), _tiny_last_only),
+    (4, dataclasses.replace(T3R, mlp="gelu", mlp_ratio=4.0), _tiny_last_only),
+    (5, T3R, _tiny_last_only),
+    (6, T3R, (1 / 16, 1 / 4, 1)),
+]
+for row, cfg, coeffs in _TABLE2_TINY:
+    register(Preset(
+        f"Table2-T/row{row}", cfg, Recipe(loss_coeffs=coeffs, **_tiny_base),
+        f"Table 2 row {row} at CPU scale: {_TABLE2[row - 1][1]}", table2_row=row,
+        notes="CPU-scale stand-in for the ablation row (32×32 shapes); compare rows with each other, not with ImageNet.",
+        tags=("table2", "tiny")))

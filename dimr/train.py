@@ -112,11 +112,13 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
 
 def adapt_model_config(model_cfg, dataset, p_uncond: float):
     """The preset's network, fitted to the data: input channels and size from the data, and
-    ``num_classes = K + 1`` when CFG label dropout is on (index K is the null label), else ``K``."""
+    ``num_classes = K + 1`` when CFG label dropout is on (index K is the null label), else ``K``
+    (DiT always adds its own null row)."""
     c, h, w = dataset.image_shape
     if h != w:
         raise ValueError(f"square inputs only, got {h}×{w}")
-    k = dataset.num_classes + (1 if p_uncond > 0 else 0)
+    # DiT's label table already carries its null row (num_classes + 1 rows)
+    k = dataset.num_classes + (1 if p_uncond > 0 and model_cfg.arch != "dit" else 0)
     return dataclasses.replace(model_cfg, in_channels=c, image_size=h, num_classes=k)
 
 
