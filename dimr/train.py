@@ -289,8 +289,13 @@ def _truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
-def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False) -> dict:
+def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, dataset=None,
+          time_limit_s: float | None = None) -> dict:
     """Train ``cfg`` into folder ``out``; returns a summary (final step, loss, throughput, paths).
+
+    ``dataset`` overrides ``cfg.dataset`` with an object of the same protocol (``(x, label)`` items,
+    ``num_classes``, ``image_shape``), e.g. synthetic data for benchmarks. ``time_limit_s`` ends the run
+    (with its checkpoint) once that much wall time has passed: "what does a 20-minute run give".
 
     Writes ``out/latest.pt`` (atomically: every ``ckpt_every`` steps and whenever the run ends, including
     Ctrl-C/SIGTERM), ``out/metrics.jsonl`` (appended every ``log_every`` steps) and ``out/summary.json``."""
@@ -310,7 +315,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False) -> dic
     data_kw = {"shapes": dict(num_items=cfg.dataset_size, seed=cfg.seed)}.get(cfg.dataset.lower(), {})
     if cfg.data_root is not None:
         data_kw["root"] = cfg.data_root
-    dataset = build_dataset(cfg.dataset, **data_kw)
+    if dataset is None:
+        dataset = build_dataset(cfg.dataset, **data_kw)
     model_cfg = adapt_model_config(preset.model, dataset, cfg.p_uncond)
     if len(cfg.loss_coeffs) != model_cfg.num_outputs:
         raise ValueError(f"{len(cfg.loss_coeffs)} loss coefficients for a network with {model_cfg.num_outputs} outputs")
@@ -429,6 +435,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False) -> dic
                 save(step)
             if stop["signal"] is not None:
                 break
+            if time_limit_s is not None and time.perf_counter() - t_start >= time_limit_s:
+                stop["time_limit"] = True
+                break
     except KeyboardInterrupt:
         stop["signal"] = signal.SIGINT
     finally:
@@ -441,7 +450,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False) -> dic
     summary = {"preset": preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
                "images_per_s": (step - start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
                "world_size": env.world, "device": str(env.device), "checkpoint": str(ckpt_path),
-               "interrupted": stop["signal"] is not None, "model_config": config_to_dict(model_cfg)}
+               "interrupted": stop["signal"] is not None, "time_limited": stop.get("time_limit", False),
+               "model_config": config_to_dict(model_cfg)}
     if env.main:
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if env.world > 1:
@@ -479,6 +489,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--num-workers", type=int, default=0)
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--time-limit", type=float, help="stop (with a checkpoint) after this many minutes")
     return ap
 
 
@@ -494,12 +505,14 @@ def cli(argv: list[str]) -> int:
         log_every=args.log_every, ckpt_every=args.ckpt_every, num_workers=args.num_workers, device=args.device,
         progress=not args.no_progress)
     try:
-        summary = train(cfg, args.out, resume=args.resume)
+        summary = train(cfg, args.out, resume=args.resume,
+                        time_limit_s=args.time_limit * 60 if args.time_limit else None)
     except (CheckpointError, KeyError, ValueError, FileNotFoundError) as e:
         print(f"dimr train: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
-        state = "interrupted at" if summary["interrupted"] else "finished at"
+        state = ("interrupted at" if summary["interrupted"] else
+                 "reached its time limit at" if summary["time_limited"] else "finished at")
         print(f"{summary['preset']}: {state} step {summary['step']}/{summary['steps']}, loss {summary['loss']:.4f}, "
               f"{summary['images_per_s']:.1f} images/s; checkpoint {summary['checkpoint']}")
     return 130 if summary["interrupted"] else 0

@@ -44,6 +44,39 @@ def test_labels_cycle_so_classes_are_balanced():
     assert len(ds.all_params()) == 80
 
 
+def test_parameter_distribution():
+    ds = ShapesDataset(400, seed=4, radius_range=(0.25, 0.42), max_shift=0.06)
+    ps = ds.all_params()
+    radius = np.array([p.radius for p in ps])
+    shift = np.array([[p.cx - 0.5, p.cy - 0.5] for p in ps])
+    assert 0.25 <= radius.min() < 0.27 and 0.40 < radius.max() <= 0.42
+    assert np.abs(shift).max() <= 0.06 and np.abs(shift).max() > 0.055
+    assert len(set(radius.tolist())) == 400  # every item draws its own parameters
+    for c in range(NUM_CLASSES):
+        rot = np.array([p.rotation for p in ps if p.class_id == c])
+        if SYMMETRY_ORDER[c]:  # one symmetry period, well covered
+            period = 2 * math.pi / SYMMETRY_ORDER[c]
+            assert rot.min() >= 0 and rot.max() < period and rot.max() - rot.min() > 0.8 * period
+        else:
+            assert (rot == 0).all()
+    # (seed, index) pairs do not alias: seed 0's item 1 is not seed 1's item 0 shifted.
+    assert sample_item(0, 9).params.radius != sample_item(1, 8).params.radius
+
+
+def test_shapes_stay_inside_the_image():
+    ds = ShapesDataset(64, seed=6, radius_range=(0.4, 0.44), max_shift=0.06)
+    for i in range(64):
+        m = render_mask(ds.params(i), 128, supersample=1)
+        assert m[[0, -1]].sum() == 0 and m[:, [0, -1]].sum() == 0
+        p = ds.params(i)  # the radius is the circumradius: the shape touches its circle
+        far = max(abs(p.cx - 0.5), abs(p.cy - 0.5)) + p.radius
+        assert far <= 0.5
+    cross = ShapeParams(CLASS_NAMES.index("cross"), 0.5, 0.5, 0.4, 0.0)
+    w = 0.34  # the outer corners of the cross's arms sit on its circle
+    corner = np.array([w, math.sqrt(1 - w * w)]) * 0.4
+    assert _inside(cross, *(0.5 + 0.98 * corner)) and not _inside(cross, *(0.5 + 1.02 * corner))
+
+
 def test_rendered_area_matches_exact_template_area():
     for c in range(NUM_CLASSES):
         p = ShapeParams(c, 0.5, 0.5, 0.4, 0.37)
@@ -51,13 +84,17 @@ def test_rendered_area_matches_exact_template_area():
         assert area == pytest.approx(template_area(c) * 0.4 ** 2, rel=0.01), CLASS_NAMES[c]
 
 
-def test_geometry_is_resolution_independent():
-    # size 32 × 4 supersamples and size 64 × 2 place samples at the same points.
+def test_supersampling_is_the_fine_binary_grid_averaged():
+    # size 32 × 4 supersamples and the binary 128² mask sample the same points, so geometry is
+    # resolution-independent and skipping the pixels no edge can cross loses nothing.
     for c in range(NUM_CLASSES):
-        p = sample_item(3, c).params
-        m32 = render_mask(p, 32, supersample=4)
-        m64 = render_mask(p, 64, supersample=2).reshape(32, 2, 32, 2).mean(axis=(1, 3))
-        np.testing.assert_allclose(m32, m64, atol=1e-6)
+        for i in (c, c + 8):
+            p = sample_item(3, i).params
+            m32 = render_mask(p, 32, supersample=4)
+            fine = render_mask(p, 128, supersample=1)
+            assert set(np.unique(fine)) == {0.0, 1.0}
+            np.testing.assert_allclose(m32, fine.reshape(32, 4, 32, 4).mean(axis=(1, 3)), atol=1e-6)
+            assert 0 < ((m32 > 0) & (m32 < 1)).sum() < 0.3 * m32.size  # anti-aliased edges only
 
 
 def _inside(params, x, y, size=512):

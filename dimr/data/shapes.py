@@ -9,19 +9,20 @@ Coordinates are *normalised*: ``(x, y) ∈ [0, 1]²`` covers the image, ``x`` to
 pixel ``(row i, col j)`` of a ``size × size`` image has its centre at ``((j + ½)/size, (i + ½)/size)``.
 Geometry is therefore independent of resolution: the same parameters render at 32² or 256².
 
-A template has *radius* 1 in its own frame: the circumradius of the polygons and the star, the outer
-radius of the ring and circle, the arm length of the cross.  The polygons and the star point a vertex
-up (towards −y) at rotation 0; ``rotation`` (radians) turns the template by ``+θ`` in the ``(x, y)``
-frame, which is clockwise on screen because ``y`` points down.  Rotations are drawn within one period
-of the class's rotational symmetry (:data:`SYMMETRY_ORDER`), so parameters are identifiable.
+A template has *radius* 1 in its own frame: its circumradius (every class fits exactly in the unit
+disk, touching it), so ``radius + max(|cx − ½|, |cy − ½|) ≤ ½`` keeps a shape inside the image.  The
+polygons and the star point a vertex up (towards −y) at rotation 0; ``rotation`` (radians) turns the
+template by ``+θ`` in the ``(x, y)`` frame, which is clockwise on screen because ``y`` points down.
+Rotations are drawn within one period of the class's rotational symmetry (:data:`SYMMETRY_ORDER`),
+so parameters are identifiable.
 
 Determinism: item ``i`` of ``ShapesDataset(seed=s)`` is a pure function of ``(s, i)`` (its own
 ``numpy`` generator seeded by ``[s, i]``), so DataLoader workers and DDP ranks agree whatever order
 they read in.  Labels cycle (``i mod 8``), so every class has the same number of items (±1).
 
-Rendering is vectorised numpy: every shape is a union of convex polygons (half-plane tests, one
-matrix product per image) or a disk / annulus, anti-aliased by supersampling (``supersample²`` points
-per pixel, averaged: the pixel value is the fraction of the pixel the shape covers).
+Rendering is vectorised numpy: every shape is a union of convex polygons (half-plane tests) or a
+disk / annulus, anti-aliased by supersampling (``supersample²`` points per pixel, averaged: the pixel
+value is the fraction of the pixel the shape covers), done only where a pixel can straddle an edge.
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ FIXED_COLOURS = (
 )
 
 STAR_INNER_RATIO = 0.45   # inner / outer radius of the 5-pointed star (a regular pentagram is 0.382)
-CROSS_HALF_WIDTH = 0.34   # half-width of a cross arm, in units of the arm length
+CROSS_HALF_WIDTH = 0.34   # half-width of a cross arm; the arms' corners lie on the unit circle
 RING_INNER_RATIO = 0.55   # inner / outer radius of the ring
 _MIN_CONTRAST = 0.6       # palette="random": least RGB distance (in [0, 1] units) between fg and bg
 
@@ -67,8 +68,8 @@ _MIN_CONTRAST = 0.6       # palette="random": least RGB distance (in [0, 1] unit
 class ShapeParams:
     """The exact geometry of one shape, in normalised image coordinates (see the module docstring).
 
-    ``class_id`` indexes :data:`CLASS_NAMES`; ``(cx, cy)`` is the centre; ``radius`` the template's
-    unit length as a fraction of the image side; ``rotation`` in radians.
+    ``class_id`` indexes :data:`CLASS_NAMES`; ``(cx, cy)`` is the centre; ``radius`` the circumradius
+    as a fraction of the image side; ``rotation`` in radians (see the module docstring).
     """
 
     class_id: int
@@ -123,10 +124,11 @@ def _polygon_parts(class_id: int) -> list[np.ndarray]:
         outer = _regular_vertices(5)
         inner = _regular_vertices(5, STAR_INNER_RATIO, phase=math.pi / 5)
         return [_half_planes(np.stack([np.zeros(2), inner[k - 1], outer[k], inner[k]])) for k in range(5)]
-    if name == "cross":
+    if name == "cross":  # two bars 2w × 2L, L = √(1 − w²) so the outer corners lie on the unit circle
         w = CROSS_HALF_WIDTH
-        return [_half_planes(np.array([[-w, -1], [w, -1], [w, 1], [-w, 1]])),
-                _half_planes(np.array([[-1, -w], [1, -w], [1, w], [-1, w]]))]
+        L = math.sqrt(1 - w * w)
+        return [_half_planes(np.array([[-w, -L], [w, -L], [w, L], [-w, L]])),
+                _half_planes(np.array([[-L, -w], [L, -w], [L, w], [-L, w]]))]
     raise ValueError(f"{name} is not a polygon class")
 
 
@@ -144,7 +146,7 @@ def _template(class_id: int) -> tuple[str, object]:
     k = max(len(p) for p in parts)
     # Pad every part to K planes by repeating its first plane (a no-op in the max over planes).
     planes = np.stack([np.concatenate([p, np.repeat(p[:1], k - len(p), axis=0)]) for p in parts])
-    return "polygons", planes.astype(np.float32)
+    return "polygons", planes
 
 
 def template_area(class_id: int) -> float:
@@ -156,9 +158,9 @@ def template_area(class_id: int) -> float:
         return math.pi * (1 - RING_INNER_RATIO ** 2)
     if name == "star":  # ten triangles (centre, tip, inner vertex), each ½·1·ρ·sin(π/5)
         return 5 * STAR_INNER_RATIO * math.sin(math.pi / 5)
-    if name == "cross":  # two 2w × 2 bars overlapping in a 2w × 2w square
+    if name == "cross":  # two 2w × 2L bars overlapping in a 2w × 2w square
         w = CROSS_HALF_WIDTH
-        return 8 * w - 4 * w * w
+        return 8 * w * math.sqrt(1 - w * w) - 4 * w * w
     n = SYMMETRY_ORDER[class_id]
     return n / 2 * math.sin(2 * math.pi / n)
 
@@ -167,65 +169,76 @@ def template_area(class_id: int) -> float:
 # Rasterisation
 # ---------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=16)
-def _grid(size: int, supersample: int) -> np.ndarray:
-    """[P, 3] homogeneous sample points ``(x, y, 1)``, P = (size·supersample)², row-major.
-
-    Reshaping a per-point array to ``[size, s, size, s]`` groups the ``s²`` samples of each pixel.
-    """
-    n = size * supersample
-    c = (np.arange(n, dtype=np.float32) + 0.5) / n
+def _pixel_centres(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``, each [size²] float64: the pixel centres of a ``size × size`` image, row-major."""
+    c = (np.arange(size) + 0.5) / size
     y, x = np.meshgrid(c, c, indexing="ij")
-    g = np.stack([x.ravel(), y.ravel(), np.ones(n * n, np.float32)], axis=1)
-    g.setflags(write=False)
-    return g
+    x, y = x.ravel(), y.ravel()
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
 
 
-def _inside(class_id: int, geometry: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Point-in-shape test for B shapes of one class at once.
+def _distance_bound(class_id: int, geometry: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A signed distance bound for B shapes of one class at P points: [B, P] float64.
 
-    ``geometry``: [B, 4] rows ``(cx, cy, radius, rotation)``; ``points``: [P, 3] homogeneous.
-    Returns bool [B, P].
+    ``geometry``: [B, 4] rows ``(cx, cy, radius, rotation)``; ``x``, ``y``: [P].  The value is ``≤ 0``
+    exactly inside the shape, and its magnitude never exceeds the true distance to the boundary:
+    exact for the disks; for a convex polygon the largest signed distance to its edge lines; for a
+    union of convex parts the minimum over parts (a point at depth d in one part is at least d inside
+    the union, and a point outside all parts is at least as far as from the nearest part).
     """
     kind, data = _template(class_id)
-    g = np.asarray(geometry, dtype=np.float32)
+    g = np.asarray(geometry, dtype=np.float64)
     cx, cy, r, th = g[:, 0:1], g[:, 1:2], g[:, 2:3], g[:, 3:4]
     if kind == "disk":
-        d2 = (points[None, :, 0] - cx) ** 2 + (points[None, :, 1] - cy) ** 2
-        inside = d2 <= r * r
-        if data > 0:
-            inside &= d2 >= (data * r) ** 2
-        return inside
-    planes = data  # [parts, K, 3] in the unit frame
-    # A template half-plane n·q ≤ c with q = R(−θ)(p − t)/r becomes (R(θ)n)·p ≤ r·c + (R(θ)n)·t:
-    # transform the few planes, not the many points.
+        d = np.hypot(x - cx, y - cy)
+        return np.maximum(d - r, data * r - d) if data > 0 else d - r
+    planes = data  # [parts, K, 3] float64, in the unit frame
+    # A template half-plane n·q ≤ c, with q = R(−θ)(p − t)/r, is (R(θ)n)·p ≤ r·c + (R(θ)n)·t in the
+    # image: transform the few planes, not the many points.  R(θ)n stays a unit vector, so
+    # (R(θ)n)·p − (r·c + (R(θ)n)·t) is the signed distance to the edge line.
     cos, sin = np.cos(th)[:, :, None], np.sin(th)[:, :, None]
     a, b, c = planes[None, ..., 0], planes[None, ..., 1], planes[None, ..., 2]
-    wa = cos * a - sin * b                                    # [B, parts, K]
+    wa = cos * a - sin * b                                     # [B, parts, K]
     wb = sin * a + cos * b
     wc = r[:, :, None] * c + wa * cx[:, :, None] + wb * cy[:, :, None]
-    world = np.stack([wa, wb, -wc], axis=-1)                  # [B, parts, K, 3]
-    B, parts, K, _ = world.shape
-    signed = world.reshape(B * parts * K, 3) @ points.T       # [B·parts·K, P], ≤ 0 inside a plane
-    signed = signed.reshape(B, parts, K, -1)
-    inside_part = signed.max(axis=2) <= 0                     # convex part: inside all its planes
-    return inside_part.any(axis=1)                            # union of the parts -> [B, P]
+    # (Broadcasting rather than a matmul: BLAS threads spinning on tiny products starve DataLoader
+    # worker processes on a 2-core machine.)
+    lines = wa[..., None] * x + wb[..., None] * y - wc[..., None]  # [B, parts, K, P]
+    return lines.max(axis=2).min(axis=1)                       # convex parts: max; union: min
 
 
 def _geometry_row(params: ShapeParams) -> np.ndarray:
-    return np.array([[params.cx, params.cy, params.radius, params.rotation]], dtype=np.float32)
+    return np.array([[params.cx, params.cy, params.radius, params.rotation]], dtype=np.float64)
 
 
 def render_mask(params: ShapeParams, size: int, supersample: int = 4) -> np.ndarray:
     """The exact mask of a shape at any resolution: [size, size] float32 in [0, 1].
 
     Each pixel holds the fraction of its area inside the shape, estimated from ``supersample²``
-    regularly placed samples (``supersample=1``: the binary mask sampled at pixel centres).
+    regularly placed samples — the points of the ``size·supersample`` pixel grid — and
+    ``supersample=1`` gives the binary mask sampled at pixel centres.  Only pixels that the boundary
+    can cross (distance bound at the centre within half a pixel diagonal) are supersampled; the others
+    are wholly in or out, so the result equals brute-force supersampling.
     """
     if size < 1 or supersample < 1:
         raise ValueError("size and supersample must be >= 1")
-    inside = _inside(params.class_id, _geometry_row(params), _grid(size, supersample))[0]
-    s = supersample
-    return inside.reshape(size, s, size, s).mean(axis=(1, 3), dtype=np.float32)
+    geometry = _geometry_row(params)
+    x, y = _pixel_centres(size)
+    bound = _distance_bound(params.class_id, geometry, x, y)[0]  # [size²]
+    coverage = (bound <= 0).astype(np.float32)
+    if supersample > 1:
+        edge = np.flatnonzero(np.abs(bound) <= math.sqrt(0.5) / size + 1e-9)
+        if edge.size:
+            s, n = supersample, size * supersample
+            i, j = np.divmod(edge, size)
+            sub_i, sub_j = np.divmod(np.arange(s * s), s)
+            xs = (j[:, None] * s + sub_j + 0.5) / n               # same points as the fine grid
+            ys = (i[:, None] * s + sub_i + 0.5) / n
+            inside = _distance_bound(params.class_id, geometry, xs.ravel(), ys.ravel())[0] <= 0
+            coverage[edge] = inside.reshape(-1, s * s).mean(axis=1)
+    return coverage.reshape(size, size)
 
 
 def render_image(item: ShapeItem, size: int, supersample: int = 4) -> np.ndarray:
@@ -369,13 +382,13 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-def _ious(class_id: int, geometry: np.ndarray, target: np.ndarray, chunk: int = 256) -> np.ndarray:
+def _ious(class_id: int, geometry: np.ndarray, target: np.ndarray, chunk: int = 128) -> np.ndarray:
     """IoU of the binary render (pixel centres) of each of B candidate geometries with ``target``."""
-    size = target.shape[0]
-    pts, t = _grid(size, 1), target.ravel()
+    x, y = _pixel_centres(target.shape[0])
+    t = target.ravel()
     out = []
     for start in range(0, len(geometry), chunk):
-        m = _inside(class_id, geometry[start:start + chunk], pts)
+        m = _distance_bound(class_id, geometry[start:start + chunk], x, y) <= 0
         inter = (m & t).sum(axis=1)
         union = (m | t).sum(axis=1)
         out.append(np.where(union > 0, inter / np.maximum(union, 1), 1.0))
@@ -389,7 +402,7 @@ def fit_template(image, class_id: int, rotation_steps: int = 48) -> tuple[ShapeP
     :func:`foreground_mask`).  Distortion is ``1 − IoU``.  Search: centre from the mask's centroid and
     radius from its area (all templates are centred on their centroid); then a rotation sweep over one
     symmetry period × 5 radii; then a pattern search over (centre, radius, rotation) with halving steps.
-    IoU compares binary masks at pixel centres.  About 0.05 s for a 32² image on one CPU core.
+    IoU compares binary masks at pixel centres.  About 15 ms for a 32² image on one CPU core.
     """
     mask = foreground_mask(image)
     size = mask.shape[0]
@@ -408,7 +421,7 @@ def fit_template(image, class_id: int, rotation_steps: int = 48) -> tuple[ShapeP
     rots = np.arange(rotation_steps) * period / rotation_steps if order else np.zeros(1)
     radii = r0 * np.array([0.9, 0.95, 1.0, 1.05, 1.1])
     R, Rad = np.meshgrid(rots, radii, indexing="ij")
-    cand = np.stack([np.full(R.size, cx), np.full(R.size, cy), Rad.ravel(), R.ravel()], 1).astype(np.float32)
+    cand = np.stack([np.full(R.size, cx), np.full(R.size, cy), Rad.ravel(), R.ravel()], 1)
     scores = _ious(class_id, cand, mask)
     best, best_iou = cand[int(np.argmax(scores))].astype(np.float64), float(scores.max())
 
@@ -417,7 +430,7 @@ def fit_template(image, class_id: int, rotation_steps: int = 48) -> tuple[ShapeP
     steps = np.array([0.5 * pixel, 0.5 * pixel, 0.04 * r0, (period / rotation_steps) if order else 0.0])
     offsets = np.stack(np.meshgrid(*[np.array([-1.0, 0.0, 1.0])] * 4, indexing="ij"), -1).reshape(-1, 4)
     for _ in range(40):
-        cand = (best[None] + offsets * steps[None]).astype(np.float32)
+        cand = best[None] + offsets * steps[None]
         scores = _ious(class_id, cand, mask)
         i = int(np.argmax(scores))
         if scores[i] > best_iou + 1e-9:
