@@ -290,12 +290,13 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, dataset=None,
-          time_limit_s: float | None = None) -> dict:
+          time_limit_s: float | None = None, save_checkpoints: bool = True) -> dict:
     """Train ``cfg`` into folder ``out``; returns a summary (final step, loss, throughput, paths).
 
     ``dataset`` overrides ``cfg.dataset`` with an object of the same protocol (``(x, label)`` items,
     ``num_classes``, ``image_shape``), e.g. synthetic data for benchmarks. ``time_limit_s`` ends the run
     (with its checkpoint) once that much wall time has passed: "what does a 20-minute run give".
+    ``save_checkpoints=False`` writes none (benchmarks only: the CLI always checkpoints).
 
     Writes ``out/latest.pt`` (atomically: every ``ckpt_every`` steps and whenever the run ends, including
     Ctrl-C/SIGTERM), ``out/metrics.jsonl`` (appended every ``log_every`` steps) and ``out/summary.json``."""
@@ -364,6 +365,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
             stale.unlink()
 
     def save(step: int) -> None:
+        if not save_checkpoints:
+            return
         if env.main:
             save_checkpoint(ckpt_path, model_cfg, model.state_dict(), preset=preset.name, ema_state=ema.state_dict(model),
                             optimizer=opt.state_dict(), scaler=scaler.state_dict(), step=step, rng=_rng_state(),
@@ -445,8 +448,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
             bar.close()
         if old_handler is not None:
             signal.signal(signal.SIGTERM, old_handler)
-    save(step)  # a run always ends with a checkpoint, interrupted or not
     wall = time.perf_counter() - t_start
+    save(step)  # a run always ends with a checkpoint, interrupted or not
     summary = {"preset": preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
                "images_per_s": (step - start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
                "world_size": env.world, "device": str(env.device), "checkpoint": str(ckpt_path),
