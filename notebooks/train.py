@@ -1,0 +1,157 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Training run
+#
+# A parameterised training run, executed by papermill (`python -m dimr reproduce --profile P`).
+# The notebook *launches* `python -m dimr train` — under `torchrun` when more than one process is
+# asked for — and never trains inside the kernel, so a multi-GPU run and a laptop run are the same
+# notebook with other parameters. Afterwards it plots the loss curves from `metrics.jsonl`, draws a
+# sample grid from the EMA weights, and hands its figures to the run record.
+#
+# The scale of the run (data, resolution, steps, hardware) is written on every number below: a
+# CPU-scale loss is not an ImageNet loss.
+
+# %% tags=["parameters"]
+profile: str = "smoke"  # scale profile: smoke | cpu | small | paper (set by dimr reproduce)
+run_dir: str = "runs/scratch/train"  # where figures and metrics.json go (set by dimr reproduce)
+preset: str = "DiMR-T/3R"  # model preset, see `python -m dimr zoo`
+checkpoint_dir: str = "checkpoints/scratch"  # training output: latest.pt, metrics.jsonl (outside git)
+dataset: str = "shapes"  # shapes (offline default) | fashion-mnist | imagenet | latents
+data_root: str = ""  # dataset folder; empty for shapes
+steps: int = 20  # total optimiser steps
+batch_size: int = 16  # global batch per optimiser step
+lr: float = 0.0  # learning rate; 0 takes the preset's recipe
+warmup_steps: int = -1  # linear warm-up steps; -1 takes the preset's recipe
+ema_rate: float = 0.0  # EMA rate; 0 takes the preset's recipe
+time_limit_minutes: float = 0.0  # stop with a checkpoint after this many minutes, 0 = no limit
+nproc: int = 1  # processes; > 1 launches torchrun (DDP)
+amp: str = "auto"  # auto (bf16 on CUDA) | none | bf16 | fp16
+grad_checkpointing: bool = False  # activation checkpointing (the official code always checkpoints)
+seed: int = 0  # seed of data order, noise and init
+sample_steps: int = 25  # DPM-Solver steps for the sample grid
+num_grid_samples: int = 64  # samples in the grid (spread evenly over classes)
+resume: bool = True  # continue an interrupted run in checkpoint_dir
+
+# %%
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from dimr.checkpoint import load_checkpoint, model_from_checkpoint
+from dimr.diffusion import get_schedule
+from dimr.runs import hardware_info, metric, write_metrics
+from dimr.sample import SamplerConfig, checkpoint_context, even_labels, sample_images, save_grid, to_uint8
+from dimr.diffusion.guidance import weight_from_scale
+
+run_dir, ckpt_dir = Path(run_dir), Path(checkpoint_dir)
+run_dir.mkdir(parents=True, exist_ok=True)
+
+# %% [markdown]
+# ## Launch
+# The command line below is exactly what a user would type; `torchrun --nproc_per_node K` runs the
+# same loop with K processes (DDP: NCCL on GPUs, gloo on CPU).
+
+# %%
+args = ["-m", "dimr", "train", "--preset", preset, "--out", str(ckpt_dir), "--steps", str(steps),
+        "--batch-size", str(batch_size), "--dataset", dataset, "--seed", str(seed), "--amp", amp,
+        "--no-progress", "--log-every", str(max(1, steps // 100))]
+if data_root:
+    args += ["--data-root", data_root]
+if lr > 0:
+    args += ["--lr", str(lr)]
+if warmup_steps >= 0:
+    args += ["--warmup-steps", str(warmup_steps)]
+if ema_rate > 0:
+    args += ["--ema-rate", str(ema_rate)]
+if time_limit_minutes > 0:
+    args += ["--time-limit", str(time_limit_minutes)]
+if grad_checkpointing:
+    args += ["--grad-checkpointing"]
+if resume and (ckpt_dir / "latest.pt").exists():
+    args += ["--resume"]
+launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
+command = launcher + args
+print(" ".join(["python"] + command[1:]))
+t0 = time.time()
+proc = subprocess.run(command, capture_output=True, text=True)
+print(proc.stdout[-4000:])
+if proc.returncode != 0:
+    print(proc.stderr[-8000:], file=sys.stderr)
+    raise RuntimeError(f"training failed with exit code {proc.returncode}")
+wall = time.time() - t0
+
+# %% [markdown]
+# ## Loss curves
+# Eq. (8) is the sum over branches of α_r times each branch's MSE; each branch's own MSE is plotted
+# too (lowest resolution first), with the total.
+
+# %%
+log = [json.loads(line) for line in (ckpt_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+summary = json.loads((ckpt_dir / "summary.json").read_text())
+hw = hardware_info()
+device = "GPU " + hw["gpu"] if summary["device"].startswith("cuda") and hw.get("gpu") else f"CPU ({hw.get('cpu_count', '?')} cores)"
+shape = "×".join(map(str, load_checkpoint(ckpt_dir)["dataset"]["image_shape"][1:]))
+scale = f"{dataset} {shape}, {summary['step']} steps × batch {batch_size}, {device}"
+
+fig, ax = plt.subplots(figsize=(7, 3.5))
+steps_axis = [r["step"] for r in log]
+ax.plot(steps_axis, [r["loss"] for r in log], label="total (eq. 8)", color="black")
+for key in sorted((k for k in log[0] if k.startswith("loss/")), key=lambda k: int(k.split("/")[1][:-2])):
+    ax.plot(steps_axis, [r[key] for r in log], label=f"MSE at {key.split('/')[1]}", alpha=0.7)
+ax.set_xlabel("optimiser step")
+ax.set_ylabel("loss")
+ax.set_yscale("log")
+ax.set_title(f"{preset}: training loss ({scale})", fontsize=9)
+ax.legend(fontsize=8)
+fig.tight_layout()
+fig.savefig(run_dir / "loss.png", dpi=110)
+plt.show()
+
+# %% [markdown]
+# ## Samples
+# The EMA weights, the official sampler (DPM-Solver, data prediction, third order, time-uniform),
+# classifier-free guidance with the recipe's scale; one row per class.
+
+# %%
+ckpt = load_checkpoint(ckpt_dir)
+ctx = checkpoint_context(ckpt)
+model = model_from_checkpoint(ckpt)
+labels = even_labels(num_grid_samples, ctx["num_classes"])
+w = weight_from_scale(ctx["cfg_scale"])
+images = sample_images(model, model.cfg, get_schedule(ctx["schedule"]), labels, ctx["null_class"],
+                       SamplerConfig(steps=sample_steps, guidance=w), seed=seed, progress=False)
+order = torch.argsort(labels, stable=True).numpy()
+grid = save_grid(to_uint8(images)[order], run_dir / "samples.png", ncol=max(1, num_grid_samples // ctx["num_classes"]))
+fig, ax = plt.subplots(figsize=(6, 6))
+ax.imshow(plt.imread(grid))
+ax.set_axis_off()
+ax.set_title(f"{preset} samples, w = {w:g}, {sample_steps} steps ({scale})\nrows: "
+             + ", ".join(ctx["class_names"]), fontsize=8)
+plt.show()
+
+# %%
+final = log[-1]
+write_metrics(run_dir, {
+    "final_loss": metric(final["loss"], "training loss (eq. 8), last logging window", scale),
+    "images_per_s": metric(summary["images_per_s"], "training throughput (images/s)", scale),
+    "steps": metric(summary["step"], "optimiser steps", scale),
+    "train_wall_s": metric(round(wall, 1), "training wall time (s)", scale),
+})
+print(json.dumps({"scale": scale, "loss": final["loss"], "images_per_s": summary["images_per_s"]}, indent=1))
