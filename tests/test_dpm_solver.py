@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from dimr.diffusion import analytic
 from dimr.diffusion import (
     SDScaledLinearSchedule,
     VPLinearSchedule,
@@ -27,19 +28,17 @@ MU, S = 0.7, 0.5
 
 
 def gaussian_eps_fn(sch, calls=None):
+    exact = analytic.gaussian_eps_fn(sch, MU, S)
+
     def eps_fn(x, t):
         if calls is not None:
             calls.append(t.clone())
-        shape = (-1,) + (1,) * (x.dim() - 1)
-        a, s = sch.alpha(t).reshape(shape), sch.sigma(t).reshape(shape)
-        return s * (x - a * MU) / (a * a * S * S + s * s)
+        return exact(x, t)
     return eps_fn
 
 
 def exact_flow(sch, x1, t_end, t_start=1.0):
-    a1, s1 = sch.alpha(torch.tensor(t_start, dtype=F64)), sch.sigma(torch.tensor(t_start, dtype=F64))
-    ae, se = sch.alpha(torch.tensor(t_end, dtype=F64)), sch.sigma(torch.tensor(t_end, dtype=F64))
-    return ae * MU + torch.sqrt(ae ** 2 * S ** 2 + se ** 2) / torch.sqrt(a1 ** 2 * S ** 2 + s1 ** 2) * (x1 - a1 * MU)
+    return analytic.gaussian_flow_solution(sch, x1, t_end, MU, S, t_start)
 
 
 def x_start(shape=(4, 2, 3, 3), seed=0):
@@ -211,3 +210,18 @@ def test_diffusers_grid_and_where_it_differs():
     ours = sample_dpm_solver(f, x1, sch, 27, 3, "multistep", timesteps=grid, lower_order_final=False)
     assert float((ours - x_diff).abs().max()) > 1e-3
     assert math.isfinite(float(x_diff.abs().max()))
+
+
+def test_mixture_predictor_matches_autograd_score():
+    """ε* = −σ ∇ log p_t: check the mixture formula against autograd of the mixture log-density."""
+    sch = VPLinearSchedule()
+    means = torch.tensor([[1.0, 0.0], [-0.5, 0.8], [0.0, -1.0]], dtype=F64)
+    s, t = 0.3, torch.full((5,), 0.4, dtype=F64)
+    x = torch.randn(5, 2, dtype=F64, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    a, sig = sch.alpha(t)[:, None], sch.sigma(t)[:, None]
+    v = a * a * s * s + sig * sig
+    logp = torch.logsumexp(-((x[:, None] - a[:, :, None] * means) ** 2).sum(-1) / (2 * v), dim=1)
+    (grad,) = torch.autograd.grad(logp.sum(), x)
+    torch.testing.assert_close(analytic.mixture_eps_fn(sch, means, s)(x.detach(), t), -sig * grad)
+    cond = analytic.mixture_eps_fn(sch, means, s, labels=torch.tensor([0, 1, 2, 0, 1]))(x.detach(), t)
+    torch.testing.assert_close(cond[2], (sig[2] * (x[2] - a[2] * means[2]) / v[2]).detach())

@@ -8,6 +8,7 @@
 * :mod:`.dpm_solver` — DPM-Solver / DPM-Solver++ (orders 1–3, singlestep "fast" and multistep) as
   pure functions, and an optional diffusers route.
 """
+from . import analytic
 from .dpm_solver import (
     EpsFn,
     diffusers_scheduler,
@@ -42,6 +43,7 @@ from .schedules import (
 )
 
 __all__ = [
+    "analytic",
     # schedules
     "VPLinearSchedule", "SDScaledLinearSchedule", "Schedule", "SCHEDULES", "NOISE_INPUTS", "get_schedule",
     "sd_scaled_linear_betas",
