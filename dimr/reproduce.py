@@ -125,10 +125,32 @@ def execute(exp: Experiment, profile: str, *, root: str | os.PathLike | None = N
         params.update(profile=profile, run_dir=os.path.relpath(rec.dir, root))
         nb = jupytext.read(nb_path)
         nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
-        papermill.execute_notebook(nb, str(rec.dir / f"{stem}.ipynb"), parameters=params, cwd=str(root),
+        out = rec.dir / f"{stem}.ipynb"
+        papermill.execute_notebook(nb, str(out), parameters=params, cwd=str(root),
                                    kernel_name=nb.metadata["kernelspec"].get("name", "python3"),
                                    progress_bar=progress, log_output=False)
+        _finish_notebook(out, exp.notebook, os.path.relpath(rec.final_dir / out.name, root), f"{exp.name}, {profile}")
     return rec.final_dir
+
+
+def _finish_notebook(path: Path, input_path: str, output_path: str, run_label: str) -> None:
+    """Tidy an executed notebook before it is published: papermill stores absolute input/output paths
+    in its metadata (keep them relative to the repository, naming the published folder, not the
+    staging one), and the title gains the run's name so that the book's run pages are told apart."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    meta = nb.metadata.setdefault("papermill", {})
+    meta["input_path"], meta["output_path"] = input_path, output_path
+    first = nb.cells[0] if nb.cells else None
+    if first is not None and first.cell_type == "markdown" and first.source.startswith("# "):
+        title, _, rest = first.source.partition("\n")
+        first.source = f"{title} ({run_label})" + (f"\n{rest}" if rest else "")
+    else:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# Run {run_label}"))
+    tmp = path.with_name(f".{path.name}.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)
 
 
 def run_plan(profile: str, *, plan: Mapping[str, Experiment] | None = None, only: list[str] | None = None,
@@ -166,14 +188,17 @@ def book_env(root: str | os.PathLike) -> dict:
         env.setdefault(var, str(cache / sub))
         Path(env[var]).mkdir(parents=True, exist_ok=True)
     env.setdefault("HF_HUB_OFFLINE", "1")
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures inline, whatever the shell says
     return env
 
 
 def build_book(root: str | os.PathLike | None = None, strict: bool = True) -> int:
-    """``jupyter-book build <root> -W -n --keep-going``: every warning is an error. Returns the exit code."""
+    """``jupyter-book build <root> --all -W -n --keep-going``: every page is re-read and re-executed (an
+    incremental build would keep pages whose source did not change, though the runs and the package
+    they read did), and every warning is an error. Returns the exit code."""
     root = Path(root) if root is not None else repo_root()
     cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
-           "build", str(root)]
+           "build", str(root), "--all"]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     return subprocess.run(cmd, cwd=root, env=book_env(root)).returncode

@@ -97,14 +97,14 @@ def metric(value: float, label: str, scale: str) -> dict:
     return {"value": float(value), "label": str(label), "scale": str(scale)}
 
 
-def write_metrics(run_dir: str | os.PathLike, metrics: Mapping[str, Mapping[str, Any]]) -> Path:
+def write_metrics(run_dir: str | os.PathLike, metrics: Mapping[str, Mapping[str, Any]]) -> None:
     """What a notebook calls to hand its measurements to the run record (``<run_dir>/metrics.json``).
 
     ``metrics`` maps a name to :func:`metric` dicts; :func:`recording` folds the file into ``run.json``."""
     for name, m in metrics.items():
         if not {"value", "label", "scale"} <= set(m):
             raise ValueError(f"metric {name!r} needs value, label and scale; build it with dimr.runs.metric()")
-    return atomic_write_json(Path(run_dir) / METRICS_FILE, {k: dict(v) for k, v in metrics.items()})
+    atomic_write_json(Path(run_dir) / METRICS_FILE, {k: dict(v) for k, v in metrics.items()})
 
 
 def read_metrics(run_dir: str | os.PathLike) -> dict:

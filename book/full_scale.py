@@ -1,0 +1,91 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Running at full scale
+#
+# Everything in this book runs on a 2-core laptop because the runs it executes are small (the `cpu`
+# profile). The same notebooks take a profile parameter; at `paper` they use Table 4's settings. This
+# page works out what that means, from the presets and the paper's own numbers.
+#
+# ## Commands
+#
+# ```bash
+# make book     # install, run the cpu-profile plan, build this book
+# make test     # the test suite (2 CPU cores, minutes)
+#
+# # reduced-scale runs (committed to git), or one experiment at Table 4's scale
+# .venv/bin/python -m dimr reproduce --profile small
+# .venv/bin/python -m dimr reproduce --profile paper --only EXP
+# # what a profile would run, and whether it is recorded
+# .venv/bin/python -m dimr reproduce --profile cpu --list
+# # the training loop: one process, or under torchrun (DDP)
+# .venv/bin/python -m dimr train --help
+# # every preset's parameters and GMACs beside the paper's
+# .venv/bin/python -m dimr zoo
+# ```
+#
+# `reproduce` skips runs already recorded for a profile (`--force` runs them again), stops at the first
+# failing notebook, and rebuilds the book at the end (`--no-build` to skip). Checkpoints go to
+# `checkpoints/`, outside git; only the run records and small figures are committed.
+#
+# ## What Table 4 asks for
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown
+
+from dimr.presets import get_preset
+from dimr.tables import profile_row
+
+IMAGENET_TRAIN = 1_281_167            # training images (paper App. A)
+A100_PEAK_TFLOPS = 312                 # dense fp16/bf16 tensor-core peak of one A100 (NVIDIA datasheet)
+CPU_IMAGES_PER_S = 0.32                # official DiMR-M/3R training on a 2-core CPU (facts file, toolchain notes)
+
+lines = ["| model | images seen | epochs | training compute | Table 4 budget | implied A100 utilisation | "
+         "weights + grads + Adam + EMA (fp32) | on a 2-core CPU |", "|---|---|---|---|---|---|---|---|"]
+for name in ("DiMR-M/3R", "DiMR-L/3R", "DiMR-XL/2R", "DiMR-XL/3R"):
+    p = get_preset(name)
+    r = p.recipe
+    prof = profile_row(name)
+    images = r.batch_size * r.iterations
+    flops = 3 * 2 * prof["gmacs"] * 1e9 * images                   # forward + backward ≈ 3 forwards, 2 FLOPs per MAC
+    devices = int(r.training_devices.split()[0])
+    hours = float(r.training_time.split()[0])
+    mfu = flops / (devices * hours * 3600 * A100_PEAK_TFLOPS * 1e12)
+    memory_gb = prof["params"] * 20 / 1e9
+    cpu_years = images / CPU_IMAGES_PER_S / 3600 / 24 / 365 * (prof["gmacs"] / profile_row("DiMR-M/3R")["gmacs"])
+    lines.append(f"| {name} | {images / 1e6:.0f}M | {images / IMAGENET_TRAIN:.0f} | {flops / 1e21:.2f} ZFLOP | "
+                 f"{r.training_devices}, {r.training_time} | {100 * mfu:.0f}% | {memory_gb:.1f} GB | "
+                 f"≈{cpu_years:,.0f} years |")
+Markdown("\n".join(lines))
+
+# %% [markdown]
+# How to read it: **epochs** = batch × iterations / 1,281,167 training images — 300K iterations at
+# batch 1024 are the 240 epochs of Table 5, 1M iterations the 800 epochs of Tables 1 and 6.
+# **Training compute** counts a training step as three forward passes of the measured GMACs at two
+# FLOPs per MAC. **Implied A100 utilisation** divides it by Table 4's devices and hours at the A100's
+# 312 TFLOPS fp16 peak (activation checkpointing re-runs the forward pass, so the hardware did more work
+# than this counts). **Memory** counts 20 bytes per parameter (fp32 weights, gradients, two Adam moments,
+# EMA) and excludes activations, which checkpointing keeps small. The **CPU** column scales the facts
+# file's measured 0.32 images/s for DiMR-M/3R by GMACs: the paper's runs are for GPUs.
+#
+# ## Profiles
+#
+# | profile | what it is for | where its runs go |
+# |---|---|---|
+# | `smoke` | seconds; the test suite and CI | regenerated, not committed |
+# | `cpu` | `make book` on a 2-core laptop, minutes | regenerated, not committed |
+# | `small` | a reduced-scale reproduction, hours on CPU or minutes on a GPU | committed |
+# | `paper` | Table 4 exactly, a GPU cluster | committed (records and small figures only) |
+#
+# The profiles' parameters live in the plan, `dimr.reproduce.PLAN`; see {doc}`experiments`.

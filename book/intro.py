@@ -1,0 +1,123 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # DiMR, reproduced and explained
+#
+# This book reproduces **DiMR** — *Alleviating Distortion in Image Generation via Multi-Resolution
+# Diffusion Models and Time-Dependent Layer Normalization* (Qihao Liu, Zhanpeng Zeng, Ju He, Qihang Yu,
+# Xiaohui Shen, Liang-Chieh Chen; NeurIPS 2024, arXiv:2406.09416) — as a tested Python package,
+# `dimr`, and as the pages you are reading, which run that package.
+#
+# ## The idea
+#
+# Transformer diffusion models (DiT, U-ViT) cut the image into patches and attend over the patches.
+# Attention costs grow with the square of the number of tokens, so they use patches of 2×2 latent
+# pixels or more — and whatever is finer than a patch is handled token by token, never attended to.
+# The paper attributes the **distortions** of their samples (warped faces, broken limbs, melted text)
+# to this trade-off between patch size and compute.
+#
+# DiMR keeps attention where it is cheap and adds resolution where attention would be expensive:
+#
+# - a **multi-resolution network**: R branches see the same noisy input at increasing resolutions.
+#   The lowest uses Transformer blocks over large patches; the higher ones use ConvNeXt blocks, whose
+#   cost grows only linearly with the pixel count. Each branch adds the upsampled features of the one
+#   below (the *feature cascade*) and predicts the noise at its own resolution, and every prediction is
+#   trained (the *multi-scale loss*).
+# - **Time-Dependent LayerNorm (TD-LN)**: instead of adaLN-Zero's large per-block MLP, each
+#   normalisation's scale and shift interpolate between two learned values as the noise level changes
+#   (the count for DiMR-XL/2R is under the figure).
+#
+# The figure is drawn from the `DiMR-M/3R` preset (ImageNet 64×64 pixels, Table 3), so its numbers are
+# the model's.
+
+# %% tags=["remove-input"]
+from fractions import Fraction
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from dimr.presets import get_preset
+
+preset = get_preset("DiMR-M/3R")
+cfg, recipe = preset.model, preset.recipe
+R = cfg.num_branches
+
+rng = np.random.default_rng(0)
+n = cfg.image_size
+yy, xx = np.mgrid[0:n, 0:n]
+clean = 0.5 + 0.5 * np.cos(((xx - n / 2) ** 2 + (yy - n / 2) ** 2) / n * np.pi * 0.75)
+noisy = np.clip(0.7 * clean + 0.3 * rng.standard_normal((n, n)), 0, 1)
+
+fig, ax = plt.subplots(figsize=(9.5, 5.6))
+ax.set_xlim(0, 12)
+ax.set_ylim(0, 6.4)
+ax.axis("off")
+ax.imshow(noisy, cmap="gray", extent=(0.2, 1.9, 2.3, 4.0))
+ax.text(1.05, 2.05, f"noisy input x_t\n{cfg.in_channels}×{n}×{n}", ha="center", va="top", fontsize=11.5)
+
+ys = {r: 0.5 + (r - 1) * 2.0 for r in range(1, R + 1)}          # branch 1 at the bottom
+for r in range(1, R + 1):
+    b, y0, p, res = cfg.branches[r - 1], ys[r], cfg.patch_size(r), cfg.resolution(r)
+    color = "#dce6f2" if b.block == "transformer" else "#e2efda"
+    ax.add_patch(FancyBboxPatch((3.4, y0 - 0.05), 5.0, 1.45, boxstyle="round,pad=0.05", fc=color, ec="#555"))
+    kind = "Transformer" if b.block == "transformer" else "ConvNeXt"
+    extra = f"{b.heads} heads" if b.block == "transformer" else f"{b.kernel_size}×{b.kernel_size} depthwise conv"
+    ax.text(5.9, y0 + 1.0, f"branch {r}: {cfg.built_depth(r)} {kind} blocks", ha="center", fontsize=13, weight="bold")
+    ax.text(5.9, y0 + 0.4, f"{res}×{res} positions, width {b.dim}, {extra}\nnorms: TD norms of τ = log-SNR/4",
+            ha="center", fontsize=10, va="center")
+    ax.add_patch(FancyArrowPatch((1.95, 3.15), (3.35, y0 + 0.65), arrowstyle="-|>", mutation_scale=12, color="#777"))
+    ax.text(2.75, (3.15 + y0 + 0.65) / 2 + 0.12, f"patchify {p}×{p}", fontsize=10, ha="center",
+            rotation=np.degrees(np.arctan2(y0 + 0.65 - 3.15, 1.6)) * 0.55)
+    ax.add_patch(FancyArrowPatch((8.45, y0 + 0.65), (9.35, y0 + 0.65), arrowstyle="-|>", mutation_scale=12, color="#333"))
+    weight = Fraction(recipe.loss_coeffs[r - 1]).limit_denominator(1024)
+    ax.text(9.45, y0 + 0.65, f"predicted noise\nat {res}×{res}\nloss weight {weight}", va="center", fontsize=11.5)
+    if r < R:
+        ax.add_patch(FancyArrowPatch((7.6, y0 + 1.45), (7.6, ys[r + 1] - 0.1), arrowstyle="-|>",
+                                     mutation_scale=14, color="#c44e52", lw=2))
+        ax.text(7.72, y0 + 1.63, "feature cascade: upsample ×2", color="#c44e52", fontsize=10.5)
+ax.text(9.45, ys[R] + 1.55, "sampling uses the\nhighest-resolution prediction", fontsize=10.5, color="#555")
+ax.set_title(f"{preset.name}: {R} branches, lowest resolution first", fontsize=14)
+fig.tight_layout()
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown
+
+from dimr.nn import build_model
+from dimr.nn.tdln import TimeDependentParameter
+from dimr.profile import count_params
+
+xl = build_model(get_preset("DiMR-XL/2R").model, device="meta")
+td = sum(count_params(m) for m in xl.modules() if isinstance(m, TimeDependentParameter))
+dit = build_model(get_preset("DiT-XL/2").model, device="meta")
+adaln = sum(count_params(m) for m in dit.modules() if type(m).__name__ == "AdaLNModulation")
+Markdown(f"In DiMR-XL/2R ({count_params(xl) / 1e6:.1f}M parameters) every time-dependent parameter of every TD "
+         f"norm — both endpoints and the gates — adds up to {td / 1e6:.2f}M ({100 * td / count_params(xl):.2f}% of "
+         f"the model). DiT-XL/2's adaLN-Zero modulations hold {adaln / 1e6:.1f}M of its "
+         f"{count_params(dit) / 1e6:.1f}M parameters ({100 * adaln / count_params(dit):.0f}%).")
+
+# %% [markdown]
+# ## How to read this book
+#
+# - **Components** take the network apart, one idea per chapter, each page running the package:
+#   what each branch sees after patchifying, the branches and the cascade, TD-LN.
+# - **Experiments** lists the run plan and every recorded run; the pages of executed runs follow it.
+# - **The paper's tables** regenerate Tables 1–7: the printed values, this package's parameter counts
+#   and GMACs beside them, and measurements from recorded runs where there are any — labelled with the
+#   scale they were measured at, and "not run" where there are none.
+# - **Paper vs official code** shows every place where the released code departs from the text.
+# - **Running it** says how to go from the CPU profile to the paper's scale, and maps the package.
+#
+# Every number on these pages is either computed by the package when the book is built or printed in
+# the paper and cited as such.
