@@ -252,3 +252,6 @@ def cli(argv: list[str]) -> int:
     else:
         print(f"reproduce: the book build failed (exit {rc})", file=sys.stderr)
     return rc
+
+
+from . import plan as _plan  # noqa: E402,F401  (registers the experiments of dimr/plan.py in PLAN)

@@ -313,7 +313,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
 
     preset = get_preset(cfg.preset)
     recipe = preset.recipe
-    data_kw = {"shapes": dict(num_items=cfg.dataset_size, seed=cfg.seed)}.get(cfg.dataset.lower(), {})
+    # shapes: a deterministic set of cfg.dataset_size items; ImageNet folders: ADM's centre crop at the
+    # model's resolution with random horizontal flips (as U-ViT; flips draw from the worker's RNG)
+    data_kw = {"shapes": dict(num_items=cfg.dataset_size, seed=cfg.seed),
+               "imagenet": dict(size=preset.model.image_size, random_flip=True)}.get(cfg.dataset.lower(), {})
     if cfg.data_root is not None:
         data_kw["root"] = cfg.data_root
     if dataset is None:

@@ -1,0 +1,99 @@
+"""The run plan: which experiments regenerate which table, at each profile.
+
+Each experiment is a parameterised notebook (``notebooks/train.py`` or ``notebooks/evaluate.py``)
+with papermill parameters per profile.  Training runs feed no table (their record holds loss curves,
+throughput and a sample grid); each evaluation run feeds the table row of the model it evaluates.
+
+* **Table 2** (the ablation path U-ViT → DiMR): every row is trained and evaluated at every profile.
+  ``smoke``/``cpu``/``small`` use the CPU-scale rows ``Table2-T/row1..6`` on the offline shapes (32×32,
+  8 classes); ``paper`` uses the full rows ``Table2/row1..6`` on ImageNet 64×64 with Table 4's recipe.
+* **Tables 5 / 1 / 6 / 7** (``paper`` only): the DiMR models with Table 4's settings exactly — batch,
+  iterations, learning rate, warm-up and sampler steps come from the presets, never retyped here.
+* **The 20-minute CPU run** (``small``): DiMR-T/3R trained for 20 minutes on 2 cores, then evaluated.
+
+Paths under ``checkpoints/`` are outside git; ``data/…`` paths of the ``paper`` profile are where a
+user puts ImageNet (folders) or its SD-VAE latents (``python -m dimr encode-latents``).
+"""
+from __future__ import annotations
+
+from . import tables
+from .presets import get_preset
+from .reproduce import Experiment, register
+
+__all__ = ["TABLE2_ROWS", "PAPER_MODELS", "CPU_SCALE", "rows_of"]
+
+TABLE2_ROWS = range(1, 7)
+#: DiMR models trained at the ``paper`` profile: preset → (dataset, data root, table rows fed)
+PAPER_MODELS = {
+    "DiMR-M/3R": ("imagenet", "data/imagenet/train", ("5",)),
+    "DiMR-L/3R": ("imagenet", "data/imagenet/train", ("5",)),
+    "DiMR-XL/2R": ("latents", "data/latents256", ("1a", "6")),
+    "DiMR-XL/3R": ("latents", "data/latents512", ("1b", "7")),
+}
+#: what the cheap profiles train: (steps, global batch, grid samples, sampler steps) and evaluation size
+CPU_SCALE = {
+    "smoke": dict(train=dict(steps=3, batch_size=8, num_grid_samples=16, sample_steps=3),
+                  evaluate=dict(num_samples=32, steps=3, batch_size=32)),
+    "cpu": dict(train=dict(steps=150, batch_size=64, num_grid_samples=32, sample_steps=10),
+                evaluate=dict(num_samples=400, steps=10, batch_size=200)),
+    "small": dict(train=dict(steps=5000, batch_size=64, num_grid_samples=64, sample_steps=25),
+                  evaluate=dict(num_samples=1000, steps=25, batch_size=250)),
+}
+
+
+def _paper_train(preset: str, dataset: str, data_root: str, exp: str) -> dict:
+    """Table 4's recipe for ``preset``: the notebook leaves lr/warm-up/EMA at 0/−1 so that the training
+    loop takes them from the preset's recipe; 8 processes per node, fp16 autocast and activation
+    checkpointing as the official code."""
+    r = get_preset(preset).recipe
+    return dict(preset=preset, dataset=dataset, data_root=data_root, checkpoint_dir=f"checkpoints/{exp}/paper",
+                steps=r.iterations, batch_size=r.batch_size, nproc=8, amp="fp16", grad_checkpointing=True,
+                sample_steps=r.sampling_steps, num_grid_samples=64, resume=True)
+
+
+def _paper_evaluate(preset: str, exp_train: str) -> dict:
+    r = get_preset(preset).recipe
+    return dict(checkpoint=f"checkpoints/{exp_train}/paper/latest.pt", num_samples=50_000, steps=r.sampling_steps,
+                batch_size=250, inception_weights=".cache/torch/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth")
+
+
+for row in TABLE2_ROWS:
+    train_exp, eval_exp = f"train-table2-row{row}", f"eval-table2-row{row}"
+    tiny, full = f"Table2-T/row{row}", f"Table2/row{row}"
+    train_params = {p: dict(preset=tiny, checkpoint_dir=f"checkpoints/{train_exp}/{p}", **s["train"])
+                    for p, s in CPU_SCALE.items()}
+    train_params["paper"] = _paper_train(full, "imagenet", "data/imagenet/train", train_exp)
+    register(Experiment(train_exp, "notebooks/train.py", train_params, preset_parameter="preset",
+                        description=f"Table 2 row {row}: train {tiny} (CPU scale) or {full} (paper)"))
+    eval_params = {p: dict(checkpoint=f"checkpoints/{train_exp}/{p}/latest.pt", **s["evaluate"])
+                   for p, s in CPU_SCALE.items()}
+    eval_params["paper"] = _paper_evaluate(full, train_exp)
+    register(Experiment(eval_exp, "notebooks/evaluate.py", eval_params, feeds=(f"table2/row{row}",),
+                        preset_parameter="checkpoint",
+                        description=f"Table 2 row {row}: evaluate the model of {train_exp}"))
+
+def rows_of(preset: str, tables_: tuple[str, ...]) -> tuple[str, ...]:
+    """``("table5/row3", …)``: every printed row of ``tables_`` that this repo implements as ``preset``."""
+    return tuple(f"table{key}/row{r['row']}" for key in tables_ for r in tables.paper_rows(key)
+                 if tables.implementation(key, r) == preset)
+
+
+for preset, (dataset, root, table_keys) in PAPER_MODELS.items():
+    feeds = rows_of(preset, table_keys)
+    slug = preset.lower().replace("/", "-")
+    register(Experiment(f"train-{slug}", "notebooks/train.py", {"paper": _paper_train(preset, dataset, root, f"train-{slug}")},
+                        description=f"{preset} with Table 4's settings"))
+    register(Experiment(f"eval-{slug}", "notebooks/evaluate.py", {"paper": _paper_evaluate(preset, f"train-{slug}")},
+                        feeds=feeds, preset_parameter="checkpoint", description=f"FID-50K of {preset}"))
+
+register(Experiment(
+    "train-dimr-t3r-20min", "notebooks/train.py",
+    {"smoke": dict(preset="DiMR-T/3R", checkpoint_dir="checkpoints/train-dimr-t3r-20min/smoke", **CPU_SCALE["smoke"]["train"]),
+     "small": dict(preset="DiMR-T/3R", checkpoint_dir="checkpoints/train-dimr-t3r-20min/small", steps=1_000_000,
+                   batch_size=64, time_limit_minutes=20.0, num_grid_samples=64, sample_steps=25)},
+    description="DiMR-T/3R on the offline shapes for 20 minutes of 2 CPU cores"))
+register(Experiment(
+    "eval-dimr-t3r-20min", "notebooks/evaluate.py",
+    {"smoke": dict(checkpoint="checkpoints/train-dimr-t3r-20min/smoke/latest.pt", **CPU_SCALE["smoke"]["evaluate"]),
+     "small": dict(checkpoint="checkpoints/train-dimr-t3r-20min/small/latest.pt", **CPU_SCALE["small"]["evaluate"])},
+    preset_parameter="checkpoint", description="FID (shapes classifier), rejection and distortion of the 20-minute run"))
