@@ -29,11 +29,11 @@ run_dir: str = "runs/scratch/evaluate"  # where figures and metrics.json go (set
 checkpoint: str = "checkpoints/scratch/latest.pt"  # the checkpoint to evaluate
 num_samples: int = 64  # generated samples, spread evenly over the classes
 steps: int = 0  # DPM-Solver steps; 0 takes the recipe's
-guidance: float = -1.0  # CFG weight w; negative takes the recipe's scale (w = 1 + scale)
+guidance: float = -1.0  # CFG weight w; negative takes the recipe scale s (w is 1 + s)
 batch_size: int = 250  # sampling and feature batch
 seed: int = 0  # sample seed
-inception_weights: str = ""  # local Inception-V3 weights for real FID; empty = offline metrics only
-reference_npz: str = ""  # reference batch in the ADM layout; empty = real training images
+inception_weights: str = ""  # local Inception-V3 weights for real FID; empty: offline metrics only
+reference_npz: str = ""  # reference batch in the ADM layout; empty: real training images
 
 # %%
 import json

@@ -34,7 +34,7 @@ batch_size: int = 16  # global batch per optimiser step
 lr: float = 0.0  # learning rate; 0 takes the preset's recipe
 warmup_steps: int = -1  # linear warm-up steps; -1 takes the preset's recipe
 ema_rate: float = 0.0  # EMA rate; 0 takes the preset's recipe
-time_limit_minutes: float = 0.0  # stop with a checkpoint after this many minutes, 0 = no limit
+time_limit_minutes: float = 0.0  # stop with a checkpoint after this many minutes (0: no limit)
 nproc: int = 1  # processes; > 1 launches torchrun (DDP)
 amp: str = "auto"  # auto (bf16 on CUDA) | none | bf16 | fp16
 grad_checkpointing: bool = False  # activation checkpointing (the official code always checkpoints)

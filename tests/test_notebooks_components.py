@@ -57,3 +57,18 @@ def test_recorded_run_notebooks_are_never_re_executed_by_the_book():
     assert any(run_notebook.match(p) for p in patterns), patterns
     chapter = PurePosixPath(ROOT.as_posix()) / "notebooks" / "tdln.py"
     assert not any(chapter.match(p) for p in patterns)
+
+
+@pytest.mark.parametrize("name", ["train", "evaluate"])
+def test_parameterised_notebooks_declare_typed_documented_parameters(name):
+    """papermill must parse every line of the parameters cell (type, default and help text)."""
+    from papermill.inspection import _infer_parameters
+
+    nb = jupytext.read(ROOT / "notebooks" / f"{name}.py")
+    for c in nb.cells:  # as papermill's loader does
+        c.metadata.setdefault("tags", [])
+    cell = next(c for c in nb.cells if "parameters" in c.metadata["tags"])
+    declared = [line.split(":")[0] for line in cell.source.splitlines() if line and not line.startswith("#")]
+    inferred = _infer_parameters(nb)
+    assert [p.name for p in inferred] == declared
+    assert all(p.inferred_type_name != "None" and p.help for p in inferred)
