@@ -425,7 +425,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
             window.append(logs)
             if bar is not None:
                 bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            ending = step == cfg.steps or stop["signal"] is not None or (
+                time_limit_s is not None and time.perf_counter() - t_start >= time_limit_s)
+            if step % cfg.log_every == 0 or ending:
                 now = time.perf_counter()
                 rec = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
                 rec.update(step=step, lr=lr, ema_rate=ema.rate_at(step - 1),

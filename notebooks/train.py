@@ -71,7 +71,7 @@ run_dir.mkdir(parents=True, exist_ok=True)
 # %%
 args = ["-m", "dimr", "train", "--preset", preset, "--out", str(ckpt_dir), "--steps", str(steps),
         "--batch-size", str(batch_size), "--dataset", dataset, "--seed", str(seed), "--amp", amp,
-        "--no-progress", "--log-every", str(max(1, steps // 100))]
+        "--no-progress", "--log-every", str(10 if time_limit_minutes > 0 else max(1, steps // 100))]
 if data_root:
     args += ["--data-root", data_root]
 if lr > 0:
