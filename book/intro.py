@@ -110,8 +110,10 @@ Markdown(f"In DiMR-XL/2R ({count_params(xl) / 1e6:.1f}M parameters) every time-d
 # %% [markdown]
 # ## How to read this book
 #
-# - **Components** take the network apart, one idea per chapter, each page running the package:
-#   what each branch sees after patchifying, the branches and the cascade, TD-LN.
+# - **Components** take the method apart, one idea per chapter, each page running the package:
+#   what each branch sees after patchifying, the branches and the cascade, TD-LN, the multi-scale
+#   loss, the DPM-Solver sampler, classifier-free guidance, the distortion measurements of §5.3, and
+#   the PCA of adaLN-Zero modulations that motivates TD-LN.
 # - **Experiments** lists the run plan and every recorded run; the pages of executed runs follow it.
 # - **The paper's tables** regenerate Tables 1–7: the printed values, this package's parameter counts
 #   and GMACs beside them, and measurements from recorded runs where there are any — labelled with the

@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-__all__ = ["BranchConfig", "DiMRConfig", "UViTConfig", "DiTConfig", "ModelConfig", "config_to_dict", "config_from_dict"]
+__all__ = ["BranchConfig", "DiMRConfig", "UViTConfig", "DiTConfig", "ModelConfig", "config_to_dict", "config_from_dict",
+           "from_namespace"]
 
 
 @dataclass(frozen=True)
@@ -192,3 +193,11 @@ def config_from_dict(d: dict) -> ModelConfig:
     if cls is DiMRConfig:
         d["branches"] = tuple(BranchConfig(**b) for b in d["branches"])
     return cls(**d)
+
+
+def from_namespace(cls, ns, **overrides):
+    """A config dataclass ``cls`` from parsed command-line arguments: each field takes the attribute
+    of ``ns`` with its name (fields the parser lacks keep their defaults); ``overrides`` win.  So a
+    command line and the dataclass it fills cannot drift apart field by field."""
+    values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if f.init and hasattr(ns, f.name)}
+    return cls(**{**values, **overrides})

@@ -11,7 +11,8 @@ a hidden staging folder and published atomically by :func:`dimr.runs.recording` 
 finishes.  Every planned notebook receives two parameters besides its own: ``profile`` and
 ``run_dir`` (the folder, relative to the repository root, where it writes ``metrics.json`` via
 :func:`dimr.runs.write_metrics` and its figures).  A run already recorded for the profile is skipped
-unless ``--force``; a failing notebook stops the plan, is kept in ``runs/<experiment>/.<run>.failed/``
+unless ``--force``; a forced training run starts from step 0 (its notebook gets ``restart=True``),
+while an unforced one resumes a checkpoint left by an interrupted attempt; a failing notebook stops the plan, is kept in ``runs/<experiment>/.<run>.failed/``
 for debugging, and leaves no complete record.
 
 Profiles (DESIGN.md): ``smoke`` (seconds, tests), ``cpu`` (the default main job, minutes on a
@@ -123,6 +124,8 @@ def execute(exp: Experiment, profile: str, *, root: str | os.PathLike | None = N
         # Paths handed to the notebook are relative to the repository root (its cwd), so that no
         # absolute path of this machine is baked into the executed notebook.
         params.update(profile=profile, run_dir=os.path.relpath(rec.dir, root))
+        if force and "checkpoint_dir" in params:
+            params["restart"] = True  # a forced run is a new run, not the old one resumed
         nb = jupytext.read(nb_path)
         nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
         out = rec.dir / f"{stem}.ipynb"

@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import config_to_dict
+from .config import config_to_dict, from_namespace
 from .data import build_dataset
 from .diffusion import drop_labels, get_schedule, multiscale_loss
 from .nn import build_model
@@ -71,7 +71,7 @@ class TrainConfig:
     betas: tuple[float, float] | None = None
     warmup_steps: int | None = None
     ema_rate: float | None = None
-    ema_warmup: bool = False
+    ema_warmup: bool | None = None
     p_uncond: float | None = None
     loss_coeffs: tuple[float, ...] | None = None
     loss_target: str = "official"
@@ -96,7 +96,7 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     recipe = get_preset(cfg.preset).recipe
     fill = dict(steps=recipe.iterations, batch_size=recipe.batch_size, lr=recipe.lr,
                 weight_decay=recipe.weight_decay, betas=tuple(recipe.betas), warmup_steps=recipe.warmup_steps,
-                ema_rate=recipe.ema_rate, p_uncond=recipe.p_uncond, loss_coeffs=tuple(recipe.loss_coeffs))
+                ema_rate=recipe.ema_rate, ema_warmup=recipe.ema_warmup, p_uncond=recipe.p_uncond, loss_coeffs=tuple(recipe.loss_coeffs))
     out = dataclasses.replace(cfg, **{k: v for k, v in fill.items() if getattr(cfg, k) is None})
     out = dataclasses.replace(out, betas=tuple(out.betas), loss_coeffs=tuple(out.loss_coeffs))
     if out.amp not in ("auto", "none", "bf16", "fp16"):
@@ -480,7 +480,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--weight-decay", type=float)
     ap.add_argument("--warmup-steps", type=int)
     ap.add_argument("--ema-rate", type=float)
-    ap.add_argument("--ema-warmup", action="store_true", help="EMA rate min(rate, (1+n)/(10+n)) for short runs")
+    ap.add_argument("--ema-warmup", action=argparse.BooleanOptionalAction, default=None,
+                    help="EMA rate min(rate, (1+n)/(10+n)) for short runs (default: the recipe's; on for tiny presets)")
     ap.add_argument("--p-uncond", type=float, help="label-dropout probability for CFG")
     ap.add_argument("--loss-coeffs", type=float, nargs="+", help="α_r, lowest resolution first")
     ap.add_argument("--loss-target", choices=["official", "paper"], default="official",
@@ -503,15 +504,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def cli(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    cfg = TrainConfig(
-        preset=args.preset, dataset=args.dataset, data_root=args.data_root, dataset_size=args.dataset_size,
-        steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
-        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, ema_rate=args.ema_rate,
-        ema_warmup=args.ema_warmup, p_uncond=args.p_uncond,
-        loss_coeffs=tuple(args.loss_coeffs) if args.loss_coeffs else None, loss_target=args.loss_target,
-        amp=args.amp, grad_checkpointing=args.grad_checkpointing, compile=args.compile, seed=args.seed,
-        log_every=args.log_every, ckpt_every=args.ckpt_every, num_workers=args.num_workers, device=args.device,
-        progress=not args.no_progress)
+    cfg = from_namespace(TrainConfig, args, loss_coeffs=tuple(args.loss_coeffs) if args.loss_coeffs else None,
+                         progress=not args.no_progress)
     try:
         summary = train(cfg, args.out, resume=args.resume,
                         time_limit_s=args.time_limit * 60 if args.time_limit else None)

@@ -137,11 +137,11 @@ print(f"notebook wall time {time.perf_counter() - t0:.0f} s")
 # %% [markdown]
 # **Reading it.** The paper's claim for DiT-XL/2 is that two components explain most of the
 # variance and the third rarely more than 5%. The table above says how far that holds for the model
-# analysed here, at its (much smaller) scale. For reference, the same procedure applied to a DiT-T/2
-# trained for the tiny recipe's full 3,000 steps (batch 64) gave, at layers 2, 3, 5, 6 of 6, first two
-# components explaining 94–99% and the third 0.4–4% (measured while building this page; run it with
-# `checkpoint=` to reproduce). After only a few dozen steps the modulation is even closer to
-# one-dimensional (PC1 alone ≈ 98–99% in our 60-step runs): time dominates and the class embeddings
-# have barely moved; training adds the second direction. A low-dimensional, time-driven modulation
+# analysed here, at its (much smaller) scale, and the printed line says which model and scale that
+# is. To see how the picture changes with training, train a longer adaLN-Zero baseline
+# (`python -m dimr train --preset DiT-T/2 --out DIR --steps 3000`) and pass `checkpoint=DIR` to this
+# notebook with papermill; we do not quote such a figure here unless a recorded run produced it. After
+# very little training, expect the modulation to be close to one-dimensional (time dominates; the
+# class embeddings have barely moved). A low-dimensional, time-driven modulation
 # is what TD-LN parameterises directly, with two learnt endpoints per norm instead of a
 # 6·d²-parameter MLP per block.

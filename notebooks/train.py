@@ -42,6 +42,7 @@ seed: int = 0  # seed of data order, noise and init
 sample_steps: int = 25  # DPM-Solver steps for the sample grid
 num_grid_samples: int = 64  # samples in the grid (spread evenly over classes)
 resume: bool = True  # continue an interrupted run in checkpoint_dir
+restart: bool = False  # discard checkpoint_dir's checkpoint and train from step 0 (`dimr reproduce --force` sets it)
 
 # %%
 import json
@@ -84,7 +85,10 @@ if time_limit_minutes > 0:
     args += ["--time-limit", str(time_limit_minutes)]
 if grad_checkpointing:
     args += ["--grad-checkpointing"]
-if resume and (ckpt_dir / "latest.pt").exists():
+if restart:
+    for stale in ("latest.pt", "metrics.jsonl", "summary.json"):
+        (ckpt_dir / stale).unlink(missing_ok=True)
+elif resume and (ckpt_dir / "latest.pt").exists():
     args += ["--resume"]
 launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
 command = launcher + args

@@ -10,7 +10,8 @@ import papermill
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPONENT_NOTEBOOKS = ["patchify", "branches", "tdln", "multiscale_loss", "solver", "guidance", "paper_vs_official"]
+COMPONENT_NOTEBOOKS = ["patchify", "branches", "tdln", "multiscale_loss", "solver", "guidance", "distortion", "adaln_pca",
+                       "paper_vs_official"]
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import CheckpointError
+from ..config import from_namespace
 from .metrics import Metric, MissingWeightsError
 
 __all__ = ["EvaluateConfig", "evaluate_checkpoint", "cli", "OFFLINE_DATASETS", "IMAGENET_SCALE"]
@@ -370,13 +371,7 @@ def _parser() -> argparse.ArgumentParser:
 def cli(argv: list[str]) -> int:
     """``python -m dimr evaluate --checkpoint CKPT [...]``: prints the summary, writes ``metrics.json``."""
     args = _parser().parse_args(argv)
-    cfg = EvaluateConfig(
-        checkpoint=args.checkpoint, num_samples=args.num_samples, batch_size=args.batch_size, steps=args.steps,
-        guidance=args.guidance, seed=args.seed, out=args.out, inception=args.inception,
-        inception_weights=args.inception_weights, classifier=args.classifier, reference_npz=args.reference_npz,
-        vit_weights=args.vit_weights, vit_model=args.vit_model, threshold=args.threshold,
-        distortion_threshold=args.distortion_threshold, data_root=args.data_root, vae=args.vae, device=args.device,
-        use_ema=not args.no_ema, progress=not args.no_progress)
+    cfg = from_namespace(EvaluateConfig, args, use_ema=not args.no_ema, progress=not args.no_progress)
     try:
         report = evaluate_checkpoint(cfg)
     except (MissingWeightsError, CheckpointError, FileNotFoundError, ValueError) as e:

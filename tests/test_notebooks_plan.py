@@ -1,0 +1,101 @@
+"""Every notebook of the repository executes with the ``smoke`` profile.
+
+The run plan's notebooks (``notebooks/train.py``, ``notebooks/evaluate.py``) run through
+``dimr reproduce``'s own code path into a scratch copy of the repository layout, and the book's pages
+(``book/**/*.py``: introduction, experiments, Tables 1–7) are then executed against those fresh smoke
+runs, so the pages that read ``runs/`` are exercised with records that exist.  The component chapters
+are executed by ``test_notebooks_components.py``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jupytext
+import papermill
+import pytest
+
+from dimr import reproduce, runs
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK_PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "book").rglob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory):
+    """A scratch repository root (the package, notebooks, book and config linked in, empty runs/)
+    in which the whole smoke plan has been executed."""
+    root = tmp_path_factory.mktemp("repo")
+    for name in ("dimr", "notebooks", "book", "_toc.yml", "_config.yml"):
+        (root / name).symlink_to(ROOT / name)
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "MPLCONFIGDIR": str(root / ".cache/mpl"),
+           "IPYTHONDIR": str(root / ".cache/ipython"), "XDG_CACHE_HOME": str(root / ".cache/xdg")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        log: list[str] = []
+        done = reproduce.run_plan("smoke", root=root, progress=False, log=log.append)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return root, done, log
+
+
+@pytest.mark.slow
+def test_the_smoke_plan_executes_every_planned_notebook(smoke_repo):
+    root, done, _ = smoke_repo
+    planned = reproduce.planned("smoke")
+    assert {e.notebook for e in planned} >= {"notebooks/train.py", "notebooks/evaluate.py"}
+    assert [d.relative_to(root).as_posix() for d in done] == [f"runs/{e.name}/smoke" for e in planned]
+    for exp in planned:
+        record = root / "runs" / exp.name / "smoke"
+        assert runs.is_complete(record), record
+        nb = record / f"{Path(exp.notebook).stem}.ipynb"
+        executed = json.loads(nb.read_text(encoding="utf-8"))
+        errors = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors, f"{nb}: {errors[0].get('ename')}"
+        metrics = json.loads((record / "metrics.json").read_text(encoding="utf-8"))
+        assert metrics, f"{record} recorded no metric"
+    # the evaluation runs reach the tables: each one feeds its Table 2 row
+    assert {f for e in planned for f in e.feeds} >= {f"table2/row{r}" for r in range(1, 7)}
+
+
+@pytest.mark.slow
+def test_a_second_smoke_plan_skips_what_is_recorded(smoke_repo):
+    root, _, _ = smoke_repo
+    log: list[str] = []
+    assert reproduce.run_plan("smoke", root=root, progress=False, log=log.append) == []
+    assert log and all("already recorded" in line for line in log)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", BOOK_PAGES)
+def test_book_page_executes_against_the_smoke_runs(page, smoke_repo, tmp_path, monkeypatch):
+    root, _, _ = smoke_repo
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    nb = jupytext.read(ROOT / page)
+    out = tmp_path / "page.ipynb"
+    # cwd = the page's folder inside the scratch root, as jupyter-book runs it: dimr.runs.repo_root()
+    # then finds the scratch root and its smoke runs, not this checkout's runs/.
+    cwd = root / Path(page).parent
+    executed = papermill.execute_notebook(nb, str(out), cwd=str(cwd), kernel_name="python3", progress_bar=False)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+
+
+def test_every_notebook_is_executed_by_some_test():
+    """No notebook escapes the suite: components here by name, plan notebooks through the plan,
+    book pages by the glob above."""
+    from test_notebooks_components import COMPONENT_NOTEBOOKS
+
+    plan_notebooks = {Path(e.notebook).stem for p in runs.PROFILES for e in reproduce.planned(p)}
+    notebooks = {p.stem for p in (ROOT / "notebooks").glob("*.py")}
+    assert notebooks == set(COMPONENT_NOTEBOOKS) | plan_notebooks, notebooks ^ (set(COMPONENT_NOTEBOOKS) | plan_notebooks)
+    assert "book/tables/table2.py" in BOOK_PAGES and "book/intro.py" in BOOK_PAGES
