@@ -31,6 +31,8 @@ def smoke_repo(tmp_path_factory):
         (root / name).symlink_to(ROOT / name)
     env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "MPLCONFIGDIR": str(root / ".cache/mpl"),
            "IPYTHONDIR": str(root / ".cache/ipython"), "XDG_CACHE_HOME": str(root / ".cache/xdg")}
+    for folder in ("mpl", "ipython", "xdg"):
+        (root / ".cache" / folder).mkdir(parents=True, exist_ok=True)
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
