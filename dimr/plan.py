@@ -30,14 +30,16 @@ PAPER_MODELS = {
     "DiMR-XL/2R": ("latents", "data/latents256", ("1a", "6")),
     "DiMR-XL/3R": ("latents", "data/latents512", ("1b", "7")),
 }
+_TINY_STEPS = get_preset("DiMR-T/3R").recipe.sampling_steps
 #: what the cheap profiles train: (steps, global batch, grid samples, sampler steps) and evaluation size
 CPU_SCALE = {
     "smoke": dict(train=dict(steps=3, batch_size=8, num_grid_samples=16, sample_steps=3),
                   evaluate=dict(num_samples=32, steps=3, batch_size=32)),
-    "cpu": dict(train=dict(steps=150, batch_size=64, num_grid_samples=32, sample_steps=10),
-                evaluate=dict(num_samples=400, steps=10, batch_size=200)),
-    "small": dict(train=dict(steps=5000, batch_size=64, num_grid_samples=64, sample_steps=25),
-                  evaluate=dict(num_samples=1000, steps=25, batch_size=250)),
+    # sized so that `make book` (all six Table 2 rows) fits in 20 minutes of a 2-core laptop
+    "cpu": dict(train=dict(steps=120, batch_size=32, num_grid_samples=32, sample_steps=10),
+                evaluate=dict(num_samples=256, steps=10, batch_size=128)),
+    "small": dict(train=dict(steps=5000, batch_size=64, num_grid_samples=64, sample_steps=_TINY_STEPS),
+                  evaluate=dict(num_samples=1000, steps=_TINY_STEPS, batch_size=250)),
 }
 
 
@@ -90,7 +92,8 @@ register(Experiment(
     "train-dimr-t3r-20min", "notebooks/train.py",
     {"smoke": dict(preset="DiMR-T/3R", checkpoint_dir="checkpoints/train-dimr-t3r-20min/smoke", **CPU_SCALE["smoke"]["train"]),
      "small": dict(preset="DiMR-T/3R", checkpoint_dir="checkpoints/train-dimr-t3r-20min/small", steps=1_000_000,
-                   batch_size=64, time_limit_minutes=20.0, num_grid_samples=64, sample_steps=25)},
+                   batch_size=32, amp="bf16", time_limit_minutes=20.0, num_grid_samples=64,
+                   sample_steps=_TINY_STEPS)},
     description="DiMR-T/3R on the offline shapes for 20 minutes of 2 CPU cores"))
 register(Experiment(
     "eval-dimr-t3r-20min", "notebooks/evaluate.py",

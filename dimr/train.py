@@ -63,6 +63,7 @@ class TrainConfig:
     dataset: str = "shapes"
     data_root: str | None = None
     dataset_size: int = 20_000
+    shapes_rotation: str = "upright"
     steps: int | None = None
     batch_size: int | None = None
     grad_accum: int = 1
@@ -315,7 +316,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     recipe = preset.recipe
     # shapes: a deterministic set of cfg.dataset_size items; ImageNet folders: ADM's centre crop at the
     # model's resolution with random horizontal flips (as U-ViT; flips draw from the worker's RNG)
-    data_kw = {"shapes": dict(num_items=cfg.dataset_size, seed=cfg.seed),
+    data_kw = {"shapes": dict(num_items=cfg.dataset_size, seed=cfg.seed, rotation=cfg.shapes_rotation),
                "imagenet": dict(size=preset.model.image_size, random_flip=True)}.get(cfg.dataset.lower(), {})
     if cfg.data_root is not None:
         data_kw["root"] = cfg.data_root
@@ -489,6 +490,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--dataset", default="shapes", help="shapes (default, offline), fashion-mnist, imagenet, latents")
     ap.add_argument("--data-root", help="folder of the dataset (not needed for shapes)")
     ap.add_argument("--dataset-size", type=int, default=20_000, help="number of procedural shapes")
+    ap.add_argument("--shapes-rotation", choices=["upright", "random"], default="upright",
+                    help="shapes drawn upright (default, learnable in minutes on a CPU) or randomly turned (harder)")
     ap.add_argument("--amp", choices=["auto", "none", "bf16", "fp16"], default="auto")
     ap.add_argument("--grad-checkpointing", action="store_true")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network")

@@ -45,7 +45,7 @@ def test_labels_cycle_so_classes_are_balanced():
 
 
 def test_parameter_distribution():
-    ds = ShapesDataset(400, seed=4, radius_range=(0.25, 0.42), max_shift=0.06)
+    ds = ShapesDataset(400, seed=4, radius_range=(0.25, 0.42), max_shift=0.06, rotation="random")
     ps = ds.all_params()
     radius = np.array([p.radius for p in ps])
     shift = np.array([[p.cx - 0.5, p.cy - 0.5] for p in ps])
@@ -63,8 +63,20 @@ def test_parameter_distribution():
     assert sample_item(0, 9).params.radius != sample_item(1, 8).params.radius
 
 
+def test_upright_is_the_default_and_differs_only_in_rotation():
+    upright, turned = ShapesDataset(80, seed=4), ShapesDataset(80, seed=4, rotation="random")
+    assert upright.rotation == "upright"
+    for i in range(80):
+        a, b = upright.params(i), turned.params(i)
+        assert a.rotation == 0.0
+        assert (a.class_id, a.cx, a.cy, a.radius) == (b.class_id, b.cx, b.cy, b.radius)
+    assert sum(turned.params(i).rotation != 0.0 for i in range(80)) == 60  # all but circles and rings
+    with pytest.raises(ValueError, match="rotation"):
+        ShapesDataset(4, rotation="sideways")
+
+
 def test_shapes_stay_inside_the_image():
-    ds = ShapesDataset(64, seed=6, radius_range=(0.4, 0.44), max_shift=0.06)
+    ds = ShapesDataset(64, seed=6, radius_range=(0.4, 0.44), max_shift=0.06, rotation="random")
     for i in range(64):
         m = render_mask(ds.params(i), 128, supersample=1)
         assert m[[0, -1]].sum() == 0 and m[:, [0, -1]].sum() == 0
@@ -152,7 +164,7 @@ def test_item_params_describe_the_image():
 
 @pytest.mark.parametrize("palette", ["white", "random"])
 def test_fit_template_recovers_parameters(palette):
-    ds = ShapesDataset(16, seed=11, palette=palette)
+    ds = ShapesDataset(16, seed=11, palette=palette, rotation="random")
     for i in range(16):
         true = ds.params(i)
         fit, iou = fit_template(ds[i][0], true.class_id)

@@ -114,12 +114,19 @@ def test_reference_batch_is_the_training_data():
     from dimr.data import ShapesDataset
     from dimr.sample import to_uint8
 
+    def images(ds):
+        return to_uint8(torch.stack([ds[i][0] for i in range(10)]))
+
     ckpt = {"dataset": {"name": "shapes", "num_classes": 8, "image_shape": [3, 32, 32]},
-            "train_config": {"dataset": "shapes", "dataset_size": 100, "seed": 3}}
+            "train_config": {"dataset": "shapes", "dataset_size": 100, "seed": 3, "shapes_rotation": "upright"}}
     ref = reference_batch(ckpt, 10)
-    ds = ShapesDataset(num_items=100, seed=3)
-    assert np.array_equal(ref.images, to_uint8(torch.stack([ds[i][0] for i in range(10)])))
+    assert np.array_equal(ref.images, images(ShapesDataset(num_items=100, seed=3)))
     assert list(ref.labels) == [i % 8 for i in range(10)]
+    # a checkpoint from before the rotation option was trained on randomly turned shapes
+    old = {**ckpt, "train_config": {k: v for k, v in ckpt["train_config"].items() if k != "shapes_rotation"}}
+    turned = images(ShapesDataset(num_items=100, seed=3, rotation="random"))
+    assert np.array_equal(reference_batch(old, 10).images, turned)
+    assert not np.array_equal(turned, ref.images)
     with pytest.raises(ValueError, match="dataset has 100"):
         reference_batch(ckpt, 101)
     with pytest.raises(ValueError, match="reference-npz"):

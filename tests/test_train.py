@@ -129,6 +129,11 @@ def test_cli_defaults_then_sample_grid(tmp_path):
                           "--steps", "6", "--batch-size", "4", "--resume", "--no-progress"],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "step 6/6" in res.stdout, res.stderr
+    assert load_checkpoint(out / "latest.pt")["train_config"]["shapes_rotation"] == "upright"  # the default
+    res = subprocess.run([sys.executable, "-m", "dimr", "train", "--preset", "DiMR-T/3R", "--out", str(out),
+                          "--steps", "8", "--batch-size", "4", "--resume", "--shapes-rotation", "random",
+                          "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "shapes_rotation" in res.stderr and "Traceback" not in res.stderr
     res = subprocess.run([sys.executable, "-m", "dimr", "sample", "--checkpoint", str(out / "latest.pt"),
                           "--num-samples", "16", "--steps", "4", "--out", str(tmp_path / "s"), "--no-progress"],
                          capture_output=True, text=True, timeout=300)

@@ -13,8 +13,8 @@ A template has *radius* 1 in its own frame: its circumradius (every class fits e
 disk, touching it), so ``radius + max(|cx − ½|, |cy − ½|) ≤ ½`` keeps a shape inside the image.  The
 polygons and the star point a vertex up (towards −y) at rotation 0; ``rotation`` (radians) turns the
 template by ``+θ`` in the ``(x, y)`` frame, which is clockwise on screen because ``y`` points down.
-Rotations are drawn within one period of the class's rotational symmetry (:data:`SYMMETRY_ORDER`),
-so parameters are identifiable.
+By default every shape is upright (rotation 0); with ``rotation="random"`` rotations are drawn within
+one period of the class's rotational symmetry (:data:`SYMMETRY_ORDER`), so parameters stay identifiable.
 
 Determinism: item ``i`` of ``ShapesDataset(seed=s)`` is a pure function of ``(s, i)`` (its own
 ``numpy`` generator seeded by ``[s, i]``), so DataLoader workers and DDP ranks agree whatever order
@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = [
-    "CLASS_NAMES", "NUM_CLASSES", "SYMMETRY_ORDER", "PALETTES", "FIXED_COLOURS",
+    "CLASS_NAMES", "NUM_CLASSES", "SYMMETRY_ORDER", "PALETTES", "ROTATIONS", "FIXED_COLOURS",
     "ShapeParams", "ShapeItem", "ShapesDataset",
     "sample_item", "render_mask", "render_image", "template_area", "foreground_mask", "mask_iou",
     "fit_template",
@@ -46,6 +46,11 @@ NUM_CLASSES = len(CLASS_NAMES)
 #: Rotational symmetry order per class; 0 means continuous (rotation is meaningless, always 0).
 SYMMETRY_ORDER = (0, 4, 3, 5, 6, 5, 4, 0)
 PALETTES = ("white", "fixed", "random")
+#: ``rotation="upright"`` (default) draws every shape at rotation 0, so each class is one template up to
+#: size and position, and even an under-trained model's class-conditional average looks like the shape.
+#: ``"random"`` turns each shape uniformly within one symmetry period: harder, because at high noise the
+#: denoiser's average over rotations is a round blob.
+ROTATIONS = ("upright", "random")
 #: ``palette="fixed"``: one saturated colour per class (RGB in [0, 1]) on black.
 FIXED_COLOURS = (
     (1.00, 0.25, 0.20),  # circle: red
@@ -253,16 +258,21 @@ def render_image(item: ShapeItem, size: int, supersample: int = 4) -> np.ndarray
 # Sampling items from (seed, index)
 # ---------------------------------------------------------------------------------------------
 def sample_item(seed: int, index: int, palette: str = "white",
-                radius_range: tuple[float, float] = (0.25, 0.42), max_shift: float = 0.06) -> ShapeItem:
+                radius_range: tuple[float, float] = (0.25, 0.42), max_shift: float = 0.06,
+                rotation: str = "upright") -> ShapeItem:
     """Item ``index`` of the dataset with ``seed``: a pure function of its arguments.
 
     Class ``index mod 8``; radius ~ U(radius_range); centre = (½, ½) + U(−max_shift, max_shift)²;
-    rotation ~ U(0, 2π/order) (0 for the circle and ring). Colours by ``palette``: ``"white"`` (white on
+    rotation 0 (``rotation="upright"``) or ~ U(0, 2π/order) (``"random"``; always 0 for the circle and
+    ring). The random draws happen in the same order either way, so the two settings share every
+    item's class, radius, centre and colours. Colours by ``palette``: ``"white"`` (white on
     black), ``"fixed"`` (:data:`FIXED_COLOURS` on black), ``"random"`` (random fg and bg at RGB distance
     ≥ 0.6).
     """
     if palette not in PALETTES:
         raise ValueError(f"palette must be one of {PALETTES}, got {palette!r}")
+    if rotation not in ROTATIONS:
+        raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
     if seed < 0 or index < 0:
         raise ValueError("seed and index must be non-negative")
     rng = np.random.default_rng([seed, index])
@@ -270,8 +280,10 @@ def sample_item(seed: int, index: int, palette: str = "white",
     radius = rng.uniform(*radius_range)
     cx, cy = 0.5 + rng.uniform(-max_shift, max_shift, size=2)
     order = SYMMETRY_ORDER[class_id]
-    rotation = rng.uniform(0, 2 * math.pi / order) if order else 0.0
-    params = ShapeParams(class_id, float(cx), float(cy), float(radius), float(rotation))
+    angle = rng.uniform(0, 2 * math.pi / order) if order else 0.0
+    if rotation == "upright":
+        angle = 0.0
+    params = ShapeParams(class_id, float(cx), float(cy), float(radius), float(angle))
     if palette == "white":
         fg, bg = (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)
     elif palette == "fixed":
@@ -297,7 +309,7 @@ class ShapesDataset(Dataset):
 
     def __init__(self, num_items: int = 50_000, size: int = 32, seed: int = 0, palette: str = "white",
                  radius_range: tuple[float, float] = (0.25, 0.42), max_shift: float = 0.06,
-                 supersample: int = 4):
+                 rotation: str = "upright", supersample: int = 4):
         if num_items < 1 or size < 4:
             raise ValueError("num_items must be >= 1 and size >= 4")
         lo, hi = radius_range
@@ -305,7 +317,10 @@ class ShapesDataset(Dataset):
             raise ValueError(f"radius_range {radius_range} with max_shift {max_shift} would leave the image")
         if palette not in PALETTES:
             raise ValueError(f"palette must be one of {PALETTES}, got {palette!r}")
+        if rotation not in ROTATIONS:
+            raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
         self.num_items, self.size, self.seed, self.palette = num_items, size, seed, palette
+        self.rotation = rotation
         self.radius_range, self.max_shift, self.supersample = (lo, hi), max_shift, supersample
         self.image_shape = (3, size, size)
 
@@ -316,7 +331,7 @@ class ShapesDataset(Dataset):
         """Geometry and colours of item ``index`` (no rendering)."""
         if not 0 <= index < self.num_items:
             raise IndexError(f"index {index} out of range for {self.num_items} items")
-        return sample_item(self.seed, index, self.palette, self.radius_range, self.max_shift)
+        return sample_item(self.seed, index, self.palette, self.radius_range, self.max_shift, self.rotation)
 
     def params(self, index: int) -> ShapeParams:
         """The exact geometry of item ``index``."""

@@ -189,6 +189,8 @@ def _build(config: ClassifierConfig, split: str):
 
     kw = dict(config.data_kw)
     if config.dataset == "shapes":
+        # every rotation, so the classifier judges samples of upright and of randomly turned shapes alike
+        kw.setdefault("rotation", "random")
         # held-out items come from another seed: disjoint draws, not just other indices
         seed = config.seed * 2 + (0 if split == "train" else 1) + 10_000
         n = config.train_items if split == "train" else 2000

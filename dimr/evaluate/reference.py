@@ -48,8 +48,9 @@ def checkpoint_dataset(ckpt: dict, data_root: str | None = None):
     root = data_root or tc.get("data_root")
     if name == "shapes":
         size = (info.get("image_shape") or [3, 32, 32])[-1]
+        # checkpoints from before the rotation option were trained on randomly turned shapes
         return name, build_dataset("shapes", num_items=int(tc.get("dataset_size", 20_000)), size=size,
-                                   seed=int(tc.get("seed", 0)))
+                                   seed=int(tc.get("seed", 0)), rotation=tc.get("shapes_rotation", "random"))
     if name == "latents":
         raise ValueError("this checkpoint was trained on SD-VAE latents, which hold no pixels: pass "
                          "--reference-npz with real images (or an ADM reference batch)")
@@ -66,7 +67,7 @@ def reference_batch(ckpt: dict, n: int, data_root: str | None = None) -> Referen
         raise ValueError(f"asked for {n} reference images, the dataset has {len(ds)}")
     if name == "shapes":
         idx = np.arange(n)
-        how = f"items 0..{n - 1} of the training ShapesDataset (seed {ds.seed}, {ds.size}², palette {ds.palette})"
+        how = f"items 0..{n - 1} of the training ShapesDataset (seed {ds.seed}, {ds.size}², palette {ds.palette}, {ds.rotation})"
     else:
         idx = np.linspace(0, len(ds) - 1, n).round().astype(int)
         how = f"{n} items evenly spaced over the {name} training split ({len(ds)} items)"
