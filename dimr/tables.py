@@ -307,10 +307,15 @@ def _run_link(rec: dict, style: str) -> str:
     return f"{{download}}`{text} </{rel}/run.json>`"
 
 
-def measured_cell(key: str, row: int, implemented: bool, runs_root=None, style: str = "myst") -> str:
-    """One table cell: every metric of every run feeding the row, each with its label, scale and
-    run; :data:`NOT_RUN` if the row is implemented but nothing is recorded; :data:`NOT_IMPLEMENTED`
-    otherwise."""
+def measured_cell(key: str, row: int, implemented: bool, runs_root=None, style: str = "myst",
+                  table: "Table | None" = None) -> str:
+    """One table cell: every metric of every run feeding the row, each with its label and scale,
+    grouped by run (linked); :data:`NOT_RUN` if the row is implemented but nothing is recorded;
+    :data:`NOT_IMPLEMENTED` otherwise.
+
+    With ``table``, each distinct scale becomes one of its numbered notes (rows measured at the same
+    scale share it) and the cell carries the note's marker, so the cell stays short enough to read;
+    without it the scale is written after every metric."""
     runs = measured_runs(key, row, runs_root)
     if not runs:
         return NOT_RUN if implemented else NOT_IMPLEMENTED
@@ -318,11 +323,19 @@ def measured_cell(key: str, row: int, implemented: bool, runs_root=None, style: 
     for rec in runs:
         metrics = rec.get("metrics", {})
         names = [m for m in _METRIC_ORDER if m in metrics] + sorted(m for m in metrics if m not in _METRIC_ORDER)
-        for m in names:
-            v = metrics[m]
-            parts.append(f"**{v['value']:.4g}** {v['label']}, {v['scale']} ({_run_link(rec, style)})")
         if not names:
             parts.append(f"no metrics recorded ({_run_link(rec, style)})")
+            continue
+        if table is None:
+            parts += [f"**{metrics[m]['value']:.4g}** {metrics[m]['label']}, {metrics[m]['scale']} "
+                      f"({_run_link(rec, style)})" for m in names]
+            continue
+        by_scale: dict[str, list[str]] = {}
+        for m in names:
+            by_scale.setdefault(metrics[m]["scale"], []).append(f"**{metrics[m]['value']:.4g}** {metrics[m]['label']}")
+        for scale, items in by_scale.items():
+            marker = table.note(f"Measured at: {scale}.")
+            parts.append(f"{_run_link(rec, style)}{marker}: " + " · ".join(items))
     return "; ".join(parts)
 
 
@@ -355,7 +368,8 @@ _GMACS_NOTE = ("\"GFLOPs\" in the paper are multiply-accumulates (GMACs) of one 
                "the attention matmuls included (fvcore's convention, confirmed on every row this repo "
                "implements); the computed column uses that convention (dimr.profile.count_gmacs).")
 _MEASURED_NOTE = ("Measured: metrics of complete runs in runs/ whose record feeds this row, each labelled "
-                  "with what it is and the scale it ran at (data, resolution, steps, hardware); \"not run\" "
+                  "with what it is and, in a numbered note, the scale it ran at (data, resolution, steps, "
+                  "hardware); \"not run\" "
                   "means no run is recorded, \"—\" that this package does not implement the model.")
 _M3R_NOTE = ("The paper prints three sizes for DiMR-M/3R: 133M (Tables 3–5), 132.7M (App. B) and 132.9M "
              "(Table 2). The official-code build has 132.83M with TD-RMSNorm block norms (the released "
@@ -415,7 +429,7 @@ def _benchmark_table(key: str, title: str, metric_cols: list[tuple[str, str]], w
         out["GMACs (this repo)"] = _gmacs_cell(name, r["gflops"]) if name else NOT_IMPLEMENTED
         for field_, label in metric_cols:
             out[label] = r[field_]
-        out["Measured (this repo)"] = measured_cell(key, r["row"], name is not None, runs_root, style)
+        out["Measured (this repo)"] = measured_cell(key, r["row"], name is not None, runs_root, style, table=t)
         t.rows.append({c: out[c] for c in cols})
     t.note(_GMACS_NOTE)
     t.note(_MEASURED_NOTE)
@@ -465,7 +479,7 @@ def table2(runs_root=None, style: str = "myst") -> Table:
             "#": str(r["row"]), "Model": model, "Components (✓ in the paper)": checked, "FID ↓": r["fid"],
             "#Params": r["params"], "#Params (this repo)": _count_cell(t, "2", r),
             "GMACs (this repo)": f"{profile_row(name)['gmacs']:.1f}",
-            "Measured (this repo)": measured_cell("2", r["row"], True, runs_root, style)})
+            "Measured (this repo)": measured_cell("2", r["row"], True, runs_root, style, table=t)})
     g = {r: profile_row(f"Table2/row{r}")["gmacs"] for r in range(1, 7)}
     multi = [g[r] for r in (3, 4, 5, 6)]
     t.note(f"Table 2 prints no GFLOPs; the computed GMACs show what each step costs: adaLN-Zero leaves U-ViT's "
