@@ -115,8 +115,8 @@ Markdown("\n".join(rows))
 # %% [markdown]
 # ## Where the 20-minute CPU run falls short
 #
-# Twenty minutes of two cores train DiMR-T/3R for a couple of thousand steps: its samples have the right
-# size and place but not yet the right outline. `scripts/diagnose_denoiser.py` locates the failure. On
+# After twenty minutes of two cores (the step count is in the run record above), DiMR-T/3R's samples have
+# the right size and place but not yet the right outline. `scripts/diagnose_denoiser.py` locates the failure. On
 # real images, noised to time *t*, it compares the network's noise error with that of the *identity*
 # predictor ε̂ = σ_t·x_t (no network at all), and it noises real images to t₀ and solves the ODE back.
 
@@ -144,5 +144,5 @@ else:
 # intact, so the sampler is sound. Near t = 1 the network's noise error stays at a floor that the
 # identity predictor does not have, and dividing by α_t (last rows of the table) turns that floor into
 # a large error of the implied clean image (last column; pixels live in [−1, 1]): the outline is lost in the first
-# steps of sampling and the rest of the trajectory cannot recover it. Longer training lowers the floor;
-# the committed `small` runs show how far twenty minutes get.
+# steps of sampling and the rest of the trajectory cannot recover it. It is longer training that has to
+# lower the floor; the committed `small` runs show how far twenty minutes get.

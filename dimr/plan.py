@@ -36,8 +36,8 @@ CPU_SCALE = {
     "smoke": dict(train=dict(steps=3, batch_size=8, num_grid_samples=16, sample_steps=3),
                   evaluate=dict(num_samples=32, steps=3, batch_size=32)),
     # sized so that `make book` (all six Table 2 rows) fits in 20 minutes of a 2-core laptop
-    "cpu": dict(train=dict(steps=80, batch_size=32, num_grid_samples=32, sample_steps=10),
-                evaluate=dict(num_samples=200, steps=10, batch_size=100)),
+    "cpu": dict(train=dict(steps=80, batch_size=32, num_grid_samples=32, sample_steps=_TINY_STEPS),
+                evaluate=dict(num_samples=200, steps=_TINY_STEPS, batch_size=100)),
     "small": dict(train=dict(steps=5000, batch_size=64, num_grid_samples=64, sample_steps=_TINY_STEPS),
                   evaluate=dict(num_samples=1000, steps=_TINY_STEPS, batch_size=250)),
 }

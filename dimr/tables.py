@@ -326,13 +326,13 @@ def measured_cell(key: str, row: int, implemented: bool, runs_root=None, style: 
         if not names:
             parts.append(f"no metrics recorded ({_run_link(rec, style)})")
             continue
+        shown = {m: f"**{metrics[m]['value']:.4g}** {metrics[m]['label']}" for m in names}
         if table is None:
-            parts += [f"**{metrics[m]['value']:.4g}** {metrics[m]['label']}, {metrics[m]['scale']} "
-                      f"({_run_link(rec, style)})" for m in names]
+            parts += [f"{shown[m]}, {metrics[m]['scale']} ({_run_link(rec, style)})" for m in names]
             continue
         by_scale: dict[str, list[str]] = {}
         for m in names:
-            by_scale.setdefault(metrics[m]["scale"], []).append(f"**{metrics[m]['value']:.4g}** {metrics[m]['label']}")
+            by_scale.setdefault(metrics[m]["scale"], []).append(shown[m])
         for scale, items in by_scale.items():
             marker = table.note(f"Measured at: {scale}.")
             parts.append(f"{_run_link(rec, style)}{marker}: " + " · ".join(items))

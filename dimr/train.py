@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, Sampler
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import config_to_dict, from_namespace
 from .data import build_dataset
+from .data.shapes import ROTATIONS
 from .diffusion import drop_labels, get_schedule, multiscale_loss
 from .nn import build_model
 from .nn.tdln import NODECAY_SUFFIXES
@@ -490,8 +491,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--dataset", default="shapes", help="shapes (default, offline), fashion-mnist, imagenet, latents")
     ap.add_argument("--data-root", help="folder of the dataset (not needed for shapes)")
     ap.add_argument("--dataset-size", type=int, default=20_000, help="number of procedural shapes")
-    ap.add_argument("--shapes-rotation", choices=["upright", "random"], default="upright",
-                    help="shapes drawn upright (default, learnable in minutes on a CPU) or randomly turned (harder)")
+    ap.add_argument("--shapes-rotation", choices=ROTATIONS, default="upright",
+                    help="shapes drawn upright (default) or randomly turned within their symmetry (harder)")
     ap.add_argument("--amp", choices=["auto", "none", "bf16", "fp16"], default="auto")
     ap.add_argument("--grad-checkpointing", action="store_true")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network")

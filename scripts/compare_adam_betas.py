@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import tempfile
 from pathlib import Path
 
 import torch
 
+from dimr.runs import hardware_info
 from dimr.train import TrainConfig, train
 
 
@@ -53,8 +53,7 @@ def main() -> int:
                 "shapes (32×32, upright), per Adam β pair; mean over the last 50 steps",
         "scale": f"shapes 32×32, {args.steps} steps × batch {args.batch_size}, CPU",
         "results": results,
-        "hardware": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                     "torch": torch.__version__},
+        "hardware": {**hardware_info(), "threads": torch.get_num_threads()},
         "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
     }
     if args.out:
