@@ -45,9 +45,20 @@ class Recipe:
     #: fixed 0.999 would still give the random initial weights 0.999^1500 ≈ 22% of the average.
     ema_warmup: bool = False
     p_uncond: float = 0.0
+    #: what the network is trained to predict: ``"eps"`` (the paper's), ``"v"`` or ``"x0"``
+    #: (:mod:`dimr.diffusion.denoiser`); loss weighting over time and where training draws its times
+    #: (:mod:`dimr.diffusion.multiscale_loss`, :func:`dimr.diffusion.schedules.draw_training_t`)
+    prediction: str = "eps"
+    loss_weighting: str = "uniform"
+    min_snr_gamma: float = 5.0
+    time_distribution: str = "uniform"
+    time_loc: float = 0.0
+    time_scale: float = 1.0
     cfg_scale: float = 0.0
     sampler: str = "DPM-Solver"
     sampling_steps: int = 50
+    #: DPM-Solver's time grid: ``"time_uniform"`` (official) or ``"logSNR"``
+    sampling_skip: str = "time_uniform"
     latent_shape: tuple[int, int, int] | None = None
     image_decoder: str | None = None
     training_devices: str | None = None

@@ -20,10 +20,12 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
-from .diffusion import get_schedule, guided_model_fn, sample_dpm_solver
+from .config import config_from_dict
+from .device import pick_device
+from .diffusion import Denoiser, get_schedule, guided_model_fn, null_label, sample_dpm_solver
 from .diffusion.guidance import weight_from_scale
 
-__all__ = ["SamplerConfig", "sample_images", "to_uint8", "save_grid", "save_npz", "load_npz", "cli"]
+__all__ = ["SamplerConfig", "sample_images", "checkpoint_context", "denoiser_from_checkpoint", "to_uint8", "save_grid", "save_npz", "load_npz", "cli"]
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,12 @@ def _noise(seed: int, indices: range, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_images(model, model_cfg, schedule, labels: torch.Tensor, null_class: int, sampler: SamplerConfig,
-                  seed: int = 0, batch_size: int = 64, device="cpu", decode=None, progress: bool = True) -> torch.Tensor:
-    """Draw ``len(labels)`` samples. Returns float images in [−1, 1], ``[N, C, H, W]`` (after ``decode``
-    for latent models). ``decode(z) -> images`` maps latents to pixels."""
+def sample_images(denoiser, labels: torch.Tensor, sampler: SamplerConfig, seed: int = 0, batch_size: int = 64,
+                  device="cpu", decode=None, progress: bool = True) -> torch.Tensor:
+    """Draw ``len(labels)`` samples from a :class:`~dimr.diffusion.Denoiser` (which knows the network's
+    noise input, null label and prediction). Returns float images in [−1, 1], ``[N, C, H, W]`` (after
+    ``decode`` for latent models). ``decode(z) -> images`` maps latents to pixels."""
+    model_cfg, schedule = denoiser.cfg, denoiser.schedule
     shape = (model_cfg.in_channels, model_cfg.image_size, model_cfg.image_size)
     n = len(labels)
     bar = None
@@ -60,7 +64,7 @@ def sample_images(model, model_cfg, schedule, labels: torch.Tensor, null_class: 
         idx = range(start, min(start + batch_size, n))
         x_T = _noise(seed, idx, shape).to(device)
         y = labels[start:idx.stop].to(device)
-        eps_fn = guided_model_fn(model, y, null_class, sampler.guidance, model_cfg.noise_input, schedule)
+        eps_fn = guided_model_fn(denoiser, y, sampler.guidance)
         x0 = sample_dpm_solver(eps_fn, x_T, schedule, sampler.steps, order=sampler.order, method=sampler.method,
                                predict=sampler.predict, skip=sampler.skip)
         if decode is not None:
@@ -130,14 +134,26 @@ def even_labels(n: int, num_classes: int) -> torch.Tensor:
 
 
 def checkpoint_context(ckpt: dict) -> dict:
-    """What sampling needs from a checkpoint: schedule, null class, class names and recipe defaults."""
+    """What sampling needs from a checkpoint: schedule, prediction, null class, class names and recipe
+    defaults. A checkpoint that records no prediction target predates the option and predicts ε."""
     recipe = ckpt.get("recipe") or {}
+    train = ckpt.get("train_config") or {}
     data = ckpt.get("dataset") or {}
     num_classes = data.get("num_classes") or ckpt["config"]["num_classes"]
     return {"schedule": recipe.get("schedule", "vp_linear"), "num_classes": num_classes,
-            "null_class": num_classes, "class_names": data.get("class_names") or [str(i) for i in range(num_classes)],
-            "steps": recipe.get("sampling_steps", 50), "cfg_scale": recipe.get("cfg_scale", 0.0),
+            "prediction": train.get("prediction") or recipe.get("prediction") or "eps",
+            "null_class": null_label(config_from_dict(ckpt["config"]), num_classes),
+            "class_names": data.get("class_names") or [str(i) for i in range(num_classes)],
+            "steps": recipe.get("sampling_steps", 50), "skip": recipe.get("sampling_skip", "time_uniform"),
+            "cfg_scale": recipe.get("cfg_scale", 0.0),
             "latent": recipe.get("latent", False)}
+
+
+def denoiser_from_checkpoint(ckpt: dict, use_ema: bool = True, device="cpu") -> Denoiser:
+    """The checkpoint's network (EMA weights by default) as a :class:`~dimr.diffusion.Denoiser`."""
+    ctx = checkpoint_context(ckpt)
+    model = model_from_checkpoint(ckpt, use_ema=use_ema, device=device)
+    return Denoiser(model, get_schedule(ctx["schedule"]), ctx["prediction"], ctx["null_class"])
 
 
 def _vae_decoder(vae_dir: str, device):
@@ -163,7 +179,8 @@ def cli(argv: list[str]) -> int:
     ap.add_argument("--order", type=int, default=3, choices=[1, 2, 3])
     ap.add_argument("--method", default="singlestep", choices=["singlestep", "multistep"])
     ap.add_argument("--predict", default="data", choices=["data", "noise"])
-    ap.add_argument("--skip", default="time_uniform", choices=["time_uniform", "logSNR", "time_quadratic"])
+    ap.add_argument("--skip", choices=["time_uniform", "logSNR", "time_quadratic"],
+                    help="DPM-Solver time grid (default: the recipe's)")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--guidance", type=float, help="CFG weight w (1 = off)")
     g.add_argument("--cfg-scale", type=float, help="official scale s, w = 1 + s (default: the recipe's)")
@@ -173,12 +190,11 @@ def cli(argv: list[str]) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = pick_device(args.device)
     try:
         ckpt = load_checkpoint(args.checkpoint)
         ctx = checkpoint_context(ckpt)
-        model = model_from_checkpoint(ckpt, use_ema=not args.no_ema, device=device)
+        denoiser = denoiser_from_checkpoint(ckpt, use_ema=not args.no_ema, device=device)
         decode = None
         if ctx["latent"]:
             if not args.vae:
@@ -190,7 +206,7 @@ def cli(argv: list[str]) -> int:
     w = args.guidance if args.guidance is not None else weight_from_scale(
         args.cfg_scale if args.cfg_scale is not None else ctx["cfg_scale"])
     sampler = SamplerConfig(steps=args.steps or ctx["steps"], order=args.order, method=args.method,
-                            predict=args.predict, skip=args.skip, guidance=w)
+                            predict=args.predict, skip=args.skip or ctx["skip"], guidance=w)
     if args.classes:
         bad = [c for c in args.classes if not 0 <= c < ctx["num_classes"]]
         if bad:
@@ -199,8 +215,7 @@ def cli(argv: list[str]) -> int:
         labels = torch.tensor(args.classes)[torch.arange(args.num_samples) % len(args.classes)]
     else:
         labels = even_labels(args.num_samples, ctx["num_classes"])
-    images = sample_images(model, model.cfg, get_schedule(ctx["schedule"]), labels, ctx["null_class"], sampler,
-                           seed=args.seed, batch_size=args.batch_size, device=device, decode=decode,
+    images = sample_images(denoiser, labels, sampler, seed=args.seed, batch_size=args.batch_size, device=device, decode=decode,
                            progress=not args.no_progress)
     out = Path(args.out) if args.out else Path(ckpt["path"]).parent / "samples"
     u8 = to_uint8(images)

@@ -42,13 +42,15 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import config_to_dict, from_namespace
 from .data import build_dataset
 from .data.shapes import ROTATIONS
-from .diffusion import drop_labels, get_schedule, multiscale_loss
+from .device import AMP_CHOICES, autocast_dtype, pick_device, tune_cpu_allocator
+from .diffusion import (PREDICTIONS, TIME_DISTRIBUTIONS, WEIGHTINGS, Denoiser, draw_training_t, get_schedule,
+                        loss_weight, multiscale_loss, null_label)
 from .nn import build_model
 from .nn.tdln import NODECAY_SUFFIXES
 from .presets import get_preset
 
 __all__ = ["TrainConfig", "resolve_config", "adapt_model_config", "param_groups", "lr_at", "EMA",
-           "StepBatchSampler", "draw_noise", "train", "cli"]
+           "StepBatchSampler", "draw_noise", "training_loss", "train", "cli"]
 
 CHECKPOINT_NAME = "latest.pt"
 
@@ -77,6 +79,12 @@ class TrainConfig:
     p_uncond: float | None = None
     loss_coeffs: tuple[float, ...] | None = None
     loss_target: str = "official"
+    prediction: str | None = None
+    loss_weighting: str | None = None
+    min_snr_gamma: float | None = None
+    time_distribution: str | None = None
+    time_loc: float | None = None
+    time_scale: float | None = None
     decay_time_gates: bool = False
     amp: str = "auto"
     grad_checkpointing: bool = False
@@ -91,6 +99,9 @@ class TrainConfig:
 
 #: fields that may change between a run and its resumption without changing its result
 RESUMABLE_CHANGES = {"steps", "log_every", "ckpt_every", "num_workers", "device", "progress", "compile"}
+#: what a checkpoint written before a field existed trained with (so old runs resume and load as ε)
+LEGACY_DEFAULTS = {"prediction": "eps", "loss_weighting": "uniform", "min_snr_gamma": 5.0,
+                   "time_distribution": "uniform", "time_loc": 0.0, "time_scale": 1.0}
 
 
 def resolve_config(cfg: TrainConfig) -> TrainConfig:
@@ -98,11 +109,18 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     recipe = get_preset(cfg.preset).recipe
     fill = dict(steps=recipe.iterations, batch_size=recipe.batch_size, lr=recipe.lr,
                 weight_decay=recipe.weight_decay, betas=tuple(recipe.betas), warmup_steps=recipe.warmup_steps,
-                ema_rate=recipe.ema_rate, ema_warmup=recipe.ema_warmup, p_uncond=recipe.p_uncond, loss_coeffs=tuple(recipe.loss_coeffs))
+                ema_rate=recipe.ema_rate, ema_warmup=recipe.ema_warmup, p_uncond=recipe.p_uncond,
+                loss_coeffs=tuple(recipe.loss_coeffs), prediction=recipe.prediction,
+                loss_weighting=recipe.loss_weighting, min_snr_gamma=recipe.min_snr_gamma,
+                time_distribution=recipe.time_distribution, time_loc=recipe.time_loc, time_scale=recipe.time_scale)
     out = dataclasses.replace(cfg, **{k: v for k, v in fill.items() if getattr(cfg, k) is None})
     out = dataclasses.replace(out, betas=tuple(out.betas), loss_coeffs=tuple(out.loss_coeffs))
-    if out.amp not in ("auto", "none", "bf16", "fp16"):
-        raise ValueError(f"amp must be auto, none, bf16 or fp16, got {out.amp!r}")
+    if out.amp not in AMP_CHOICES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_CHOICES)}, got {out.amp!r}")
+    for name, allowed in (("prediction", PREDICTIONS), ("loss_weighting", WEIGHTINGS),
+                          ("time_distribution", TIME_DISTRIBUTIONS)):
+        if getattr(out, name) not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(out, name)!r}")
     if out.loss_target not in ("official", "paper"):
         raise ValueError(f"loss_target must be 'official' or 'paper', got {out.loss_target!r}")
     if out.steps < 1 or out.batch_size < 1 or out.grad_accum < 1:
@@ -212,18 +230,46 @@ class StepBatchSampler(Sampler):
         return (self.total - self.start) * self.accum
 
 
-def draw_noise(sample_ids: range, y: torch.Tensor, shape, schedule, cfg: TrainConfig, null_class: int):
-    """Label dropout, diffusion time and noise for each sample, from a generator seeded by
-    (seed, run-global sample id): the draws do not depend on how samples are split over processes,
-    so ``torchrun`` with K processes trains the same run as one process (up to float summation order).
-    Returns ``(y [B], t [B], eps [B, *shape])`` on the CPU."""
-    ys, ts, noises = [], [], []
-    for k, label in zip(sample_ids, y.cpu()):
-        g = torch.Generator().manual_seed(_seed_for(cfg.seed, 0x5EED, k))
-        ys.append(drop_labels(label.view(1), cfg.p_uncond, null_class, g))
-        ts.append(schedule.sample_training_t(1, generator=g))
-        noises.append(torch.randn(tuple(shape), generator=g))
-    return torch.cat(ys), torch.cat(ts), torch.stack(noises)
+def draw_noise(step: int, sample_ids: range, y: torch.Tensor, shape, schedule, cfg: TrainConfig,
+               null_class: int | None):
+    """Label dropout, diffusion time and noise for the samples ``sample_ids`` of optimiser step ``step``.
+
+    All draws of a step come from one generator seeded by (seed, step), made for the step's whole
+    *global* batch (``cfg.batch_size`` samples, run-global ids ``step·batch_size …``); each process and
+    accumulation micro-step takes its own rows. So the draws do not depend on how samples are split over
+    processes — ``torchrun`` with K processes trains the same run as one process (up to float summation
+    order) — and a resumed run draws exactly what the uninterrupted one drew.
+    ``y: [b]``; returns ``(y [b], t [b], eps [b, *shape])`` on the CPU."""
+    g = torch.Generator().manual_seed(_seed_for(cfg.seed, 0x5EED, step))
+    n = cfg.batch_size
+    rows = torch.tensor([k - step * n for k in sample_ids])
+    if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= n):
+        raise ValueError(f"sample ids {sample_ids} are not in step {step}'s batch of {n}")
+    drop = torch.rand(n, generator=g)[rows] < cfg.p_uncond
+    t = draw_training_t(schedule, n, g, cfg.time_distribution, cfg.time_loc, cfg.time_scale)[rows]
+    eps = torch.randn((n, *shape), generator=g)[rows]
+    y = y.cpu()
+    if cfg.p_uncond > 0:
+        if null_class is None:
+            raise ValueError("label dropout needs a null label")
+        y = torch.where(drop, torch.full_like(y, null_class), y)
+    return y, t, eps
+
+
+def training_loss(fwd, schedule, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
+                  cfg: TrainConfig, amp_dtype=None):
+    """The training objective for one batch: eq. (8) on the recipe's prediction target, weighted over time.
+
+    ``fwd(x_t, t, y) -> list[Tensor]`` is the :class:`~dimr.diffusion.Denoiser` (possibly wrapped by DDP or
+    ``torch.compile``); ``x0, eps: [B, C, H, W]``, ``y, t: [B]``. Returns a
+    :class:`~dimr.diffusion.MultiScaleLoss`."""
+    x_t = schedule.add_noise(x0, eps, t)
+    with torch.autocast(x0.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        preds = fwd(x_t, t, y)
+    alpha, sigma = schedule.alpha(t), schedule.sigma(t)
+    weight = loss_weight((alpha / sigma) ** 2, cfg.prediction, cfg.loss_weighting, cfg.min_snr_gamma)
+    return multiscale_loss([p.float() for p in preds], eps, cfg.loss_coeffs, cfg.loss_target,
+                           prediction=cfg.prediction, x0=x0, alpha=alpha, sigma=sigma, weight=weight)
 
 
 def _rng_state() -> dict:
@@ -255,7 +301,7 @@ class _Dist:
 
 def _init_distributed(device: str) -> _Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    want_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    want_cuda = pick_device(device).type == "cuda"
     if world > 1:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if not dist.is_initialized():
@@ -264,19 +310,12 @@ def _init_distributed(device: str) -> _Dist:
             torch.cuda.set_device(local)
         dev = torch.device(f"cuda:{local}" if want_cuda else "cpu")
         return _Dist(dist.get_rank(), world, local, dev)
-    dev = torch.device("cuda" if want_cuda else ("cpu" if device == "auto" else device))
-    return _Dist(device=dev)
-
-
-def _amp_dtype(amp: str, device: torch.device):
-    if amp == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    return _Dist(device=pick_device(device))
 
 
 def _check_resume(saved: dict, cfg: TrainConfig, path) -> None:
-    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}" for k, v in
-             json.loads(json.dumps(dataclasses.asdict(cfg))).items()
+    saved = {**LEGACY_DEFAULTS, **saved}
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}" for k, v in config_to_dict(cfg).items()
              if k not in RESUMABLE_CHANGES and saved.get(k) != v]
     if diffs:
         raise CheckpointError(f"cannot resume from {path}: the run's settings differ ({'; '.join(diffs)}). "
@@ -327,7 +366,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     if len(cfg.loss_coeffs) != model_cfg.num_outputs:
         raise ValueError(f"{len(cfg.loss_coeffs)} loss coefficients for a network with {model_cfg.num_outputs} outputs")
     schedule = get_schedule(recipe.schedule)
-    null_class = dataset.num_classes
+    null_class = null_label(model_cfg, dataset.num_classes)
+    if env.device.type == "cpu":
+        tune_cpu_allocator()
 
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg).to(env.device)
@@ -336,7 +377,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     ema = EMA(model, cfg.ema_rate, cfg.ema_warmup)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay_time_gates), lr=cfg.lr,
                             betas=cfg.betas, eps=1e-8)
-    amp_dtype = _amp_dtype(cfg.amp, env.device)
+    amp_dtype = autocast_dtype(cfg.amp, env.device)
     scaler = torch.amp.GradScaler(env.device.type, enabled=amp_dtype is torch.float16)
     start_step = 0
     if saved is not None:
@@ -350,9 +391,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
             raise CheckpointError(f"checkpoint {ckpt_path} does not fit this run: {e}") from e
         start_step = int(saved["step"])
         _set_rng_state(saved["rng"])
-    net = model
+    net = Denoiser(model, schedule, cfg.prediction, null_class)
     if env.world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
     fwd = torch.compile(net) if cfg.compile else net
 
     per_step = cfg.batch_size // (env.world * cfg.grad_accum)
@@ -375,8 +416,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
         if env.main:
             save_checkpoint(ckpt_path, model_cfg, model.state_dict(), preset=preset.name, ema_state=ema.state_dict(model),
                             optimizer=opt.state_dict(), scaler=scaler.state_dict(), step=step, rng=_rng_state(),
-                            train_config=json.loads(json.dumps(dataclasses.asdict(cfg))),
-                            recipe=json.loads(json.dumps(dataclasses.asdict(recipe))),
+                            train_config=config_to_dict(cfg), recipe=config_to_dict(recipe),
                             dataset={"name": cfg.dataset, "num_classes": dataset.num_classes,
                                      "class_names": list(getattr(dataset, "class_names", [])),
                                      "image_shape": list(dataset.image_shape)})
@@ -403,16 +443,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
             logs = {}
             for micro in range(cfg.grad_accum):
                 x0, y = next(it)
-                y, t, eps = draw_noise(sampler.sample_ids(step, micro), y, x0.shape[1:], schedule, cfg, null_class)
-                x0, y = x0.to(env.device, non_blocking=True), y.to(env.device, non_blocking=True)
-                t, eps = t.to(env.device), eps.to(env.device)
-                x_t = schedule.add_noise(x0, eps, t)
-                net_in = schedule.network_input(t, model_cfg.noise_input).to(env.device)
+                y, t, eps = draw_noise(step, sampler.sample_ids(step, micro), y, x0.shape[1:], schedule, cfg, null_class)
+                x0, y, t, eps = (v.to(env.device, non_blocking=True) for v in (x0, y, t, eps))
                 sync = contextlib.nullcontext() if (env.world == 1 or micro == cfg.grad_accum - 1) else net.no_sync()
                 with sync:
-                    with torch.autocast(env.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                        preds = fwd(x_t, net_in, y)
-                    loss = multiscale_loss([p.float() for p in preds], eps, cfg.loss_coeffs, cfg.loss_target)
+                    loss = training_loss(fwd, schedule, x0, y, t, eps, cfg, amp_dtype)
                     scaler.scale(loss.total / cfg.grad_accum).backward()
                 for k, v in loss.log_dict().items():
                     logs[k] = logs.get(k, 0.0) + v / cfg.grad_accum
@@ -488,12 +523,21 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--loss-coeffs", type=float, nargs="+", help="α_r, lowest resolution first")
     ap.add_argument("--loss-target", choices=["official", "paper"], default="official",
                     help="official k·avgpool_k(ε) targets, or the paper's plain average pooling")
+    ap.add_argument("--prediction", choices=PREDICTIONS,
+                    help="what the network learns to predict (default: the recipe's; eps is the paper's)")
+    ap.add_argument("--loss-weighting", choices=WEIGHTINGS, help="loss weight over time (default: the recipe's)")
+    ap.add_argument("--min-snr-gamma", type=float, help="γ of --loss-weighting min_snr (default: the recipe's)")
+    ap.add_argument("--time-distribution", choices=TIME_DISTRIBUTIONS,
+                    help="where training draws t (default: the recipe's; uniform is the paper's)")
+    ap.add_argument("--time-loc", type=float, help="logit-normal location (default: the recipe's)")
+    ap.add_argument("--time-scale", type=float, help="logit-normal scale (default: the recipe's)")
     ap.add_argument("--dataset", default="shapes", help="shapes (default, offline), fashion-mnist, imagenet, latents")
     ap.add_argument("--data-root", help="folder of the dataset (not needed for shapes)")
     ap.add_argument("--dataset-size", type=int, default=20_000, help="number of procedural shapes")
     ap.add_argument("--shapes-rotation", choices=ROTATIONS, default="upright",
                     help="shapes drawn upright (default) or randomly turned within their symmetry (harder)")
-    ap.add_argument("--amp", choices=["auto", "none", "bf16", "fp16"], default="auto")
+    ap.add_argument("--amp", choices=AMP_CHOICES, default="auto",
+                    help="autocast dtype; auto = bf16 on CUDA and on CPUs with native bf16, else fp32")
     ap.add_argument("--grad-checkpointing", action="store_true")
     ap.add_argument("--compile", action="store_true", help="torch.compile the network")
     ap.add_argument("--seed", type=int, default=0)

@@ -47,13 +47,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from dimr.checkpoint import load_checkpoint, model_from_checkpoint
-from dimr.diffusion import get_schedule
+from dimr.checkpoint import load_checkpoint
 from dimr.diffusion.guidance import weight_from_scale
 from dimr.evaluate.pca import (MODULATIONS, adaln_layers, adaln_pca, collect_modulations, plot_explained_variance,
                                quarter_layers)
 from dimr.runs import hardware_info
-from dimr.sample import SamplerConfig, checkpoint_context, even_labels
+from dimr.sample import SamplerConfig, checkpoint_context, denoiser_from_checkpoint, even_labels
 from dimr.train import TrainConfig, train
 
 torch.manual_seed(seed)
@@ -80,7 +79,8 @@ else:
     origin = (f"DiT-T/2 trained here: {train_steps} steps × batch {train_batch} on 32×32 shapes, "
               f"final loss {summary['loss']:.3f}, {summary['wall_s']:.0f} s")
 ctx = checkpoint_context(ckpt)
-model = model_from_checkpoint(ckpt)
+denoiser = denoiser_from_checkpoint(ckpt)
+model = denoiser.net
 depth = len(adaln_layers(model))
 layers = quarter_layers(depth)
 print(origin)
@@ -99,8 +99,7 @@ print(f"{depth} adaLN-Zero blocks; analysed layers (depth quarters): {layers}")
 steps = sampler_steps or ctx["steps"]
 sampler = SamplerConfig(steps=steps, guidance=weight_from_scale(ctx["cfg_scale"]))
 labels = even_labels(num_samples, ctx["num_classes"])
-mods = collect_modulations(model, model.cfg, get_schedule(ctx["schedule"]), labels, ctx["null_class"], sampler,
-                           seed=seed, layers=layers, progress=False)
+mods = collect_modulations(denoiser, labels, sampler, seed=seed, layers=layers, progress=False)
 rows, dim = mods[layers[0]]["gamma1"].shape
 print(f"{steps} sampler steps × {num_samples} samples (×2 with CFG w={sampler.guidance:g}) -> {rows} vectors of "
       f"dimension {dim} per layer and per γ/β")

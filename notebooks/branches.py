@@ -78,7 +78,7 @@ for h in handles:
 width = max(len(n) for n, _ in trace)
 for name, shapes in trace:
     print(f"{name:<{width}}  {', '.join(str(list(s)) for s in shapes)}")
-# (the last branch's cascade features are computed but unused: there is no branch above it)
+# (the last branch hands no cascade features up: there is no branch above it, so none are built)
 print("\nreturned, lowest resolution first:", [list(p.shape) for p in predictions])
 
 # %% [markdown]

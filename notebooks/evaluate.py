@@ -109,7 +109,8 @@ else:
 
 # %%
 # The run record (and so the book's tables) keeps the headline numbers; evaluation.json keeps them all.
-headline = ("fid_", "is_", "precision_", "recall_", "flagged_fraction_", "geometric_distortion_rate")
+headline = ("fid_", "is_", "precision_", "recall_", "accuracy_", "flagged_fraction_", "geometric_distortion_rate",
+            "geometric_distortion_mean")
 trained = f"model trained {ckpt['step']} steps"
 keep = {key: metric(m["value"], m["label"], f"{m['scale']}; {trained}") for key, m in report["metrics"].items()
         if key.startswith(headline) and not key.startswith("is_std")}

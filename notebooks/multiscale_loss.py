@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from dimr.data import ShapesDataset
-from dimr.diffusion import VPLinearSchedule, downsample_noise, multiscale_loss, paper_coefficients
+from dimr.diffusion import Denoiser, VPLinearSchedule, downsample_noise, multiscale_loss, paper_coefficients
 from dimr.nn import build_model
 from dimr.presets import PRESETS, get_preset
 
@@ -129,12 +129,12 @@ for name, R, c, ref in rows:
 
 # %%
 cfg = get_preset("DiMR-T/3R").model
-model = build_model(cfg)
+denoiser = Denoiser(build_model(cfg), sch)  # feeds the network its noise level (log-SNR for DiMR)
 x0 = torch.stack([ShapesDataset(num_items=16, size=32)[i][0] for i in range(16)])
 t = sch.sample_training_t(16, generator=torch.Generator().manual_seed(0))
 eps = torch.randn_like(x0)
 with torch.no_grad():
-    preds = model(sch.add_noise(x0, eps, t), sch.network_input(t, cfg.noise_input), torch.arange(16) % 8)
+    preds = denoiser(sch.add_noise(x0, eps, t), t, torch.arange(16) % 8)
 for target in ["official", "paper"]:
     out = multiscale_loss(preds, eps, get_preset("DiMR-T/3R").recipe.loss_coeffs, target)
     print(target, {k: round(v, 3) for k, v in out.log_dict().items()})

@@ -30,13 +30,13 @@ checkpoint_dir: str = "checkpoints/scratch"  # training output: latest.pt, metri
 dataset: str = "shapes"  # shapes (offline default) | fashion-mnist | imagenet | latents
 data_root: str = ""  # dataset folder; empty for shapes
 steps: int = 20  # total optimiser steps
-batch_size: int = 16  # global batch per optimiser step
+batch_size: int = 16  # global batch per optimiser step; 0 takes the preset's recipe
 lr: float = 0.0  # learning rate; 0 takes the preset's recipe
 warmup_steps: int = -1  # linear warm-up steps; -1 takes the preset's recipe
 ema_rate: float = 0.0  # EMA rate; 0 takes the preset's recipe
 time_limit_minutes: float = 0.0  # stop with a checkpoint after this many minutes (0: no limit)
 nproc: int = 1  # processes; > 1 launches torchrun (DDP)
-amp: str = "auto"  # auto (bf16 on CUDA) | none | bf16 | fp16
+amp: str = "auto"  # auto (bf16 on CUDA and on CPUs with native bf16) | none | bf16 | fp16
 grad_checkpointing: bool = False  # activation checkpointing (the official code always checkpoints)
 seed: int = 0  # seed of data order, noise and init
 sample_steps: int = 25  # DPM-Solver steps for the sample grid
@@ -55,10 +55,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from dimr.checkpoint import load_checkpoint, model_from_checkpoint
-from dimr.diffusion import get_schedule
+from dimr.checkpoint import load_checkpoint
 from dimr.runs import hardware_info, metric, write_metrics
-from dimr.sample import SamplerConfig, checkpoint_context, even_labels, sample_images, save_grid, to_uint8
+from dimr.sample import (SamplerConfig, checkpoint_context, denoiser_from_checkpoint, even_labels, sample_images,
+                         save_grid, to_uint8)
 from dimr.diffusion.guidance import weight_from_scale
 
 run_dir, ckpt_dir = Path(run_dir), Path(checkpoint_dir)
@@ -71,10 +71,12 @@ run_dir.mkdir(parents=True, exist_ok=True)
 
 # %%
 args = ["-m", "dimr", "train", "--preset", preset, "--out", str(ckpt_dir), "--steps", str(steps),
-        "--batch-size", str(batch_size), "--dataset", dataset, "--seed", str(seed), "--amp", amp,
+        "--dataset", dataset, "--seed", str(seed), "--amp", amp,
         "--no-progress", "--log-every", str(10 if time_limit_minutes > 0 else max(1, steps // 100))]
 if data_root:
     args += ["--data-root", data_root]
+if batch_size > 0:
+    args += ["--batch-size", str(batch_size)]
 if lr > 0:
     args += ["--lr", str(lr)]
 if warmup_steps >= 0:
@@ -112,7 +114,9 @@ summary = json.loads((ckpt_dir / "summary.json").read_text())
 hw = hardware_info()
 device = "GPU " + hw["gpu"] if summary["device"].startswith("cuda") and hw.get("gpu") else f"CPU ({hw.get('cpu_count', '?')} cores)"
 shape = "×".join(map(str, load_checkpoint(ckpt_dir)["dataset"]["image_shape"][1:]))
-scale = f"{dataset} {shape}, {summary['step']} steps × batch {batch_size}, {device}"
+train_cfg = load_checkpoint(ckpt_dir)["train_config"]
+scale = (f"{dataset} {shape}, {summary['step']} steps × batch {train_cfg['batch_size']}, "
+         f"{train_cfg.get('prediction', 'eps')}-prediction, {device}")
 
 fig, ax = plt.subplots(figsize=(7, 3.5))
 steps_axis = [r["step"] for r in log]
@@ -131,16 +135,16 @@ plt.show()
 # %% [markdown]
 # ## Samples
 # The EMA weights, the official sampler (DPM-Solver, data prediction, third order, time-uniform),
-# classifier-free guidance with the recipe's scale; one row per class.
+# classifier-free guidance with the recipe's scale; one row per class. The denoiser reads the network's
+# output as the prediction target it was trained with (ε for the paper's recipes).
 
 # %%
 ckpt = load_checkpoint(ckpt_dir)
 ctx = checkpoint_context(ckpt)
-model = model_from_checkpoint(ckpt)
+denoiser = denoiser_from_checkpoint(ckpt)
 labels = even_labels(num_grid_samples, ctx["num_classes"])
 w = weight_from_scale(ctx["cfg_scale"])
-images = sample_images(model, model.cfg, get_schedule(ctx["schedule"]), labels, ctx["null_class"],
-                       SamplerConfig(steps=sample_steps, guidance=w), seed=seed, progress=False)
+images = sample_images(denoiser, labels, SamplerConfig(steps=sample_steps, guidance=w), seed=seed, progress=False)
 order = torch.argsort(labels, stable=True).numpy()
 grid = save_grid(to_uint8(images)[order], run_dir / "samples.png", ncol=max(1, num_grid_samples // ctx["num_classes"]))
 fig, ax = plt.subplots(figsize=(6, 6))

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from dimr.checkpoint import load_checkpoint, model_from_checkpoint
-from dimr.diffusion import get_schedule, sample_dpm_solver
+from dimr.checkpoint import load_checkpoint
+from dimr.diffusion import sample_dpm_solver
 from dimr.diffusion.guidance import model_eps_fn
 from dimr.evaluate.reference import checkpoint_dataset
-from dimr.sample import checkpoint_context, save_grid, to_uint8
+from dimr.sample import denoiser_from_checkpoint, save_grid, to_uint8
 
 TIMES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 STARTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -44,9 +44,8 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     ckpt = load_checkpoint(args.checkpoint)
-    ctx = checkpoint_context(ckpt)
-    model = model_from_checkpoint(ckpt).eval()
-    schedule = get_schedule(ctx["schedule"])
+    denoiser = denoiser_from_checkpoint(ckpt)
+    schedule = denoiser.schedule
     _, ds = checkpoint_dataset(ckpt)
     n = args.num_images
     pairs = [ds[i] for i in range(n)]
@@ -61,7 +60,7 @@ def main() -> int:
             eps = torch.randn(x0.shape, generator=g)
             tt = torch.full((n,), t)
             x_t = schedule.add_noise(x0, eps, tt)
-            pred = model(x_t, schedule.network_input(tt, model.cfg.noise_input), y)[-1]
+            pred = denoiser.eps(x_t, tt, y)
             a, s = float(schedule.alpha(t)), float(schedule.sigma(t))
             net = float((pred - eps).pow(2).mean())
             ident = float((s * x_t - eps).pow(2).mean())
@@ -72,7 +71,7 @@ def main() -> int:
 
     k = min(n, 16)
     rows, recon = [x0[:k]], []
-    eps_fn = model_eps_fn(model, y[:k], model.cfg.noise_input, schedule)
+    eps_fn = model_eps_fn(denoiser, y[:k])
     with torch.no_grad():
         for t0 in STARTS:
             eps = torch.randn(x0[:k].shape, generator=g)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from dimr.diffusion import get_schedule
+from dimr.diffusion import Denoiser, get_schedule
 from dimr.evaluate.pca import (CHUNK_INDEX, MODULATIONS, adaln_layers, adaln_pca, collect_modulations,
                                explained_variance_ratio, plot_explained_variance, quarter_layers, record_modulations)
 from dimr.nn import build_model
@@ -52,7 +52,7 @@ def test_hooks_collect_gamma_beta_along_the_sampling_trajectory():
     assert len(adaln_layers(model)) == model.cfg.depth  # the final layer's 2-chunk adaLN is not a block
     labels = torch.tensor([0, 3, 5])
     steps = 3
-    got = collect_modulations(model, model.cfg, get_schedule("vp_linear"), labels, null_class=8,
+    got = collect_modulations(Denoiser(model, get_schedule("vp_linear"), null_class=8), labels,
                               sampler=SamplerConfig(steps=steps, guidance=2.0), batch_size=2, layers=[2, 6],
                               progress=False)
     assert set(got) == {2, 6} and set(got[2]) == set(MODULATIONS)

@@ -5,6 +5,7 @@ import torch
 
 from dimr.config import BranchConfig, DiMRConfig
 from dimr.diffusion import (
+    Denoiser,
     SDScaledLinearSchedule,
     VPLinearSchedule,
     apply_guidance,
@@ -32,7 +33,7 @@ class Recorder:
     """Wraps a model and records each call's batch size and noise input."""
 
     def __init__(self, model):
-        self.model, self.calls = model, []
+        self.model, self.calls, self.cfg = model, [], model.cfg
 
     def __call__(self, x, noise_in, y):
         self.calls.append((x.shape[0], noise_in.detach().clone(), y.detach().clone()))
@@ -77,25 +78,46 @@ def test_apply_guidance_per_sample_weight():
     assert float(out[0].max()) == 0.5 and float(out[1].min()) == 2.0
 
 
+def den(model, schedule=None, prediction="eps", noise_input=None):
+    return Denoiser(model, schedule or VPLinearSchedule(), prediction, NULL, noise_input)
+
+
 def test_doubled_batch_equals_two_passes(net):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(3, 3, 8, 8, generator=g)
-    log_snr = torch.tensor([-2.0, 0.5, 3.0])
+    t = torch.tensor([0.9, 0.5, 0.1])
+    sch = VPLinearSchedule()
+    log_snr = sch.network_input(t, "log_snr")
     y = torch.tensor([0, 2, 3])
     rec = Recorder(net)
     with torch.no_grad():
-        guided = guided_prediction(rec, x, log_snr, y, NULL, 1.4)
+        guided = guided_prediction(den(rec), x, t, y, 1.4)
         cond = net(x, log_snr, y)[-1]
         uncond = net(x, log_snr, torch.full_like(y, NULL))[-1]
     assert len(rec.calls) == 1 and rec.calls[0][0] == 6  # one forward, doubled batch
     torch.testing.assert_close(rec.calls[0][2], torch.tensor([0, 2, 3, NULL, NULL, NULL]))
     assert not torch.allclose(cond, uncond)  # the label matters, so the checks below can fail
     torch.testing.assert_close(guided, uncond + 1.4 * (cond - uncond), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(guided, cond + 0.4 * (cond - uncond), rtol=1e-5, atol=1e-5)  # official form
     assert guided.shape == (3, 3, 8, 8)  # only the full-resolution prediction comes back
     with torch.no_grad():
-        torch.testing.assert_close(guided_prediction(net, x, log_snr, y, NULL, 1.0), cond, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(guided_prediction(net, x, log_snr, y, NULL, 0.0), uncond, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(guided_prediction(den(net), x, t, y, 1.0), cond, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(guided_prediction(den(net), x, t, y, 0.0), uncond, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="null label"):
+        guided_prediction(Denoiser(net, sch), x, t, y, 2.0)
+
+
+@pytest.mark.parametrize("prediction", ["v", "x0"])
+def test_guidance_is_the_same_on_any_prediction(net, prediction):
+    """Guiding ε̂ equals guiding the network's own v̂ / x̂₀ and converting afterwards (affine maps)."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 3, 8, 8, generator=g)
+    t = torch.tensor([0.7, 0.2])
+    y = torch.tensor([1, 3])
+    d = den(net, prediction=prediction)
+    with torch.no_grad():
+        cond, uncond = d(x, t, y)[-1], d(x, t, torch.full_like(y, NULL))[-1]
+        expected = d.convert(uncond + 2.5 * (cond - uncond), x, t, "eps")
+        torch.testing.assert_close(guided_prediction(d, x, t, y, 2.5), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_guided_model_fn_feeds_the_schedule_input(net):
@@ -106,32 +128,34 @@ def test_guided_model_fn_feeds_the_schedule_input(net):
     for sch in (SDScaledLinearSchedule(), VPLinearSchedule()):
         rec = Recorder(net)
         with torch.no_grad():
-            out = guided_model_fn(rec, y, NULL, 2.0, "log_snr", sch)(x, t)
-            direct = guided_prediction(net, x, sch.network_input(t, "log_snr"), y, NULL, 2.0)
+            out = guided_model_fn(den(rec, sch), y, 2.0)(x, t)
+            direct = guided_prediction(den(net, sch), x, t, y, 2.0)
         torch.testing.assert_close(rec.calls[0][1], sch.network_input(t, "log_snr").repeat(2))
         torch.testing.assert_close(out, direct)
     # t999 models get 999·t
     rec = Recorder(net)
     with torch.no_grad():
-        guided_model_fn(rec, y, NULL, 2.0, "t999", VPLinearSchedule())(x, t)
+        guided_model_fn(den(rec, noise_input="t999"), y, 2.0)(x, t)
     torch.testing.assert_close(rec.calls[0][1], (999 * t).repeat(2))
     # w = 1: a single un-doubled pass; a time-dependent weight is evaluated per sample
     rec = Recorder(net)
     with torch.no_grad():
-        guided_model_fn(rec, y, NULL, 1.0, "log_snr", VPLinearSchedule())(x, t)
+        guided_model_fn(den(rec), y, 1.0)(x, t)
     assert rec.calls[0][0] == 2
     ramp = cosine_ramp_weight(3.0, 1.0)
     sch = SDScaledLinearSchedule()
     with torch.no_grad():
-        out = guided_model_fn(net, y, NULL, ramp, "log_snr", sch)(x, t)
-        expected = guided_prediction(net, x, sch.network_input(t, "log_snr"), y, NULL, ramp(t))
+        out = guided_model_fn(den(net, sch), y, ramp)(x, t)
+        expected = guided_prediction(den(net, sch), x, t, y, ramp(t))
     torch.testing.assert_close(out, expected)
+    with torch.no_grad():
+        assert not torch.allclose(out, guided_prediction(den(net, sch), x, t, y, 3.0))  # the ramp is not constant
 
 
 def test_guided_sampling_end_to_end(net):
     sch = SDScaledLinearSchedule()
     y = torch.tensor([0, 3])
-    eps_fn = guided_model_fn(net, y, NULL, weight_from_scale(0.4), "log_snr", sch)
+    eps_fn = guided_model_fn(den(net, sch), y, weight_from_scale(0.4))
     x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(3))
     x0 = sample_dpm_solver(eps_fn, x_T, sch, steps=5)
     assert x0.shape == x_T.shape and bool(torch.isfinite(x0).all())

@@ -187,3 +187,54 @@ def test_torchrun_two_cpu_processes_match_one_process(tmp_path):
     b = load_checkpoint(tmp_path / "single")["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_noise_draws_are_per_step_and_shard_exactly():
+    """One generator per step for the global batch: two ranks' rows are the one-process rows, in order."""
+    from dimr.diffusion import VPLinearSchedule
+    from dimr.train import draw_noise, resolve_config
+
+    cfg = resolve_config(TrainConfig(preset="DiMR-T/3R", batch_size=8, p_uncond=0.5, seed=1))
+    sch, y = VPLinearSchedule(), torch.arange(8) % 3
+    one = StepBatchSampler(64, 8, 0, 10, 1)
+    whole = draw_noise(5, one.sample_ids(5), y, (3, 4, 4), sch, cfg, 8)
+    parts = [draw_noise(5, StepBatchSampler(64, 4, 0, 10, 1, rank=r, world=2).sample_ids(5), y[4 * r:4 * r + 4],
+                        (3, 4, 4), sch, cfg, 8) for r in range(2)]
+    for i in range(3):
+        assert torch.equal(whole[i], torch.cat([p[i] for p in parts]))
+    assert bool((whole[0] == 8).any()) and bool((whole[0] != 8).any())  # some labels dropped, some kept
+    again = draw_noise(5, one.sample_ids(5), y, (3, 4, 4), sch, cfg, 8)
+    other = draw_noise(6, one.sample_ids(6), y, (3, 4, 4), sch, cfg, 8)
+    assert torch.equal(again[2], whole[2]) and not torch.equal(other[2], whole[2])
+    with pytest.raises(ValueError, match="not in step"):
+        draw_noise(4, one.sample_ids(5), y, (3, 4, 4), sch, cfg, 8)
+
+
+def test_the_prediction_target_is_recorded_and_read_back(tmp_path):
+    from dimr.sample import checkpoint_context, denoiser_from_checkpoint
+    from dimr.train import resolve_config
+
+    assert resolve_config(TrainConfig(preset="DiMR-XL/2R")).prediction == "eps"  # the paper's recipes keep ε
+    with pytest.raises(ValueError, match="prediction"):
+        resolve_config(TrainConfig(preset="DiMR-T/3R", prediction="score"))
+    train(TrainConfig(**TINY, steps=2, prediction="x0", loss_weighting="min_snr", time_distribution="logit_normal"),
+          tmp_path / "r")
+    ckpt = load_checkpoint(tmp_path / "r")
+    assert ckpt["train_config"]["prediction"] == "x0" and ckpt["train_config"]["loss_weighting"] == "min_snr"
+    assert checkpoint_context(ckpt)["prediction"] == "x0"
+    assert denoiser_from_checkpoint(ckpt).prediction == "x0"
+    # a checkpoint written before the option existed is read, sampled and resumed as ε
+    for key in ("prediction", "loss_weighting", "min_snr_gamma", "time_distribution", "time_loc", "time_scale"):
+        ckpt["train_config"].pop(key)
+        ckpt["recipe"].pop(key)
+    ckpt.pop("path")
+    old = tmp_path / "old" / "latest.pt"
+    old.parent.mkdir()
+    torch.save(ckpt, old)
+    assert checkpoint_context(load_checkpoint(old))["prediction"] == "eps"
+    s = train(TrainConfig(**TINY, steps=3, prediction="eps", loss_weighting="uniform", time_distribution="uniform"),
+              old.parent, resume=True)
+    assert s["step"] == 3
+    with pytest.raises(CheckpointError, match="prediction"):
+        train(TrainConfig(**TINY, steps=4, prediction="v", loss_weighting="uniform", time_distribution="uniform"),
+              old.parent, resume=True)

@@ -38,6 +38,7 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader, Dataset, Subset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from ..device import pick_device  # noqa: E402
 from .imagenet import ImageFolderDataset  # noqa: E402
 
 __all__ = ["SCALE_FACTOR", "FORMAT", "load_vae", "encode_moments", "encode_folder", "sample_latent",
@@ -112,10 +113,8 @@ def encode_folder(images: str | os.PathLike, out: str | os.PathLike, vae_dir: st
         raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        device = torch.device(device)
+        device = pick_device(device)
     except RuntimeError as err:
         raise ValueError(f"bad device {device!r}: {err}") from None
     if device.type == "cuda" and not torch.cuda.is_available():

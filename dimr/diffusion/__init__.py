@@ -2,7 +2,10 @@
 
 * :mod:`.schedules` — the one place that maps time t to α_t, σ_t, the log-SNR and what a network
   is fed (``VPLinearSchedule``, ``SDScaledLinearSchedule``, ``get_schedule``).
-* :mod:`.multiscale_loss` — eq. (8) with the official (k·avgpool) or paper (avgpool) targets.
+* :mod:`.denoiser` — the one place that feeds a network its noise level and converts what it
+  predicts (ε, v or x₀) into what the caller needs (``Denoiser``).
+* :mod:`.multiscale_loss` — eq. (8) with the official (k·avgpool) or paper (avgpool) targets, for
+  ε, v or x₀ prediction, with an optional weighting over time.
 * :mod:`.guidance` — label dropout, the guided prediction from one doubled-batch forward,
   ``guided_model_fn`` for the solvers.
 * :mod:`.dpm_solver` — DPM-Solver / DPM-Solver++ (orders 1–3, singlestep "fast" and multistep) as
@@ -31,13 +34,25 @@ from .guidance import (
     model_eps_fn,
     weight_from_scale,
 )
-from .multiscale_loss import MultiScaleLoss, downsample_noise, multiscale_loss, paper_coefficients
+from .denoiser import PREDICTIONS, Denoiser, convert_prediction, null_label
+from .multiscale_loss import (
+    WEIGHTINGS,
+    MultiScaleLoss,
+    branch_target,
+    downsample_image,
+    downsample_noise,
+    loss_weight,
+    multiscale_loss,
+    paper_coefficients,
+)
 from .schedules import (
     NOISE_INPUTS,
     SCHEDULES,
+    TIME_DISTRIBUTIONS,
     Schedule,
     SDScaledLinearSchedule,
     VPLinearSchedule,
+    draw_training_t,
     get_schedule,
     sd_scaled_linear_betas,
 )
@@ -46,9 +61,12 @@ __all__ = [
     "analytic",
     # schedules
     "VPLinearSchedule", "SDScaledLinearSchedule", "Schedule", "SCHEDULES", "NOISE_INPUTS", "get_schedule",
-    "sd_scaled_linear_betas",
+    "sd_scaled_linear_betas", "TIME_DISTRIBUTIONS", "draw_training_t",
+    # the denoiser: noise level in, any prediction out
+    "Denoiser", "PREDICTIONS", "convert_prediction", "null_label",
     # multi-scale loss
-    "multiscale_loss", "MultiScaleLoss", "downsample_noise", "paper_coefficients",
+    "multiscale_loss", "MultiScaleLoss", "downsample_noise", "downsample_image", "branch_target", "loss_weight",
+    "paper_coefficients", "WEIGHTINGS",
     # guidance
     "drop_labels", "weight_from_scale", "cosine_ramp_weight", "apply_guidance", "guided_prediction",
     "guided_model_fn", "model_eps_fn",

@@ -15,8 +15,8 @@ The official optional DiT-style ramp (``eval.py``, ``--cfg_scale_pow > 0``, need
 
 rising from 1 at pure noise (t_step = 1000) to ``scale`` as t_step → 0 (:func:`cosine_ramp_weight`).
 
-Training drops labels to the null class ``K`` (``num_classes − 1`` of the model's embedding table)
-with probability ``p_uncond`` (official: 0.1, null label 1000 of 1001).
+Training drops labels to the null class ``K`` (:func:`dimr.diffusion.denoiser.null_label`, the last
+row of the model's embedding table) with probability ``p_uncond`` (official: 0.1, null label 1000 of 1001).
 
 At sampling the conditional and unconditional predictions come from **one** forward of a doubled
 batch (the official code runs two passes; the result is the same, :func:`guided_prediction`).
@@ -28,7 +28,7 @@ from typing import Callable, Union
 
 import torch
 
-from .schedules import Schedule
+from .denoiser import Denoiser
 
 __all__ = [
     "drop_labels",
@@ -91,51 +91,45 @@ def apply_guidance(eps_cond: torch.Tensor, eps_uncond: torch.Tensor,
     return eps_uncond + w * (eps_cond - eps_uncond)
 
 
-def _full_res(out) -> torch.Tensor:
-    """The full-resolution prediction: the last element of a list output (DiMR, baselines)."""
-    return out[-1] if isinstance(out, (list, tuple)) else out
+def guided_prediction(denoiser: Denoiser, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor,
+                      w: Union[float, torch.Tensor]) -> torch.Tensor:
+    """Guided full-resolution ε̂ from **one** forward of the doubled batch.
 
-
-def guided_prediction(model: Callable, x: torch.Tensor, net_in: torch.Tensor, y: torch.Tensor,
-                      null_class: int, w: Union[float, torch.Tensor]) -> torch.Tensor:
-    """Guided full-resolution noise from **one** forward of the doubled batch.
-
-    ``model(x: [2B, ...], net_in: [2B], labels: [2B]) -> list[Tensor]`` (or a tensor); ``x: [B, C, H, W]``;
-    ``net_in: [B]`` (or scalar) is what the network is fed (see ``Schedule.network_input``);
-    ``y: [B]``; ``w``: scalar or ``[B]``. Returns ``[B, C, H, W]`` — only the guided full-resolution
-    prediction (the last list element); lower-resolution outputs are not used at sampling."""
+    ``denoiser``: a :class:`~dimr.diffusion.denoiser.Denoiser` (it feeds the network its noise level,
+    knows the null label and converts the network's prediction to ε̂); ``x: [B, C, H, W]``; ``t: [B]``
+    (or scalar) continuous times; ``y: [B]``; ``w``: scalar or ``[B]``. Returns ``[B, C, H, W]``.
+    Guidance combines the two ε̂; since every prediction kind is an affine function of ε̂ at fixed
+    ``(x_t, t)``, combining x̂₀ or v̂ instead gives the same sample."""
+    if denoiser.null_class is None:
+        raise ValueError("this network has no null label (it was trained without label dropout): "
+                         "guidance needs w = 1")
     B = x.shape[0]
-    net_in = torch.as_tensor(net_in, device=x.device)
-    net_in = net_in.reshape(-1).expand(B) if net_in.numel() == 1 else net_in.reshape(B)
-    labels = torch.cat([y, torch.full_like(y, null_class)])
-    out = _full_res(model(torch.cat([x, x]), torch.cat([net_in, net_in]), labels))
-    eps_cond, eps_uncond = out[:B], out[B:]
-    return apply_guidance(eps_cond, eps_uncond, w)
+    t = torch.as_tensor(t, device=x.device)
+    t = t.reshape(-1).expand(B) if t.numel() == 1 else t.reshape(B)
+    labels = torch.cat([y, torch.full_like(y, denoiser.null_class)])
+    eps = denoiser.eps(torch.cat([x, x]), torch.cat([t, t]), labels)
+    return apply_guidance(eps[:B], eps[B:], w)
 
 
-def model_eps_fn(model: Callable, y: torch.Tensor, noise_input: str,
-                 schedule: Schedule) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """An unguided ``eps_fn(x, t) -> ε`` for the solvers: the full-resolution prediction of
-    ``model(x, schedule.network_input(t, noise_input), y)``. ``t``: continuous times ``[B]``."""
+def model_eps_fn(denoiser: Denoiser, y: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """An unguided ``eps_fn(x, t) -> ε̂`` for the solvers (``t``: continuous times ``[B]``)."""
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return _full_res(model(x, schedule.network_input(t, noise_input), y))
+        return denoiser.eps(x, t, y)
 
     return eps_fn
 
 
-def guided_model_fn(model: Callable, y: torch.Tensor, null_class: int, w: Weight, noise_input: str,
-                    schedule: Schedule) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def guided_model_fn(denoiser: Denoiser, y: torch.Tensor, w: Weight) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """A guided ``eps_fn(x, t) -> ε̂`` for :func:`dimr.diffusion.dpm_solver.sample_dpm_solver`.
 
-    ``t: [B]`` continuous times; the network gets ``schedule.network_input(t, noise_input)``. ``w`` is
-    a constant weight or a function of ``t`` (e.g. :func:`cosine_ramp_weight`). With ``w == 1`` the
-    unconditional half is skipped (the result is the conditional prediction either way)."""
+    ``t: [B]`` continuous times. ``w`` is a constant weight or a function of ``t`` (e.g.
+    :func:`cosine_ramp_weight`). With ``w == 1`` the unconditional half is skipped (the result is the
+    conditional prediction either way)."""
     if not callable(w) and float(w) == 1.0:
-        return model_eps_fn(model, y, noise_input, schedule)
+        return model_eps_fn(denoiser, y)
 
     def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        weight = w(t) if callable(w) else w
-        return guided_prediction(model, x, schedule.network_input(t, noise_input), y, null_class, weight)
+        return guided_prediction(denoiser, x, t, y, w(t) if callable(w) else w)
 
     return eps_fn

@@ -56,6 +56,8 @@ __all__ = [
     "get_schedule",
     "sd_scaled_linear_betas",
     "NOISE_INPUTS",
+    "TIME_DISTRIBUTIONS",
+    "draw_training_t",
 ]
 
 #: the two things a network may be fed as its noise level (``ModelConfig.noise_input``)
@@ -263,6 +265,29 @@ class SDScaledLinearSchedule(_VPSchedule):
 
 Schedule = Union[VPLinearSchedule, SDScaledLinearSchedule]
 SCHEDULES = {"vp_linear": VPLinearSchedule, "sd_scaled_linear": SDScaledLinearSchedule}
+
+
+#: where training draws its times (``Recipe.time_distribution``)
+TIME_DISTRIBUTIONS = ("uniform", "logit_normal")
+
+
+def draw_training_t(schedule: Schedule, batch: int, generator: torch.Generator | None = None,
+                    distribution: str = "uniform", loc: float = 0.0, scale: float = 1.0) -> torch.Tensor:
+    """Training times ``[batch]`` (float32) for one batch.
+
+    ``"uniform"`` is the schedule's own rule (:meth:`sample_training_t`; the paper's). ``"logit_normal"``
+    (an option of this repo, as Esser et al. 2024 for flows) draws ``u = sigmoid(loc + scale·z)``,
+    ``z ~ N(0, 1)``, so training sees the middle of the trajectory more often than its ends; a discrete
+    schedule rounds ``u`` up to its next step ``n/N``."""
+    if distribution == "uniform":
+        return schedule.sample_training_t(batch, generator=generator)
+    if distribution != "logit_normal":
+        raise ValueError(f"time distribution must be one of {TIME_DISTRIBUTIONS}, got {distribution!r}")
+    u = torch.sigmoid(loc + scale * torch.randn(batch, generator=generator))
+    if isinstance(schedule, SDScaledLinearSchedule):
+        n = torch.ceil(u * schedule.num_steps).clamp(1, schedule.num_steps)
+        return n / schedule.num_steps
+    return u * schedule.T
 
 
 def get_schedule(name: str, **overrides) -> Schedule:

@@ -92,17 +92,16 @@ def record_modulations(model: torch.nn.Module, layers: list[int] | None = None, 
             h.remove()
 
 
-def collect_modulations(model, model_cfg, schedule, labels: torch.Tensor, null_class: int, sampler, seed: int = 0,
+def collect_modulations(denoiser, labels: torch.Tensor, sampler, seed: int = 0,
                         batch_size: int = 64, layers: list[int] | None = None, conditional_only: bool = False,
                         device="cpu", progress: bool = True) -> dict[int, dict[str, torch.Tensor]]:
     """Sample ``len(labels)`` images with :func:`dimr.sample.sample_images` and return the recorded
-    modulations, concatenated: ``{layer: {name: [M, C]}}`` with ``M`` = (sampler steps) × (rows per
+    modulations of ``denoiser``'s network, concatenated: ``{layer: {name: [M, C]}}`` with ``M`` = (sampler steps) × (rows per
     forward) summed over batches."""
     from ..sample import sample_images
 
-    with record_modulations(model, layers, conditional_only) as store:
-        sample_images(model, model_cfg, schedule, labels, null_class, sampler, seed=seed, batch_size=batch_size,
-                      device=device, progress=progress)
+    with record_modulations(denoiser.net, layers, conditional_only) as store:
+        sample_images(denoiser, labels, sampler, seed=seed, batch_size=batch_size, device=device, progress=progress)
     return {k: {name: torch.cat(v) for name, v in d.items()} for k, d in store.items()}
 
 

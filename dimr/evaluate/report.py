@@ -34,6 +34,7 @@ import torch
 
 from ..checkpoint import CheckpointError
 from ..config import from_namespace
+from ..device import pick_device
 from .metrics import Metric, MissingWeightsError
 
 __all__ = ["EvaluateConfig", "evaluate_checkpoint", "cli", "OFFLINE_DATASETS", "IMAGENET_SCALE"]
@@ -55,6 +56,7 @@ class EvaluateConfig:
     num_samples: int = 1000
     batch_size: int = 100
     steps: int | None = None
+    skip: str | None = None
     guidance: float | None = None
     seed: int = 0
     out: str | None = None
@@ -71,12 +73,6 @@ class EvaluateConfig:
     device: str = "auto"
     use_ema: bool = True
     progress: bool = True
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _hardware(device: torch.device) -> str:
@@ -120,11 +116,11 @@ def evaluate_checkpoint(cfg: EvaluateConfig) -> dict:
 
     Raises :class:`~dimr.evaluate.metrics.MissingWeightsError`, :class:`~dimr.checkpoint.CheckpointError`,
     ``FileNotFoundError`` or ``ValueError`` for bad inputs — all before sampling starts."""
-    from ..checkpoint import load_checkpoint, model_from_checkpoint
-    from ..diffusion import get_schedule
+    from ..checkpoint import load_checkpoint
     from ..diffusion.guidance import weight_from_scale
     from ..runs import atomic_write_json
-    from ..sample import SamplerConfig, checkpoint_context, even_labels, sample_images, save_grid, save_npz, to_uint8
+    from ..sample import (SamplerConfig, checkpoint_context, denoiser_from_checkpoint, even_labels, sample_images,
+                          save_grid, save_npz, to_uint8)
     from .metrics import classifier_evaluator, fid_against_statistics, fidelity_metrics, inception_evaluator
     from .reference import load_reference_npz, reference_batch, save_reference_npz
     from .rejection import DEFAULT_VIT_MODEL, load_vit_classifier, rejection_analysis, save_flagged_grid
@@ -156,7 +152,7 @@ def evaluate_checkpoint(cfg: EvaluateConfig) -> dict:
         raise CheckpointError("this is a latent model: pass --vae DIR (a local sd-vae-ft-ema folder) to decode")
     if reference is None and dataset == "latents":
         raise ValueError("a latent-space checkpoint has no pixel training data here: pass --reference-npz")
-    device = _device(cfg.device)
+    device = pick_device(cfg.device)
     decode = None
     if ctx["latent"]:
         from ..data.latents import SCALE_FACTOR, load_vae
@@ -181,14 +177,13 @@ def evaluate_checkpoint(cfg: EvaluateConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     # 2. samples
-    model = model_from_checkpoint(ckpt, use_ema=cfg.use_ema, device=device)
+    denoiser = denoiser_from_checkpoint(ckpt, use_ema=cfg.use_ema, device=device)
     w = cfg.guidance if cfg.guidance is not None else weight_from_scale(ctx["cfg_scale"])
-    sampler = SamplerConfig(steps=cfg.steps or ctx["steps"], guidance=w)
+    sampler = SamplerConfig(steps=cfg.steps or ctx["steps"], skip=cfg.skip or ctx["skip"], guidance=w)
     labels = even_labels(cfg.num_samples, ctx["num_classes"])
     _say(f"sampling {cfg.num_samples} images ({sampler.steps} DPM-Solver steps, w={w:g}) on {device}")
     t = time.perf_counter()
-    images = sample_images(model, model.cfg, get_schedule(ctx["schedule"]), labels, ctx["null_class"], sampler,
-                           seed=cfg.seed, batch_size=cfg.batch_size, device=device, decode=decode,
+    images = sample_images(denoiser, labels, sampler, seed=cfg.seed, batch_size=cfg.batch_size, device=device, decode=decode,
                            progress=cfg.progress)
     timings["sampling_s"] = time.perf_counter() - t
     u8, y = to_uint8(images), labels.numpy()
@@ -252,6 +247,9 @@ def evaluate_checkpoint(cfg: EvaluateConfig) -> dict:
         metrics[f"flagged_fraction_{key_suffix}"] = _metric(
             f"flagged_fraction_{key_suffix}", res.flagged_fraction,
             f"Flagged fraction, p(class) < {cfg.threshold:g} ({clf.label})", clf.label, False, scale)
+        metrics[f"accuracy_{key_suffix}"] = _metric(
+            f"accuracy_{key_suffix}", float((res.predicted == y).mean()),
+            f"Accuracy: samples classified as their requested class ({clf.label})", clf.label, True, scale)
         rejection[key_suffix] = {"classifier": clf.label, "threshold": cfg.threshold,
                                  "n_flagged": int(res.flagged.sum()), "flagged_fraction": res.flagged_fraction,
                                  "mean_p_class": float(res.p_class.mean()),
@@ -347,6 +345,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, default=100,
                     help="samples per sampler batch (CFG doubles it; 100 is fastest on 2 CPU cores)")
     ap.add_argument("--steps", type=int, help="DPM-Solver steps (default: the recipe's)")
+    ap.add_argument("--skip", choices=["time_uniform", "logSNR", "time_quadratic"],
+                    help="DPM-Solver time grid (default: the recipe's)")
     ap.add_argument("--guidance", type=float, help="CFG weight w (default: the recipe's 1 + scale)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="output folder (default: CHECKPOINT_DIR/evaluate)")

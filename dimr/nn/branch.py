@@ -114,12 +114,14 @@ class Branch(nn.Module):
         return self.dim * (len(self.blocks) + 1) if self.cascade == "all" else self.dim
 
     def forward(self, x: torch.Tensor, tau: torch.Tensor, y: torch.Tensor, low: torch.Tensor | None,
-                t_embed_input: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                t_embed_input: torch.Tensor | None = None,
+                need_features: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Run branch r.
 
         Shapes: ``x: [B, C_img, H, W]`` (the full-resolution noisy input), ``tau: [B]``, ``y: [B]``
         (long), ``low: [B, h, w, C_low]`` or None.
-        Returns ``(eps_r: [B, C_img, H/2^(R−r), W/2^(R−r)], features: [B, h_r, w_r, feature_dim])``.
+        Returns ``(eps_r: [B, C_img, H/2^(R−r), W/2^(R−r)], features: [B, h_r, w_r, feature_dim])``;
+        ``features`` is None when ``need_features`` is False (the last branch hands nothing up).
         """
         b = x.shape[0]
         h = self.patchify(x).permute(0, 2, 3, 1)  # [B, res, res, dim]
@@ -140,7 +142,9 @@ class Branch(nn.Module):
 
         out, block_outputs = run_with_long_skips(self.blocks, self.skip_linears, tokens, block_fn)
         last = unflatten(out)
-        if self.cascade == "all":
+        if not need_features:
+            features = None
+        elif self.cascade == "all":
             features = torch.cat([h] + [unflatten(o) for o in block_outputs], dim=-1)
         else:
             features = last

@@ -67,7 +67,8 @@ class MultiResolutionNetwork(nn.Module):
         tau = log_snr_to_tau(log_snr, x.shape[0], x.device)
         t_in = ADALN_TIME_SCALE * tau if self.cfg.time_conditioning == "adaln_zero" else None
         outputs, low = [], None
-        for branch in self.branches:
-            eps, low = branch(x, tau, y, low, t_in)
+        last = len(self.branches) - 1
+        for r, branch in enumerate(self.branches):
+            eps, low = branch(x, tau, y, low, t_in, need_features=r < last)
             outputs.append(eps)
         return outputs
