@@ -1,7 +1,7 @@
 """The default training command, before and after a change, side by side on one machine.
 
     python scripts/bench_train_cli.py --before b5a2f80 --preset DiMR-T/3R U-ViT-T/4 --steps 60 --rounds 2 \
-        --out runs/train-throughput/cpu-before-after.json
+        --train-args "--batch-size 64" --out runs/train-throughput/cpu-before-after.json
 
 For each round and preset it runs ``python -m dimr train --preset P --out TMP --steps N`` (no other
 flags: the defaults a newcomer gets) once in a git worktree of ``--before`` and once in this checkout,
@@ -25,17 +25,17 @@ sys.path.insert(0, str(ROOT))
 from dimr.runs import atomic_write_json, hardware_info  # noqa: E402
 
 
-def run_default(tree: Path, preset: str, steps: int) -> dict:
+def run_default(tree: Path, preset: str, steps: int, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "PYTHONPATH": str(tree)}
         cmd = [sys.executable, "-m", "dimr", "train", "--preset", preset, "--out", tmp, "--steps", str(steps),
-               "--no-progress", "--log-every", "10"]
+               "--no-progress", "--log-every", "10", *extra]
         res = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
         if res.returncode != 0:
             raise RuntimeError(f"{tree}: {res.stderr[-2000:]}")
         rows = [json.loads(x) for x in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
     ips = sorted(r["images_per_s"] for r in rows[1:])
-    return {"images_per_s": ips[len(ips) // 2], "windows": len(ips), "batch_size": None}
+    return {"images_per_s": ips[len(ips) // 2], "windows": len(ips)}
 
 
 def main() -> int:
@@ -44,6 +44,8 @@ def main() -> int:
     ap.add_argument("--preset", nargs="+", default=["DiMR-T/3R"])
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--train-args", default="", help="extra flags for both sides, e.g. '--batch-size 64' "
+                                                     "(the same maths when a default changed in between)")
     ap.add_argument("--out")
     args = ap.parse_args()
     rev = subprocess.run(["git", "rev-parse", "--short", args.before], cwd=ROOT, capture_output=True, text=True,
@@ -61,7 +63,7 @@ def main() -> int:
             for r in range(args.rounds):
                 for preset in args.preset:
                     for label, tree in (("before", before_tree), ("after", ROOT)):
-                        got = run_default(tree, preset, args.steps)
+                        got = run_default(tree, preset, args.steps, args.train_args.split())
                         results[preset][label].append(got["images_per_s"])
                         print(f"round {r + 1} {preset} {label}: {got['images_per_s']:.1f} images/s", flush=True)
         finally:
@@ -71,9 +73,11 @@ def main() -> int:
         b, a = sorted(d["before"])[len(d["before"]) // 2], sorted(d["after"])[len(d["after"]) // 2]
         summary[preset] = {"before_images_per_s": b, "after_images_per_s": a, "speedup": a / b, **d}
         print(f"{preset}: {b:.1f} -> {a:.1f} images/s ({a / b:.2f}×)")
-    record = {"what": f"`python -m dimr train --preset P --steps {args.steps}` with every other setting at its "
-                      "default, before and after, alternating in one run; median images/s of the logged windows "
+    flags = f" {args.train_args}" if args.train_args else ""
+    record = {"what": f"`python -m dimr train --preset P --steps {args.steps}{flags}` with every other setting at "
+                      "its default, before and after, alternating in one run; median images/s of the logged windows "
                       "after the first",
+              "train_args": args.train_args,
               "before": rev, "after": after_rev + (" (uncommitted changes in dimr/)" if dirty else ""),
               "rounds": args.rounds, "results": summary,
               "hardware": hardware_info(), "script": "scripts/bench_train_cli.py"}

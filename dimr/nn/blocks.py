@@ -66,7 +66,11 @@ class GeGLU(nn.Module):
         self.w2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w2(F.gelu(self.w0(x)) * self.w1(x))
+        # w0 and w1 read the same input: one matrix product with their weights stacked reads it once
+        # (the result is the two products side by side; the parameters stay w0, w1 as the official ones)
+        h = F.linear(x, torch.cat([self.w0.weight, self.w1.weight]), torch.cat([self.w0.bias, self.w1.bias]))
+        gate, value = h.chunk(2, dim=-1)
+        return self.w2(F.gelu(gate) * value)
 
 
 class GeluMLP(nn.Module):

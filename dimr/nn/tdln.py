@@ -128,6 +128,11 @@ class TDLayerNorm(nn.Module):
         return x * broadcast_channels(gamma, x) + broadcast_channels(beta, x)
 
 
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    """``sqrt(mean(x², -1))`` as ``[..., 1]``: one reduction (‖x‖₂/√C), no temporary x² tensor."""
+    return torch.linalg.vector_norm(x, dim=-1, keepdim=True) * x.shape[-1] ** -0.5
+
+
 class TDRMSNorm(nn.Module):
     """TD-RMSNorm, the official block norm (``norm_type="TDRMSN"``): scale only, no centring, no β.
 
@@ -143,7 +148,7 @@ class TDRMSNorm(nn.Module):
         self.scale = TimeDependentParameter(dim, 1.0)
 
     def forward(self, x: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:
-        rms = x.pow(2).mean(-1, keepdim=True).sqrt()
+        rms = _rms(x)
         gamma = self.scale(_as_tau(tau, x))
         return x / (rms + self.eps) * broadcast_channels(gamma, x)
 
@@ -157,8 +162,7 @@ class RMSNorm(nn.Module):
         self.scale = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor, tau: torch.Tensor | float | None = None) -> torch.Tensor:
-        rms = x.pow(2).mean(-1, keepdim=True).sqrt()
-        return x / (rms + self.eps) * self.scale
+        return x / (_rms(x) + self.eps) * self.scale
 
 
 class LayerNorm(nn.LayerNorm):
