@@ -19,7 +19,7 @@
 #
 # ```text
 # presets (named, frozen dataclasses) ──► dimr.nn  (model)        ┐
-#                                         dimr.diffusion (schedule, loss, guidance, solver)
+#                                         dimr.diffusion (schedule, denoiser, loss, guidance, solver)
 # data (offline default | ImageNet | VAE latents) ──► dimr.train ─┤──► checkpoints (outside git)
 #                                                                 │
 # checkpoint ──► dimr.sample ──► dimr.evaluate (FID/IS/PR, rejection, distortion) ──► metrics
