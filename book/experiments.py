@@ -204,7 +204,7 @@ for preset, slug in (("DiMR-T/3R", "dimr-t3r"), ("U-ViT-T/4", "uvit-t4")):
         continue
     rec = json.loads((run / "run.json").read_text())
     train_rec = root / "runs" / f"train-{slug}-10min" / "small" / "run.json"
-    steps = json.loads(train_rec.read_text())["metrics"]["steps"]["value"] if train_rec.is_file() else "?"
+    steps = f"{json.loads(train_rec.read_text())['metrics']['steps']['value']:,.0f}" if train_rec.is_file() else "?"
     cells = []
     for key, _ in shown:
         m = rec["metrics"].get(key)
@@ -217,8 +217,8 @@ for preset, slug in (("DiMR-T/3R", "dimr-t3r"), ("U-ViT-T/4", "uvit-t4")):
         cells.append(f"{m['value']:.3g}{ok}")
     rows.append(f"| {preset} | {steps} | " + " | ".join(cells) + " |")
     grids.append((preset, run / "grid.png"))
-    scale = next(iter(rec["metrics"].values()))["scale"]
-rows += ["", f"Scale: {scale}; hardware: {rec['hardware']['cpu']}, {rec['hardware']['cpu_count']} cores."] if grids else []
+    scale = next(iter(rec["metrics"].values()))["scale"].split("; model trained")[0]
+rows += ["", f"Evaluation: {scale}; hardware: {rec['hardware']['cpu']}, {rec['hardware']['cpu_count']} cores."] if grids else []
 display(Markdown("\n".join(rows)))
 if grids:
     import matplotlib.pyplot as plt

@@ -23,6 +23,7 @@ from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .config import config_from_dict
 from .device import pick_device
 from .diffusion import Denoiser, get_schedule, guided_model_fn, null_label, sample_dpm_solver
+from .diffusion.dpm_solver import SKIP_TYPES
 from .diffusion.guidance import weight_from_scale
 
 __all__ = ["SamplerConfig", "sample_images", "checkpoint_context", "denoiser_from_checkpoint", "to_uint8", "save_grid", "save_npz", "load_npz", "cli"]
@@ -179,7 +180,7 @@ def cli(argv: list[str]) -> int:
     ap.add_argument("--order", type=int, default=3, choices=[1, 2, 3])
     ap.add_argument("--method", default="singlestep", choices=["singlestep", "multistep"])
     ap.add_argument("--predict", default="data", choices=["data", "noise"])
-    ap.add_argument("--skip", choices=["time_uniform", "logSNR", "time_quadratic"],
+    ap.add_argument("--skip", choices=SKIP_TYPES,
                     help="DPM-Solver time grid (default: the recipe's)")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--guidance", type=float, help="CFG weight w (1 = off)")

@@ -8,12 +8,14 @@ What it does, per step (paper §3, eq. (8); facts §3):
 
 1. take the step's batch (its indices are a pure function of seed, step and rank: see
    :class:`StepBatchSampler`), drop labels to the null class with probability ``p_uncond`` (CFG);
-2. draw t from the schedule and ε ~ N(0, I) from a generator seeded by (seed, sample id), form
-   ``x_t = α_t x_0 + σ_t ε`` and feed the network what its family expects (log-SNR for DiMR);
-3. backpropagate the multi-scale loss, AdamW (no weight decay on the TD gates ``nodecay_*``), linear
-   warm-up then constant learning rate, EMA of the weights.
+2. draw t (the recipe's time distribution) and ε ~ N(0, I) from a generator seeded by (seed, step)
+   (:func:`draw_noise`), form ``x_t = α_t x_0 + σ_t ε``; the :class:`~dimr.diffusion.Denoiser` feeds the
+   network what its family expects (log-SNR for DiMR) and reads its outputs as the recipe's prediction
+   target (ε for the paper's recipes, v for the CPU-scale one);
+3. backpropagate the multi-scale loss (:func:`training_loss`), AdamW (no weight decay on the TD gates
+   ``nodecay_*``), linear warm-up then constant learning rate, EMA of the weights.
 
-Because every random draw is derived from (seed, sample id) and the checkpoint holds model, EMA,
+Because every random draw is derived from (seed, step) and the checkpoint holds model, EMA,
 optimiser, step and RNG states, ``--resume`` continues *exactly*: on CPU, a run killed at any point
 and resumed ends bitwise equal to an uninterrupted one.  Checkpoints are written atomically.
 """
@@ -43,8 +45,8 @@ from .config import config_to_dict, from_namespace
 from .data import build_dataset
 from .data.shapes import ROTATIONS
 from .device import AMP_CHOICES, autocast_dtype, pick_device, tune_cpu_allocator
-from .diffusion import (PREDICTIONS, TIME_DISTRIBUTIONS, WEIGHTINGS, Denoiser, draw_training_t, get_schedule,
-                        loss_weight, multiscale_loss, null_label)
+from .diffusion import (PREDICTIONS, TIME_DISTRIBUTIONS, WEIGHTINGS, Denoiser, draw_training_t, drop_labels,
+                        get_schedule, loss_weight, multiscale_loss, null_label)
 from .nn import build_model
 from .nn.tdln import NODECAY_SUFFIXES
 from .presets import get_preset
@@ -245,15 +247,10 @@ def draw_noise(step: int, sample_ids: range, y: torch.Tensor, shape, schedule, c
     rows = torch.tensor([k - step * n for k in sample_ids])
     if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= n):
         raise ValueError(f"sample ids {sample_ids} are not in step {step}'s batch of {n}")
-    drop = torch.rand(n, generator=g)[rows] < cfg.p_uncond
+    uniform = torch.rand(n, generator=g)[rows]
     t = draw_training_t(schedule, n, g, cfg.time_distribution, cfg.time_loc, cfg.time_scale)[rows]
     eps = torch.randn((n, *shape), generator=g)[rows]
-    y = y.cpu()
-    if cfg.p_uncond > 0:
-        if null_class is None:
-            raise ValueError("label dropout needs a null label")
-        y = torch.where(drop, torch.full_like(y, null_class), y)
-    return y, t, eps
+    return drop_labels(y.cpu(), cfg.p_uncond, null_class, uniform=uniform), t, eps
 
 
 def training_loss(fwd, schedule, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,

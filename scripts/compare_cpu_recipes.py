@@ -28,8 +28,9 @@ from dimr.evaluate.report import EvaluateConfig, evaluate_checkpoint
 from dimr.runs import atomic_write_json, hardware_info
 from dimr.train import TrainConfig, train
 
-#: name -> (what it tests, TrainConfig overrides). "base" is the tiny recipe before this comparison
-#: (ε-prediction, uniform weighting and times, batch 64, lr 1e-3).
+#: name -> (what it tests, TrainConfig overrides); what a candidate does not set is the tiny recipe's, except
+#: batch and learning rate, which are the recipe's before this comparison (64 and 1e-3) unless set.
+BASE_BATCH, BASE_LR = 64, 1e-3
 CANDIDATES = {
     "eps": ("the paper's ε target", dict(prediction="eps", loss_weighting="uniform", time_distribution="uniform")),
     "v": ("v target", dict(prediction="v", loss_weighting="uniform", time_distribution="uniform")),
@@ -54,6 +55,10 @@ CANDIDATES = {
                                                          time_distribution="uniform", batch_size=16, lr=2e-3)),
     "v-b32-lr2e-3-ln": ("v target, batch 32, lr 2e-3, logit-normal(0, 1) times", dict(
         prediction="v", loss_weighting="uniform", time_distribution="logit_normal", batch_size=32, lr=2e-3)),
+    "v-b16-lr4e-3": ("v target, batch 16, lr 4e-3", dict(prediction="v", loss_weighting="uniform",
+                                                         time_distribution="uniform", batch_size=16, lr=4e-3)),
+    "v-b16-lr2e-3-ln": ("v target, batch 16, lr 2e-3, logit-normal(0, 1) times", dict(
+        prediction="v", loss_weighting="uniform", time_distribution="logit_normal", batch_size=16, lr=2e-3)),
     "x0-b32-lr2e-3": ("x₀ target, batch 32, lr 2e-3", dict(prediction="x0", loss_weighting="uniform",
                                                           time_distribution="uniform", batch_size=32, lr=2e-3)),
     "v-logitnormal-0.5": ("v target, logit-normal(−0.5, 1) times", dict(
@@ -71,15 +76,16 @@ def git_commit() -> str:
 
 def run_candidate(name: str, overrides: dict, args, work: Path) -> dict:
     base = TrainConfig(preset=args.preset, seed=args.seed, progress=False, log_every=25, ckpt_every=200)
-    batch = overrides.get("batch_size") or 64
+    # the comparison's baseline is the recipe it started from, pinned here so the record reproduces
+    batch, lr = overrides.get("batch_size") or BASE_BATCH, overrides.get("lr") or BASE_LR
     steps = max(1, round(args.minutes * 60 * args.images_per_s / batch))
-    cfg = TrainConfig(**{**base.__dict__, **overrides, "batch_size": batch, "steps": steps})
+    cfg = TrainConfig(**{**base.__dict__, **overrides, "batch_size": batch, "lr": lr, "steps": steps})
     out = work / name
     t0 = time.perf_counter()
     summary = train(cfg, out, resume=(out / "latest.pt").exists())
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     ips = [r["images_per_s"] for r in rows[1:]] or [summary["images_per_s"]]
-    result = {"name": name, "train": {k: v for k, v in cfg.__dict__.items() if k in overrides or k in ("steps", "batch_size")},
+    result = {"name": name, "train": {k: v for k, v in cfg.__dict__.items() if k in overrides or k in ("steps", "batch_size", "lr")},
               "images": steps * batch, "train_wall_s": time.perf_counter() - t0,
               "images_per_s_median": sorted(ips)[len(ips) // 2], "final_loss": rows[-1]["loss"], "evaluations": {}}
     variants = EVAL_VARIANTS if name in args.eval_variants_for else {"ema": {}}

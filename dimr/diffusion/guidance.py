@@ -45,17 +45,23 @@ __all__ = [
 Weight = Union[float, Callable[[torch.Tensor], torch.Tensor]]
 
 
-def drop_labels(y: torch.Tensor, p_uncond: float, null_class: int,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def drop_labels(y: torch.Tensor, p_uncond: float, null_class: int | None,
+                generator: torch.Generator | None = None, uniform: torch.Tensor | None = None) -> torch.Tensor:
     """Replace each label by ``null_class`` with probability ``p_uncond`` (CFG training).
 
-    ``y: [B]`` long -> ``[B]`` long (a new tensor; ``y`` is not modified)."""
+    ``y: [B]`` long -> ``[B]`` long (a new tensor; ``y`` is not modified). The label is dropped where a
+    uniform draw is below ``p_uncond``: ``uniform: [B]`` when the caller drew them (the training loop draws
+    a whole step's at once), else drawn here from ``generator``."""
     if not 0.0 <= p_uncond <= 1.0:
         raise ValueError(f"p_uncond must be in [0, 1], got {p_uncond}")
     if p_uncond == 0.0:
         return y.clone()
-    drop = torch.rand(y.shape, generator=generator, device=generator.device if generator is not None
-                      else y.device).to(y.device) < p_uncond
+    if null_class is None:
+        raise ValueError("label dropout needs a null label (a model with num_classes = K + 1)")
+    if uniform is None:
+        uniform = torch.rand(y.shape, generator=generator, device=generator.device if generator is not None
+                             else y.device)
+    drop = uniform.to(y.device) < p_uncond
     return torch.where(drop, torch.full_like(y, null_class), y)
 
 

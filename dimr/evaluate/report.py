@@ -35,6 +35,7 @@ import torch
 from ..checkpoint import CheckpointError
 from ..config import from_namespace
 from ..device import pick_device
+from ..diffusion.dpm_solver import SKIP_TYPES
 from .metrics import Metric, MissingWeightsError
 
 __all__ = ["EvaluateConfig", "evaluate_checkpoint", "cli", "OFFLINE_DATASETS", "IMAGENET_SCALE"]
@@ -345,7 +346,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, default=100,
                     help="samples per sampler batch (CFG doubles it; 100 is fastest on 2 CPU cores)")
     ap.add_argument("--steps", type=int, help="DPM-Solver steps (default: the recipe's)")
-    ap.add_argument("--skip", choices=["time_uniform", "logSNR", "time_quadratic"],
+    ap.add_argument("--skip", choices=SKIP_TYPES,
                     help="DPM-Solver time grid (default: the recipe's)")
     ap.add_argument("--guidance", type=float, help="CFG weight w (default: the recipe's 1 + scale)")
     ap.add_argument("--seed", type=int, default=0)
