@@ -61,6 +61,8 @@ CANDIDATES = {
         prediction="v", loss_weighting="uniform", time_distribution="logit_normal", batch_size=16, lr=2e-3)),
     "x0-b32-lr2e-3": ("x₀ target, batch 32, lr 2e-3", dict(prediction="x0", loss_weighting="uniform",
                                                           time_distribution="uniform", batch_size=32, lr=2e-3)),
+    "x0-b16-lr2e-3": ("x₀ target, batch 16, lr 2e-3", dict(prediction="x0", loss_weighting="uniform",
+                                                          time_distribution="uniform", batch_size=16, lr=2e-3)),
     "v-logitnormal-0.5": ("v target, logit-normal(−0.5, 1) times", dict(
         prediction="v", loss_weighting="uniform", time_distribution="logit_normal", time_loc=-0.5)),
     "v-logitnormal+0.5": ("v target, logit-normal(0.5, 1) times", dict(
