@@ -128,23 +128,29 @@ Markdown("\n".join(rows))
 # geometric distortion against the exact class templates (real images: about 0.005).
 
 # %% tags=["remove-input"]
-record = root / "runs" / "ablation-cpu-recipe" / "cpu.json"
-if record.is_file():
-    rec = json.loads(record.read_text())
+def recorded(rel: str, render, missing: str) -> Markdown:
+    """``render(record) -> lines`` for the JSON record at ``runs/<rel>``, or what to run when it is absent."""
+    path = root / "runs" / rel
+    return Markdown("\n".join(render(json.loads(path.read_text()))) if path.is_file() else missing)
+
+
+def recipe_rows(rec: dict) -> list[str]:
     hw = rec["hardware"]
     rows = [f"**{rec['what']}** ({hw['cpu']}, {hw['cpu_count']} cores; `{rec['script']}`, commit `{rec['git_commit']}`).",
             "", "| candidate | images | images/s | evaluation | accuracy ↑ | flagged ↓ | mean 1 − IoU ↓ | FID (classifier) ↓ |",
             "|---|---|---|---|---|---|---|---|"]
-    for name, res in rec["results"].items():
-        for vname, ev in res["evaluations"].items():
+    for res in rec["results"].values():
+        for ev in res["evaluations"].values():
             how = f"{'EMA' if ev['use_ema'] else 'raw weights'}, w = {ev['guidance_weight']:g}"
             fid = "—" if ev["fid_classifier"] is None else f"{ev['fid_classifier']:.1f}"
             rows.append(f"| {res['what']} | {res['images']:,} | {res['images_per_s_median']:.0f} | {how} | "
                         f"{ev['accuracy']:.2f} | {ev['flagged_fraction']:.2f} | {ev['mean_one_minus_iou']:.3f} | {fid} |")
-    out = "\n".join(rows)
-else:
-    out = "No recipe comparison recorded: run `scripts/compare_cpu_recipes.py` (see its docstring)."
-Markdown(out)
+    return rows
+
+
+display(recorded("ablation-cpu-recipe/cpu.json", recipe_rows,
+                 "No recipe comparison recorded: run `scripts/compare_cpu_recipes.py` (see its docstring)."))
+display(recorded("ablation-cpu-recipe/cpu-10min.json", recipe_rows, "No 10-minute candidate recorded."))
 
 # %% [markdown]
 # ### Speed of the default training command
@@ -156,31 +162,24 @@ Markdown(out)
 # step instead of one per sample.
 
 # %% tags=["remove-input"]
-record = root / "runs" / "train-throughput" / "cpu-before-after.json"
-if record.is_file():
-    rec = json.loads(record.read_text())
+def speed_rows(rec: dict) -> list[str]:
     rows = [f"{rec['what']} — `{rec['before']}` → `{rec['after']}`, {rec['hardware']['cpu']} "
             f"({rec['hardware']['cpu_count']} cores).", "", "| preset | before (images/s) | after (images/s) | speed-up |",
             "|---|---|---|---|"]
-    rows += [f"| {p} | {d['before_images_per_s']:.1f} | {d['after_images_per_s']:.1f} | {d['speedup']:.2f}× |"
-             for p, d in rec["results"].items()]
-    out = "\n".join(rows)
-else:
-    out = "No before/after throughput recorded: run `scripts/bench_train_cli.py`."
-Markdown(out)
+    return rows + [f"| {p} | {d['before_images_per_s']:.1f} | {d['after_images_per_s']:.1f} | {d['speedup']:.2f}× |"
+                   for p, d in rec["results"].items()]
 
-# %% tags=["remove-input"]
-rec_path = root / "runs" / "ablation-adam-betas" / "cpu.json"
-if rec_path.is_file():
-    rec = json.loads(rec_path.read_text())
+
+def betas_rows(rec: dict) -> list[str]:
     rows = [f"**Adam β on a short run** ({rec['scale']}; {rec['hardware']['cpu']}): {rec['what']}.", "",
             "| β | loss (eq. 8) | loss at 32 px | images/s |", "|---|---|---|---|"]
-    rows += [f"| {tuple(x['betas'])} | {x['final_window_loss']['loss']:.4f} | "
-             f"{x['final_window_loss']['loss/32px']:.4f} | {x['images_per_s']:.0f} |" for x in rec["results"]]
-    display_md = Markdown("\n".join(rows))
-else:
-    display_md = Markdown("No Adam β comparison recorded.")
-display_md
+    return rows + [f"| {tuple(x['betas'])} | {x['final_window_loss']['loss']:.4f} | "
+                   f"{x['final_window_loss']['loss/32px']:.4f} | {x['images_per_s']:.0f} |" for x in rec["results"]]
+
+
+display(recorded("train-throughput/cpu-before-after.json", speed_rows,
+                 "No before/after throughput recorded: run `scripts/bench_train_cli.py`."))
+display(recorded("ablation-adam-betas/cpu.json", betas_rows, "No Adam β comparison recorded."))
 
 # %% [markdown]
 # ## Ten minutes on two cores

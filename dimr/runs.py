@@ -35,6 +35,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -166,6 +167,18 @@ def hardware_info() -> dict:
 def staging_dir(root: str | os.PathLike, experiment: str, run: str) -> Path:
     """Where a run is built before it is complete: ``<root>/<experiment>/.<run>.partial``."""
     return Path(root) / experiment / f".{run}.partial"
+
+
+def portable_record(text: str, staging: str | os.PathLike, removed: str | os.PathLike) -> str:
+    """A record's JSON text with the paths a reader can open: ``staging`` (``<exp>/.<run>.partial``) becomes
+    the published ``<exp>/<run>``, files under ``removed`` (a scratch folder deleted after the run) are
+    marked ``<not kept>/name``, and an absolute path outside the repository keeps only its file name,
+    marked ``<external>/name``."""
+    staging = Path(staging)
+    final = staging.parent / staging.name[1:].removesuffix(".partial")
+    text = re.sub(re.escape(Path(removed).as_posix()) + r'(?=["/])', "<not kept>", text)
+    text = text.replace(staging.as_posix(), final.as_posix())
+    return re.sub(r'(?<![\w.<>-])/[^\s"\')]*/([^/\s"\')]+)', r"<external>/\1", text)
 
 
 def failed_dir(root: str | os.PathLike, experiment: str, run: str) -> Path:

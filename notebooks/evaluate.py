@@ -45,7 +45,7 @@ import numpy as np
 
 from dimr.checkpoint import load_checkpoint
 from dimr.evaluate import EvaluateConfig, evaluate_checkpoint
-from dimr.runs import metric, write_metrics
+from dimr.runs import metric, portable_record, write_metrics
 
 run_dir = Path(run_dir)
 work = run_dir / "evaluate"
@@ -115,7 +115,11 @@ trained = f"model trained {ckpt['step']} steps"
 keep = {key: metric(m["value"], m["label"], f"{m['scale']}; {trained}") for key, m in report["metrics"].items()
         if key.startswith(headline) and not key.startswith("is_std")}
 write_metrics(run_dir, keep)
-for name in ("grid.png",) + tuple(p.name for p in flagged):
+kept = ("grid.png",) + tuple(p.name for p in flagged)
+record = (work / "metrics.json").read_text()
+for name in kept:
     shutil.copy(work / name, run_dir / name)
-shutil.copy(work / "metrics.json", run_dir / "evaluation.json")
+    record = record.replace((work / name).as_posix(), (run_dir / name).as_posix())
+# the record names files where a reader finds them: the published run folder, not the staging one
+(run_dir / "evaluation.json").write_text(portable_record(record, run_dir, work))
 shutil.rmtree(work)  # the npz files are large and regenerable; the run keeps figures and numbers

@@ -53,7 +53,7 @@ def test_conversion_is_affine_and_rejects_unknown_kinds():
 
 
 class Recorder(torch.nn.Module):
-    def __init__(self, cfg, out_channels=3):
+    def __init__(self, cfg):
         super().__init__()
         self.cfg, self.levels = cfg, []
 

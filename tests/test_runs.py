@@ -198,3 +198,14 @@ def test_book_env_keeps_caches_in_the_repository(tmp_path, monkeypatch):
     assert env["MPLCONFIGDIR"] == str(tmp_path / ".cache" / "matplotlib") and os.path.isdir(env["IPYTHONDIR"])
     assert env["HF_HUB_OFFLINE"] == os.environ.get("HF_HUB_OFFLINE", "1")
     assert env["MPLBACKEND"].endswith("backend_inline")
+
+
+def test_a_published_record_names_what_a_reader_can_open():
+    stage, work = "runs/e/.small.partial", "runs/e/.small.partial/evaluate"
+    text = json.dumps({"npz": f"{work}/samples.npz", "out": work, "grid": f"{stage}/grid.png",
+                       "notebook": f"{stage}/evaluate.ipynb",
+                       "evaluator": "SmallCNN; file /home/u/.cache/dimr/classifier-x.pt", "scale": "32×32, w=2"})
+    got = json.loads(runs.portable_record(text, stage, work))
+    assert got == {"npz": "<not kept>/samples.npz", "out": "<not kept>", "grid": "runs/e/small/grid.png",
+                   "notebook": "runs/e/small/evaluate.ipynb",
+                   "evaluator": "SmallCNN; file <external>/classifier-x.pt", "scale": "32×32, w=2"}

@@ -248,13 +248,14 @@ def evaluate_checkpoint(cfg: EvaluateConfig) -> dict:
         metrics[f"flagged_fraction_{key_suffix}"] = _metric(
             f"flagged_fraction_{key_suffix}", res.flagged_fraction,
             f"Flagged fraction, p(class) < {cfg.threshold:g} ({clf.label})", clf.label, False, scale)
+        accuracy = float((res.predicted == y).mean())
         metrics[f"accuracy_{key_suffix}"] = _metric(
-            f"accuracy_{key_suffix}", float((res.predicted == y).mean()),
+            f"accuracy_{key_suffix}", accuracy,
             f"Accuracy: samples classified as their requested class ({clf.label})", clf.label, True, scale)
         rejection[key_suffix] = {"classifier": clf.label, "threshold": cfg.threshold,
                                  "n_flagged": int(res.flagged.sum()), "flagged_fraction": res.flagged_fraction,
                                  "mean_p_class": float(res.p_class.mean()),
-                                 "accuracy": float((res.predicted == y).mean()),
+                                 "accuracy": accuracy,
                                  "grid": str(grid) if grid else None}
     timings["rejection_s"] = time.perf_counter() - t
 
