@@ -83,11 +83,13 @@ Markdown(out)
 # stay fair. Where it departs from Table 4 it says so below — each departure is a named field of
 # `dimr.presets.Recipe` — and the paper presets keep Table 4's values exactly.
 #
-# * **Prediction target `v`** (`Recipe.prediction`) instead of the paper's ε. The network predicts
-#   v = α_t ε − σ_t x₀ (Salimans & Ho 2022); `dimr.diffusion.Denoiser` converts it back to the ε̂ the
-#   solver and guidance use, and the multi-scale loss compares each branch with α_t·(k·avgpool ε) −
-#   σ_t·avgpool x₀. With ε, a short run cannot learn the high-noise end, where it has to reproduce its
-#   input almost exactly (the diagnosis below); v is well conditioned at every noise level.
+# * **Prediction target x₀** (`Recipe.prediction`) instead of the paper's ε. The network predicts the
+#   clean image; `dimr.diffusion.Denoiser` converts it to the ε̂ the solver and guidance use,
+#   ε̂ = (x_t − α_t x̂₀)/σ_t, and the multi-scale loss compares each branch with the clean image average-pooled to
+#   that branch's resolution. With ε, a short run cannot learn the high-noise end, where it has to
+#   reproduce its input almost exactly (the diagnosis below); x₀ and v (= α_t ε − σ_t x₀, Salimans & Ho
+#   2022) are well conditioned at every noise level, and on the same training images x₀ drew more
+#   recognisable shapes than v (the comparison below).
 # * **Batch 16 at learning rate 2e-3** instead of Table 4's 1024 at 3e-4 (2e-4 for latents): for the
 #   same number of training images, more and smaller optimiser steps learned more (the comparison below),
 #   although a step of 16 images runs at fewer images per second than a step of 64.
@@ -97,7 +99,9 @@ Markdown(out)
 # * **Adam's β = (0.9, 0.999)** instead of the official (0.99, 0.99) (`scripts/compare_adam_betas.py`).
 # * **EMA warm-up** (`min(rate, (1+n)/(10+n))`): with a fixed rate the random initial weights would
 #   still weigh in the average at the end of a short run.
-# * **bf16 autocast** on CPUs with native bf16 (`--amp auto`), as on GPUs; fp32 elsewhere.
+# * **bf16 autocast** where it is faster (`--amp auto`): on GPUs, and on CPUs with native bf16 kernels
+#   when a short timing of the run's own model says so (fp32 otherwise); the choice is recorded in the
+#   checkpoint. This changes the arithmetic, not the recipe.
 
 # %% tags=["remove-input"]
 import json
@@ -265,4 +269,4 @@ else:
 # a large error of the implied clean image (last column; pixels live in [−1, 1]): the outline is lost in the first
 # steps of sampling and the rest of the trajectory cannot recover it. It is longer training that has to
 # lower the floor — or a target that does not need the floor to be low: a v- or x₀-predicting network
-gives x̂₀ without dividing by α_t, which is why the CPU-scale recipe predicts v.
+# gives x̂₀ without dividing by α_t, which is why the CPU-scale recipe predicts x₀.

@@ -2,9 +2,11 @@
 
 * :func:`pick_device` — ``"auto"`` means CUDA when present, else the CPU.
 * :func:`autocast_dtype` — ``amp="auto"`` is bf16 on CUDA and on CPUs with native bf16 matrix
-  kernels (AVX512-BF16 / AMX, as oneDNN reports them), fp32 elsewhere. On a 2-core AVX512-BF16
-  machine a DiMR-T/3R training step is about 1.3× faster in bf16 than in fp32
-  (``runs/train-throughput/``); without native bf16 the emulation is slower than fp32, so it is off.
+  kernels (AVX512-BF16 / AMX, as oneDNN reports them), fp32 elsewhere. Native kernels are not enough
+  on a CPU: on a 2-core AMD EPYC with AVX512-BF16 a DiMR-T/3R training step was about 1.3× faster in
+  bf16, on a 2-core Intel Xeon with AMX about 15% *slower* (``runs/train-throughput/``). So a training
+  run that gets ``auto`` on such a CPU measures both on its own model (:func:`faster_autocast`) and
+  keeps the faster; without native bf16 the emulation is slower than fp32, so it is off.
 * :func:`tune_cpu_allocator` — glibc returns every freed block above its mmap threshold to the
   kernel and gets it back page by page on the next allocation. A CPU training step allocates and frees
   activations of several MB hundreds of times, so this page-faulting took about a third of a DiMR-T/3R
@@ -15,10 +17,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import time
+from typing import Callable
 
 import torch
 
-__all__ = ["pick_device", "autocast_dtype", "cpu_has_native_bf16", "tune_cpu_allocator", "AMP_CHOICES"]
+__all__ = ["pick_device", "autocast_dtype", "cpu_has_native_bf16", "faster_autocast", "tune_cpu_allocator",
+           "AMP_CHOICES"]
 
 AMP_CHOICES = ("auto", "none", "bf16", "fp16")
 
@@ -50,6 +55,29 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
         return torch.bfloat16 if native else None
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def faster_autocast(work: Callable[[torch.dtype | None], None], candidates: tuple[str, ...] = ("none", "bf16"),
+                    rounds: int = 3, margin: float = 0.05, clock: Callable[[], float] = time.perf_counter) -> str:
+    """Which of ``candidates`` (names of :data:`AMP_CHOICES`) runs ``work`` fastest on this machine.
+
+    ``work(dtype)`` does one representative piece of work (a training run passes a forward and backward
+    pass of its own model; ``dtype`` is the autocast dtype, ``None`` = fp32). Each candidate runs once
+    to warm up, then ``rounds`` times, alternating, so that a busy moment of the machine hits both; the
+    best time of each counts. The first candidate is the fallback: another wins only when it is faster
+    by more than ``margin`` (a choice that changes the arithmetic should not rest on timing noise)."""
+    dtypes = {name: autocast_dtype(name, torch.device("cpu")) for name in candidates}
+    best = {name: float("inf") for name in candidates}
+    for name in candidates:
+        work(dtypes[name])
+    for _ in range(rounds):
+        for name in candidates:
+            start = clock()
+            work(dtypes[name])
+            best[name] = min(best[name], clock() - start)
+    fallback = candidates[0]
+    winner = min(candidates, key=best.__getitem__)
+    return winner if best[winner] < (1.0 - margin) * best[fallback] else fallback
 
 
 @functools.lru_cache(maxsize=1)

@@ -44,7 +44,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import config_to_dict, from_namespace
 from .data import build_dataset
 from .data.shapes import ROTATIONS
-from .device import AMP_CHOICES, autocast_dtype, pick_device, tune_cpu_allocator
+from .device import AMP_CHOICES, autocast_dtype, cpu_has_native_bf16, faster_autocast, pick_device, tune_cpu_allocator
 from .diffusion import (PREDICTIONS, TIME_DISTRIBUTIONS, WEIGHTINGS, Denoiser, draw_training_t, drop_labels,
                         get_schedule, loss_weight, multiscale_loss, null_label)
 from .nn import build_model
@@ -52,7 +52,7 @@ from .nn.tdln import NODECAY_SUFFIXES
 from .presets import get_preset
 
 __all__ = ["TrainConfig", "resolve_config", "adapt_model_config", "param_groups", "lr_at", "EMA",
-           "StepBatchSampler", "draw_noise", "training_loss", "train", "cli"]
+           "StepBatchSampler", "draw_noise", "training_loss", "choose_amp", "train", "cli"]
 
 CHECKPOINT_NAME = "latest.pt"
 
@@ -174,9 +174,9 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        r = self.rate_at(step)
-        for n, p in model.named_parameters():
-            self.shadow[n].lerp_(p.detach(), 1.0 - r)
+        names, params = zip(*model.named_parameters())
+        # one fused call over all tensors instead of one small kernel per parameter (same arithmetic)
+        torch._foreach_lerp_([self.shadow[n] for n in names], [p.detach() for p in params], 1.0 - self.rate_at(step))
 
     def state_dict(self, model: nn.Module) -> dict:
         """A full model state dict with EMA parameters (buffers from ``model``)."""
@@ -269,6 +269,36 @@ def training_loss(fwd, schedule, x0: torch.Tensor, y: torch.Tensor, t: torch.Ten
                            prediction=cfg.prediction, x0=x0, alpha=alpha, sigma=sigma, weight=weight)
 
 
+def choose_amp(cfg: TrainConfig, model: nn.Module, schedule, image_shape, null_class: int, device: torch.device,
+               per_step_batch: int) -> str:
+    """``cfg.amp`` made concrete for this run (one of :data:`~dimr.device.AMP_CHOICES` but ``"auto"``).
+
+    ``"auto"`` on a CPU with native bf16 times a forward and backward pass of ``model`` on one synthetic
+    batch of ``per_step_batch`` images of ``image_shape`` (``[C, H, W]``) in fp32 and in bf16
+    (:func:`~dimr.device.faster_autocast`) and keeps the faster; elsewhere it follows
+    :func:`~dimr.device.autocast_dtype`. The global RNG and the model's gradients are left as they were."""
+    if cfg.amp != "auto":
+        return cfg.amp
+    if device.type != "cpu":
+        return "none" if autocast_dtype("auto", device) is None else "bf16"
+    if not cpu_has_native_bf16():
+        return "none"
+    g = torch.Generator().manual_seed(0)
+    x0 = (torch.rand(per_step_batch, *image_shape, generator=g) * 2 - 1).to(device)
+    eps = torch.randn(x0.shape, generator=g).to(device)
+    t = (0.02 + 0.96 * torch.rand(per_step_batch, generator=g)).to(device)
+    y = torch.zeros(per_step_batch, dtype=torch.long, device=device)
+    net = Denoiser(model, schedule, cfg.prediction, null_class)
+
+    def forward_backward(dtype):
+        training_loss(net, schedule, x0, y, t, eps, cfg, dtype).total.backward()
+
+    with torch.random.fork_rng(devices=[]):
+        choice = faster_autocast(forward_backward)
+    model.zero_grad(set_to_none=True)
+    return choice
+
+
 def _rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if torch.cuda.is_available():
@@ -310,6 +340,15 @@ def _init_distributed(device: str) -> _Dist:
     return _Dist(device=pick_device(device))
 
 
+def _from_rank0(choice: str, choices: tuple[str, ...], env: _Dist) -> str:
+    """Rank 0's ``choice`` on every process (a timing-based choice may differ between ranks)."""
+    if env.world == 1:
+        return choice
+    index = torch.tensor([choices.index(choice)], device=env.device)
+    dist.broadcast(index, 0)
+    return choices[int(index)]
+
+
 def _check_resume(saved: dict, cfg: TrainConfig, path) -> None:
     saved = {**LEGACY_DEFAULTS, **saved}
     diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}" for k, v in config_to_dict(cfg).items()
@@ -347,6 +386,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     saved = None
     if resume and ckpt_path.exists():
         saved = load_checkpoint(ckpt_path)
+        saved_amp = saved.get("train_config", {}).get("amp", "auto")
+        if cfg.amp == "auto" and saved_amp != "auto":  # the run measured its precision once: keep it
+            cfg = dataclasses.replace(cfg, amp=saved_amp)
         _check_resume(saved.get("train_config", {}), cfg, ckpt_path)
 
     preset = get_preset(cfg.preset)
@@ -374,6 +416,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     ema = EMA(model, cfg.ema_rate, cfg.ema_warmup)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay_time_gates), lr=cfg.lr,
                             betas=cfg.betas, eps=1e-8)
+    if cfg.amp == "auto":
+        choice = choose_amp(cfg, model, schedule, dataset.image_shape, null_class, env.device,
+                            cfg.batch_size // (env.world * cfg.grad_accum))
+        cfg = dataclasses.replace(cfg, amp=_from_rank0(choice, AMP_CHOICES, env))
     amp_dtype = autocast_dtype(cfg.amp, env.device)
     scaler = torch.amp.GradScaler(env.device.type, enabled=amp_dtype is torch.float16)
     start_step = 0
@@ -491,7 +537,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     save(step)  # a run always ends with a checkpoint, interrupted or not
     summary = {"preset": preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
                "images_per_s": (step - start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
-               "world_size": env.world, "device": str(env.device), "checkpoint": str(ckpt_path),
+               "world_size": env.world, "device": str(env.device), "amp": cfg.amp, "checkpoint": str(ckpt_path),
                "interrupted": stop["signal"] is not None, "time_limited": stop.get("time_limit", False),
                "model_config": config_to_dict(model_cfg)}
     if env.main:

@@ -33,3 +33,19 @@ def test_the_allocator_setting_changes_no_result():
         assert accepted is True  # glibc takes both thresholds; elsewhere it is a no-op that says False
     assert D.tune_cpu_allocator() == D.tune_cpu_allocator()  # idempotent
     assert torch.equal((x * 2).sum(), before)
+
+
+def test_faster_autocast_needs_a_clear_margin_to_leave_fp32():
+    def timed(cost):  # a fake clock that advances by each dtype's cost when the work runs
+        now = [0.0]
+        return (lambda dtype: now.__setitem__(0, now[0] + cost[dtype])), (lambda: now[0])
+
+    work, clock = timed({None: 1.0, torch.bfloat16: 0.7})
+    assert D.faster_autocast(work, clock=clock) == "bf16"
+    work, clock = timed({None: 1.0, torch.bfloat16: 0.97})  # within the 5% margin: keep fp32
+    assert D.faster_autocast(work, clock=clock) == "none"
+    work, clock = timed({None: 1.0, torch.bfloat16: 1.3})
+    assert D.faster_autocast(work, clock=clock) == "none"
+    calls = []
+    D.faster_autocast(lambda dtype: calls.append(dtype), rounds=2, clock=lambda: 0.0)
+    assert calls == [None, torch.bfloat16] * 3  # one warm-up each, then alternating rounds

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import signal
@@ -13,8 +14,10 @@ from dimr.nn import build_model
 from dimr.presets import get_preset
 from dimr.train import EMA, StepBatchSampler, TrainConfig, lr_at, param_groups, train
 
+# fp32 pinned: `amp="auto"` times fp32 against bf16 on CPUs with native bf16, and two runs compared
+# bitwise must not depend on which of them a busy moment of the machine favoured
 TINY = dict(preset="DiMR-T/3R", dataset_size=64, batch_size=4, warmup_steps=2, log_every=1, ckpt_every=1000,
-            progress=False, seed=3)
+            progress=False, seed=3, amp="none")
 
 
 def states_equal(a: dict, b: dict) -> bool:
@@ -97,11 +100,36 @@ def test_resume_after_sigkill_is_bitwise_exact(tmp_path):
     killed_at = load_checkpoint(run / "latest.pt")["step"]
     assert 2 <= killed_at < 400
     total = killed_at + 3
-    train(TrainConfig(**TINY, steps=total), run, resume=True)
-    train(TrainConfig(**TINY, steps=total), tmp_path / "straight")
+    chosen = load_checkpoint(run / "latest.pt")["train_config"]["amp"]  # the CLI's "auto", made concrete
+    assert chosen in ("none", "bf16")
+    train(TrainConfig(**{**TINY, "amp": "auto"}, steps=total), run, resume=True)  # keeps the run's choice
+    train(TrainConfig(**{**TINY, "amp": chosen}, steps=total), tmp_path / "straight")
     a, b = load_checkpoint(run / "latest.pt"), load_checkpoint(tmp_path / "straight" / "latest.pt")
     assert states_equal(a["model"], b["model"]) and states_equal(a["ema"], b["ema"])
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # no torn temporary files left
+
+
+def test_auto_precision_is_measured_once_and_leaves_no_trace(monkeypatch):
+    from dimr.diffusion import get_schedule
+    from dimr.nn import build_model
+    from dimr.presets import get_preset
+    import dimr.train as T
+
+    preset = get_preset("DiMR-T/3R")
+    cfg = T.resolve_config(TrainConfig(preset=preset.name, amp="auto"))
+    torch.manual_seed(0)
+    model = build_model(preset.model)
+    before = torch.get_rng_state()
+    monkeypatch.setattr(T, "cpu_has_native_bf16", lambda: True)
+    timed = []
+    monkeypatch.setattr(T, "faster_autocast", lambda work: (work(None), work(torch.bfloat16), timed.append(1), "bf16")[-1])
+    args = (model, get_schedule("vp_linear"), (3, 32, 32), 8, torch.device("cpu"), 2)
+    assert T.choose_amp(cfg, *args) == "bf16" and timed == [1]
+    assert torch.equal(torch.get_rng_state(), before)  # the run's random stream is untouched
+    assert all(p.grad is None for p in model.parameters())
+    monkeypatch.setattr(T, "cpu_has_native_bf16", lambda: False)
+    assert T.choose_amp(cfg, *args) == "none" and timed == [1]  # no native bf16: fp32, nothing timed
+    assert T.choose_amp(dataclasses.replace(cfg, amp="bf16"), *args) == "bf16"  # an explicit choice stands
 
 
 def test_mismatched_corrupt_and_existing_checkpoints_get_clear_errors(tmp_path):
