@@ -43,9 +43,16 @@ Markdown("\n".join(lines))
 
 # %% tags=["remove-input"]
 if PLAN:
+    from dimr import study
+
     lines = ["| experiment | notebook | profiles | feeds |", "|---|---|---|---|"]
     for e in PLAN.values():
-        lines.append(f"| `{e.name}` | `{e.notebook}` | {', '.join(e.parameters)} | {', '.join(e.feeds) or '—'} |")
+        if "-study-" not in e.name:
+            lines.append(f"| `{e.name}` | `{e.notebook}` | {', '.join(e.parameters)} | {', '.join(e.feeds) or '—'} |")
+    n_study = sum("-study-" in name for name in PLAN)
+    lines.append(f"| `train-study-*`, `eval-study-*` ({n_study}: {len(study.CONFIGS)} configurations × "
+                 f"{len(study.SEEDS)} seeds, trained and evaluated) | `notebooks/train.py`, `notebooks/evaluate.py` "
+                 "| small (one of them also smoke) | the Evidence chapter; Table 2's study column |")
     out = "\n".join(lines)
 else:
     out = ("The plan is empty: no experiment is registered in `dimr.reproduce.PLAN` yet, so no metric is "

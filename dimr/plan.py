@@ -4,13 +4,18 @@ Each experiment is a parameterised notebook (``notebooks/train.py`` or ``noteboo
 with papermill parameters per profile.  Training runs feed no table (their record holds loss curves,
 throughput and a sample grid); each evaluation run feeds the table row of the model it evaluates.
 
-* **Table 2** (the ablation path U-ViT → DiMR): every row is trained and evaluated at every profile.
-  ``smoke``/``cpu``/``small`` use the CPU-scale rows ``Table2-T/row1..6`` on the offline shapes (32×32,
-  8 classes); ``paper`` uses the full rows ``Table2/row1..6`` on ImageNet 64×64 with Table 4's recipe.
+* **Table 2** (the ablation path U-ViT → DiMR): ``smoke`` and ``cpu`` use the CPU-scale rows
+  ``Table2-T/row1..6`` on the offline shapes (32×32, 8 classes); ``paper`` uses the full rows
+  ``Table2/row1..6`` on ImageNet 64×64 with Table 4's recipe; at ``small`` the rows are configurations
+  of the claims study, three seeds each.
 * **Tables 5 / 1 / 6 / 7** (``paper`` only): the DiMR models with Table 4's settings exactly — batch,
   iterations, learning rate, warm-up and sampler steps come from the presets, never retyped here.
 * **The 10-minute CPU runs** (``small``): DiMR-T/3R and U-ViT-T/4 trained for 10 minutes on 2 cores with
   every setting at its default (the README's first example), then evaluated.
+* **The claims study** (``small``; :mod:`dimr.study`): every configuration × seed, trained for
+  :data:`~dimr.study.STUDY_STEPS` steps of the tiny recipe and evaluated on
+  :data:`~dimr.study.STUDY_SAMPLES` samples with the run's seed. Its records are read by the Evidence
+  chapter and by Table 2's measured column, which shows their mean ± interval per row.
 * At the ``cpu`` profile (``make book``) only Table 2's two ends are trained, each for
   :data:`CPU_MINUTES` of the reader's machine; rows 2–5 come from the committed ``small`` study.
 
@@ -19,11 +24,12 @@ user puts ImageNet (folders) or its SD-VAE latents (``python -m dimr encode-late
 """
 from __future__ import annotations
 
-from . import tables
+from . import study, tables
+from .data.fashion_mnist import DEFAULT_ROOT as FASHION_MNIST_ROOT
 from .presets import get_preset
 from .reproduce import Experiment, register
 
-__all__ = ["TABLE2_ROWS", "PAPER_MODELS", "CPU_SCALE", "CPU_MINUTES", "CPU_ROWS", "rows_of"]
+__all__ = ["TABLE2_ROWS", "PAPER_MODELS", "CPU_SCALE", "SMALL_EVALUATE", "CPU_MINUTES", "CPU_ROWS", "rows_of"]
 
 TABLE2_ROWS = range(1, 7)
 #: DiMR models trained at the ``paper`` profile: preset → (dataset, data root, table rows fed)
@@ -37,7 +43,7 @@ _TINY_STEPS = get_preset("DiMR-T/3R").recipe.sampling_steps
 #: minutes of 2 CPU cores each learning model gets at the ``cpu`` profile (``make book``)
 CPU_MINUTES = 7.0
 #: what the cheap profiles train: (steps, global batch, grid samples, sampler steps) and evaluation size;
-#: a batch of 0 takes the recipe's
+#: a batch of 0 takes the recipe's. Table 2's ``small`` runs are the claims study's (below).
 CPU_SCALE = {
     "smoke": dict(train=dict(steps=3, batch_size=8, num_grid_samples=16, sample_steps=3),
                   evaluate=dict(num_samples=32, steps=3, batch_size=32)),
@@ -46,9 +52,9 @@ CPU_SCALE = {
     "cpu": dict(train=dict(steps=1_000_000, batch_size=0, time_limit_minutes=CPU_MINUTES, num_grid_samples=32,
                            sample_steps=_TINY_STEPS),
                 evaluate=dict(num_samples=300, steps=_TINY_STEPS, batch_size=100)),
-    "small": dict(train=dict(steps=5000, batch_size=64, num_grid_samples=64, sample_steps=_TINY_STEPS),
-                  evaluate=dict(num_samples=1000, steps=_TINY_STEPS, batch_size=250)),
 }
+#: how every ``small`` evaluation of a tiny model runs (the claims study sets its own seed)
+SMALL_EVALUATE = dict(num_samples=1000, steps=_TINY_STEPS, batch_size=250)
 #: Table 2 rows trained at the ``cpu`` profile (the others: ``smoke``, ``small``, ``paper`` only)
 CPU_ROWS = (1, 6)
 
@@ -72,7 +78,7 @@ def _paper_evaluate(preset: str, exp_train: str) -> dict:
 for row in TABLE2_ROWS:
     train_exp, eval_exp = f"train-table2-row{row}", f"eval-table2-row{row}"
     tiny, full = f"Table2-T/row{row}", f"Table2/row{row}"
-    profiles = {p: s for p, s in CPU_SCALE.items() if p != "cpu" or row in CPU_ROWS}
+    profiles = {p: s for p, s in CPU_SCALE.items() if p != "cpu" or row in CPU_ROWS}  # small: the study
     train_params = {p: dict(preset=tiny, checkpoint_dir=f"checkpoints/{train_exp}/{p}", **s["train"])
                     for p, s in profiles.items()}
     train_params["paper"] = _paper_train(full, "imagenet", "data/imagenet/train", train_exp)
@@ -112,6 +118,39 @@ for preset, slug in (("DiMR-T/3R", "dimr-t3r"), ("U-ViT-T/4", "uvit-t4")):
     register(Experiment(
         eval_exp, "notebooks/evaluate.py",
         {"smoke": dict(checkpoint=f"checkpoints/{train_exp}/smoke/latest.pt", **CPU_SCALE["smoke"]["evaluate"]),
-         "small": dict(checkpoint=f"checkpoints/{train_exp}/small/latest.pt", **CPU_SCALE["small"]["evaluate"])},
+         "small": dict(checkpoint=f"checkpoints/{train_exp}/small/latest.pt", **SMALL_EVALUATE)},
         preset_parameter="checkpoint", description=f"classifier accuracy, FID (shapes classifier), rejection and "
                                                    f"distortion of the 10-minute {preset} run"))
+
+
+#: the one study configuration and seed that the ``smoke`` plan also runs (every notebook parameter the study
+#: uses, a seed other than 0 included, exercised in seconds; the other 65 would add minutes to the tests)
+STUDY_SMOKE = ("row6", study.SEEDS[-1])
+
+
+def _study_experiments() -> None:
+    """``train-study-<config>-s<seed>`` and ``eval-study-<config>-s<seed>`` for every configuration and
+    seed of :mod:`dimr.study` at the ``small`` profile (and :data:`STUDY_SMOKE` at ``smoke``)."""
+    for slug, conf in study.CONFIGS.items():
+        root = "" if conf.dataset == "shapes" else FASHION_MNIST_ROOT
+        for seed in study.SEEDS:
+            train_exp, eval_exp = study.experiment_names(slug, seed)
+            common = dict(preset=conf.preset, dataset=conf.dataset, data_root=root, seed=seed)
+            train_params = {"small": dict(common, checkpoint_dir=f"checkpoints/{train_exp}/small",
+                                          steps=study.STUDY_STEPS, batch_size=0, num_grid_samples=64,
+                                          sample_steps=_TINY_STEPS)}
+            eval_params = {"small": dict(checkpoint=f"checkpoints/{train_exp}/small/latest.pt", seed=seed,
+                                         **{**SMALL_EVALUATE, "num_samples": study.STUDY_SAMPLES})}
+            if (slug, seed) == STUDY_SMOKE:
+                train_params["smoke"] = dict(common, checkpoint_dir=f"checkpoints/{train_exp}/smoke",
+                                             **CPU_SCALE["smoke"]["train"])
+                eval_params["smoke"] = dict(checkpoint=f"checkpoints/{train_exp}/smoke/latest.pt", seed=seed,
+                                            **CPU_SCALE["smoke"]["evaluate"])
+            register(Experiment(train_exp, "notebooks/train.py", train_params,
+                                description=f"claims study: {conf.label or conf.preset} on {conf.dataset}, seed {seed}"))
+            register(Experiment(eval_exp, "notebooks/evaluate.py", eval_params, preset_parameter="checkpoint",
+                                description=f"claims study: evaluate {conf.label or conf.preset} on {conf.dataset}, "
+                                            f"seed {seed}"))
+
+
+_study_experiments()

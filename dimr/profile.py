@@ -27,7 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .config import ModelConfig
 from .nn import build_model
 
-__all__ = ["count_params", "MacCounter", "count_gmacs", "example_inputs", "ProfileRow", "profile_preset", "throughput"]
+__all__ = ["count_params", "time_conditioning_params", "MacCounter", "count_gmacs", "example_inputs", "ProfileRow", "profile_preset", "throughput"]
 
 aten = torch.ops.aten
 
@@ -35,6 +35,26 @@ aten = torch.ops.aten
 def count_params(model: nn.Module) -> int:
     """All parameters, frozen ones included (DiT's fixed position embedding counts, as in its paper)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def time_conditioning_params(model: nn.Module) -> int:
+    """Parameters that exist to bring time into the network (§4.2's comparison of TD-LN with
+    adaLN-Zero): adaLN-Zero's per-block modulation MLPs and the timestep embedder that feeds them, or
+    TD-LN's time-dependent parameters (both endpoints and the gate of every γ(t), β(t))."""
+    from .nn.blocks import AdaLNModulation
+    from .nn.embeddings import TimestepEmbedder
+    from .nn.tdln import TDLayerNorm, TimeDependentParameter
+
+    kinds = (AdaLNModulation, TimestepEmbedder, TimeDependentParameter, TDLayerNorm)
+    seen: set[int] = set()
+    total = 0
+    for m in model.modules():
+        if isinstance(m, kinds):
+            for p in m.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    total += p.numel()
+    return total
 
 
 def _mm(args, out) -> int:

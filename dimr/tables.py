@@ -450,12 +450,44 @@ def table1(part: str = "a", runs_root=None, style: str = "myst") -> Table:
     return t
 
 
+def _study_records(runs_root) -> dict:
+    from . import study
+
+    return study.collect(_runs_root(runs_root))
+
+
+def study_cell(records: dict, slug: str, table: Table) -> str:
+    """Table 2's claims-study cell for one configuration: at most three metrics, each the mean ± the
+    half-width of its 95% Student-t interval over the recorded seeds (details: the Evidence chapter)."""
+    from . import study
+
+    shown = [("accuracy", "accuracy"), ("distortion_rate", "1 − IoU > 0.15"), ("fid", "FID (classifier)")]
+    n = len(study.metric_values(records, slug, "accuracy"))
+    marker = table.note(f"Claims study (dimr.study): each row's CPU-scale preset (`Table2-T/row1` … `row6`) on the "
+                        "offline shapes (32×32), "
+                        f"trained {study.STUDY_STEPS:,} steps of the tiny recipe per seed (seeds "
+                        f"{', '.join(map(str, study.SEEDS))}) and evaluated on {study.STUDY_SAMPLES:,} samples; "
+                        "mean ± half-width of the 95% Student-t interval over the seeds recorded (n). Compare "
+                        "rows with each other, never with the paper's ImageNet FIDs.")
+    if n == 0:
+        return f"not run yet (0 of {len(study.SEEDS)} seeds){marker}"
+    cells = []
+    for key, label in shown:
+        iv = study.t_interval(list(study.metric_values(records, slug, key).values()))
+        if iv.n:
+            h = iv.hi - iv.mean if iv.hi - iv.mean > 1e-9 else 0.0  # equal values: rounding, not spread
+            half = "" if iv.n < 2 else f" ± {h:.2g}"
+            cells.append(f"{label} **{iv.mean:.3g}**{half}")
+    return " · ".join(cells) + f" (n = {n}){marker}"
+
+
 def table2(runs_root=None, style: str = "myst") -> Table:
     """Table 2: the ablation from U-ViT-M/4 to DiMR-M/3R on ImageNet 64×64 (FID-50K, no guidance).
 
     The paper's five ✓ columns are shown as one "Components" cell listing the checked ones."""
     cols = ["#", "Model", "Components (✓ in the paper)", "FID ↓", "#Params", "#Params (this repo)",
-            "GMACs (this repo)", "Measured (this repo)"]
+            "GMACs (this repo)", "Claims study (this repo)", "Measured (this repo)"]
+    study_records = _study_records(runs_root)
     t = Table("2", "Table 2: ablation study (ImageNet 64×64)", _source("2"), cols)
     components = (("adaln_zero", "adaLN-Zero"), ("td_ln", "TD-LN"), ("multi_branch", "multi-branch"),
                   ("glu", "GLU"), ("multiscale_loss", "multi-scale loss"))
@@ -479,6 +511,7 @@ def table2(runs_root=None, style: str = "myst") -> Table:
             "#": str(r["row"]), "Model": model, "Components (✓ in the paper)": checked, "FID ↓": r["fid"],
             "#Params": r["params"], "#Params (this repo)": _count_cell(t, "2", r),
             "GMACs (this repo)": f"{profile_row(name)['gmacs']:.1f}",
+            "Claims study (this repo)": study_cell(study_records, f"row{r['row']}", t),
             "Measured (this repo)": measured_cell("2", r["row"], True, runs_root, style, table=t)})
     g = {r: profile_row(f"Table2/row{r}")["gmacs"] for r in range(1, 7)}
     multi = [g[r] for r in (3, 4, 5, 6)]

@@ -262,7 +262,7 @@ def evaluate_checkpoint(cfg: EvaluateConfig) -> dict:
     # 6. geometric distortion (shapes only)
     geometric = None
     if dataset == "shapes":
-        from .distortion import DISTORTION_THRESHOLD, distortion_analysis, proxy_agreement
+        from .distortion import COARSE_DISTORTION_THRESHOLD, DISTORTION_THRESHOLD, distortion_analysis, proxy_agreement
 
         t = time.perf_counter()
         thr = cfg.distortion_threshold if cfg.distortion_threshold is not None else DISTORTION_THRESHOLD
@@ -275,6 +275,10 @@ def evaluate_checkpoint(cfg: EvaluateConfig) -> dict:
         metrics["geometric_distortion_rate"] = _metric(
             "geometric_distortion_rate", geo.rate, f"Geometric distortion rate, 1 − IoU > {thr:g} (shape templates)",
             ev_name, False, scale)
+        coarse = COARSE_DISTORTION_THRESHOLD
+        metrics["geometric_distortion_rate_coarse"] = _metric(
+            "geometric_distortion_rate_coarse", float((geo.score > coarse).mean()),
+            f"Geometric distortion rate, 1 − IoU > {coarse:g} (shape templates)", ev_name, False, scale)
         metrics["geometric_distortion_mean"] = _metric(
             "geometric_distortion_mean", float(geo.score.mean()), "Mean 1 − IoU (shape templates)", ev_name, False, scale)
         geometric = {"threshold": thr, "rate_all": geo.rate, "mean_one_minus_iou": float(geo.score.mean()),
