@@ -34,6 +34,7 @@ batch_size: int = 250  # sampling and feature batch
 seed: int = 0  # sample seed
 inception_weights: str = ""  # local Inception-V3 weights for real FID; empty: offline metrics only
 reference_npz: str = ""  # reference batch in the ADM layout; empty: real training images
+pca_samples: int = 64  # samples whose adaLN-Zero modulations are analysed (adaLN-Zero models only)
 
 # %%
 import json
@@ -44,8 +45,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from dimr.checkpoint import load_checkpoint
+from dimr.diffusion.guidance import weight_from_scale
 from dimr.evaluate import EvaluateConfig, evaluate_checkpoint
+from dimr.evaluate.pca import MODULATIONS, adaln_layers, adaln_pca, collect_modulations, components_for
 from dimr.runs import metric, portable_record, write_metrics
+from dimr.sample import SamplerConfig, checkpoint_context, denoiser_from_checkpoint, even_labels
 
 run_dir = Path(run_dir)
 work = run_dir / "evaluate"
@@ -107,6 +111,33 @@ if geo and per_sample.exists():
 else:
     print("no geometric measure for this dataset (shapes only)")
 
+# %% [markdown]
+# ## adaLN-Zero's modulations (Fig. 3/6), for adaLN-Zero models only
+# The paper motivates TD-LN with a PCA of DiT's adaLN-Zero scales and shifts: two components explain
+# most of their variance. For a model with adaLN-Zero blocks, the γ1, β1, γ2, β2 of every block are
+# recorded along the sampling trajectory of `pca_samples` samples, and the number of principal
+# components that explain 90% of each one's variance is recorded (its median over blocks and vectors).
+
+# %%
+pca_metrics = {}
+denoiser = denoiser_from_checkpoint(ckpt)
+try:
+    adaln_layers(denoiser.net)
+except ValueError:
+    print("no adaLN-Zero blocks in this model: nothing to analyse")
+else:
+    ctx = checkpoint_context(ckpt)
+    sampler = SamplerConfig(steps=steps or ctx["steps"], guidance=weight_from_scale(ctx["cfg_scale"]))
+    pca = adaln_pca(collect_modulations(denoiser, even_labels(pca_samples, ctx["num_classes"]), sampler, seed=seed,
+                                        progress=False))
+    counts = sorted(components_for(r[name]) for r in pca.values() for name in MODULATIONS)
+    median = float(np.median(counts))
+    print(f"components for 90% of the variance, over {len(pca)} blocks × {len(MODULATIONS)} vectors: "
+          f"median {median:g}, range {counts[0]}–{counts[-1]} (the paper, DiT-XL/2: two explain most)")
+    pca_metrics["adaln_pca_components_90"] = metric(
+        median, "adaLN-Zero γ/β: principal components for 90% of the variance (median over blocks)",
+        f"{pca_samples} samples, {sampler.steps} DPM-Solver steps, w={sampler.guidance:g}")
+
 # %%
 # The run record (and so the book's tables) keeps the headline numbers; evaluation.json keeps them all.
 headline = ("fid_", "is_", "precision_", "recall_", "accuracy_", "flagged_fraction_", "geometric_distortion_rate",
@@ -114,6 +145,7 @@ headline = ("fid_", "is_", "precision_", "recall_", "accuracy_", "flagged_fracti
 trained = f"model trained {ckpt['step']} steps"
 keep = {key: metric(m["value"], m["label"], f"{m['scale']}; {trained}") for key, m in report["metrics"].items()
         if key.startswith(headline) and not key.startswith("is_std")}
+keep.update({k: metric(m["value"], m["label"], f"{m['scale']}; {trained}") for k, m in pca_metrics.items()})
 write_metrics(run_dir, keep)
 kept = ("grid.png",) + tuple(p.name for p in flagged)
 record = (work / "metrics.json").read_text()

@@ -86,3 +86,15 @@ def test_models_without_adaln_zero_are_refused():
             pass
     # Table 2 row 2 (U-ViT + adaLN-Zero) is analysable too
     assert len(adaln_layers(build_model(get_preset("Table2-T/row2").model))) > 0
+
+
+def test_components_for_a_share_of_the_variance():
+    import torch
+
+    from dimr.evaluate.pca import components_for
+
+    assert components_for(torch.tensor([0.6, 0.3, 0.1])) == 2  # 0.9 reached exactly at the second
+    assert components_for(torch.tensor([0.95, 0.05])) == 1
+    assert components_for(torch.tensor([0.5, 0.3, 0.15, 0.05])) == 3
+    assert components_for(torch.tensor([0.5, 0.3, 0.15, 0.05]), share=0.99) == 4
+    assert components_for(torch.zeros(3)) == 0

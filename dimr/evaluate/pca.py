@@ -28,7 +28,7 @@ import math
 import torch
 
 __all__ = ["MODULATIONS", "CHUNK_INDEX", "adaln_layers", "quarter_layers", "record_modulations",
-           "collect_modulations", "explained_variance_ratio", "adaln_pca", "plot_explained_variance"]
+           "collect_modulations", "explained_variance_ratio", "adaln_pca", "components_for", "plot_explained_variance"]
 
 #: the four collected vectors of each block: scale and shift of the two modulated norms
 MODULATIONS = ("gamma1", "beta1", "gamma2", "beta2")
@@ -121,6 +121,15 @@ def explained_variance_ratio(x: torch.Tensor) -> torch.Tensor:
 def adaln_pca(modulations: dict[int, dict[str, torch.Tensor]]) -> dict[int, dict[str, torch.Tensor]]:
     """:func:`explained_variance_ratio` of every (layer, γ/β) matrix collected by :func:`collect_modulations`."""
     return {k: {name: explained_variance_ratio(x) for name, x in d.items()} for k, d in modulations.items()}
+
+
+def components_for(ratio: torch.Tensor, share: float = 0.9) -> int:
+    """How many leading principal components explain at least ``share`` of the variance (``ratio`` from
+    :func:`explained_variance_ratio`, descending); 0 for constant data."""
+    cumulative = torch.cumsum(ratio, 0)
+    if len(ratio) == 0 or float(cumulative[-1]) == 0.0:
+        return 0
+    return int(torch.searchsorted(cumulative, torch.tensor(share - 1e-12, dtype=cumulative.dtype)).item()) + 1
 
 
 def plot_explained_variance(pca: dict[int, dict[str, torch.Tensor]], layers: list[int] | None = None,
