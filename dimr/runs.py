@@ -124,7 +124,10 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
 
 
 def git_info(root: str | os.PathLike | None = None) -> dict:
-    """``{"commit": sha | None, "dirty": bool | None}``; read-only (no index refresh), None without git."""
+    """``{"commit": sha | None, "dirty": bool | None, "changed": [path, …]}``; read-only (no index
+    refresh), None without git. ``changed`` lists the tracked files that differ from the commit, outside
+    ``runs/`` (run records change as runs land and say nothing about the code that made them);
+    ``dirty`` is whether there are any."""
     root = Path(root or repo_root())
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
     try:
@@ -132,9 +135,10 @@ def git_info(root: str | os.PathLike | None = None) -> dict:
                              text=True, timeout=10, check=True).stdout.strip()
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, env=env,
                                 capture_output=True, text=True, timeout=30, check=True).stdout
-        return {"commit": sha or None, "dirty": bool(status.strip())}
+        changed = [line[3:] for line in status.splitlines() if line.strip() and not line[3:].startswith("runs/")]
+        return {"commit": sha or None, "dirty": bool(changed), "changed": changed}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return {"commit": None, "dirty": None, "changed": None}
 
 
 def _cpu_name() -> str:

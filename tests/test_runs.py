@@ -30,7 +30,7 @@ def test_round_trip(tmp_path):
     assert loaded["metrics"]["fid"] == {"value": 12.5, "label": "FID (toy)", "scale": "3 steps, CPU"}
     assert loaded["metrics"]["loss"]["value"] == 0.25
     assert loaded["hardware"]["cpu"] and loaded["hardware"]["cpu_count"] >= 1
-    assert set(loaded["git"]) == {"commit", "dirty"}
+    assert set(loaded["git"]) == {"commit", "dirty", "changed"}
     assert loaded["wall_time_s"] >= 0 and loaded["started"] <= loaded["finished"]
     assert (rec.final_dir / "figure.txt").read_text() == "a figure"
     assert runs.load_run(rec.final_dir / "run.json")["path"] == str(rec.final_dir)
@@ -209,3 +209,23 @@ def test_a_published_record_names_what_a_reader_can_open():
     assert got == {"npz": "<not kept>/samples.npz", "out": "<not kept>", "grid": "runs/e/small/grid.png",
                    "notebook": "runs/e/small/evaluate.ipynb",
                    "evaluator": "SmallCNN; file <external>/classifier-x.pt", "scale": "32×32, w=2"}
+
+
+def test_git_state_names_changed_code_but_not_run_records(tmp_path):
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "runs" / "exp" / "small").mkdir(parents=True)
+    (repo / "dimr").mkdir()
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (repo / "dimr" / "a.py").write_text("x = 1\n")
+    (repo / "runs" / "exp" / "small" / "run.json").write_text("{}")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert runs.git_info(repo)["dirty"] is False
+    (repo / "runs" / "exp" / "small" / "run.json").write_text('{"status": "complete"}')  # a record landed
+    assert runs.git_info(repo) == {"commit": runs.git_info(repo)["commit"], "dirty": False, "changed": []}
+    (repo / "dimr" / "a.py").write_text("x = 2\n")  # the code changed
+    info = runs.git_info(repo)
+    assert info["dirty"] is True and info["changed"] == ["dimr/a.py"]
