@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import statistics
 import time
 from typing import Callable
 
@@ -58,26 +59,29 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def faster_autocast(work: Callable[[torch.dtype | None], None], candidates: tuple[str, ...] = ("none", "bf16"),
-                    rounds: int = 3, margin: float = 0.05, clock: Callable[[], float] = time.perf_counter) -> str:
+                    rounds: int = 7, margin: float = 0.05, clock: Callable[[], float] = time.perf_counter) -> str:
     """Which of ``candidates`` (names of :data:`AMP_CHOICES`) runs ``work`` fastest on this machine.
 
     ``work(dtype)`` does one representative piece of work (a training run passes a forward and backward
     pass of its own model; ``dtype`` is the autocast dtype, ``None`` = fp32). Each candidate runs once
     to warm up, then ``rounds`` times, alternating, so that a busy moment of the machine hits both; the
-    best time of each counts. The first candidate is the fallback: another wins only when it is faster
-    by more than ``margin`` (a choice that changes the arithmetic should not rest on timing noise)."""
+    median time of each counts (on a shared 2-core machine single timings swing by ±20%, so a best-of-few
+    picked the slower precision now and then). The first candidate is the fallback: another wins only
+    when it is faster by more than ``margin`` (a choice that changes the arithmetic should not rest on
+    timing noise)."""
     dtypes = {name: autocast_dtype(name, torch.device("cpu")) for name in candidates}
-    best = {name: float("inf") for name in candidates}
+    times: dict[str, list[float]] = {name: [] for name in candidates}
     for name in candidates:
         work(dtypes[name])
     for _ in range(rounds):
         for name in candidates:
             start = clock()
             work(dtypes[name])
-            best[name] = min(best[name], clock() - start)
+            times[name].append(clock() - start)
+    typical = {name: statistics.median(ts) for name, ts in times.items()}
     fallback = candidates[0]
-    winner = min(candidates, key=best.__getitem__)
-    return winner if best[winner] < (1.0 - margin) * best[fallback] else fallback
+    winner = min(candidates, key=typical.__getitem__)
+    return winner if typical[winner] < (1.0 - margin) * typical[fallback] else fallback
 
 
 @functools.lru_cache(maxsize=1)

@@ -49,3 +49,11 @@ def test_faster_autocast_needs_a_clear_margin_to_leave_fp32():
     calls = []
     D.faster_autocast(lambda dtype: calls.append(dtype), rounds=2, clock=lambda: 0.0)
     assert calls == [None, torch.bfloat16] * 3  # one warm-up each, then alternating rounds
+    # one lucky bf16 timing among slower ones does not win: the median counts, not the best
+    costs = iter([1.0, 1.0] + [1.0, 0.5, 1.0, 1.1, 1.0, 1.1])  # warm-ups, then (fp32, bf16) × 3 rounds
+    now = [0.0]
+
+    def work(dtype):
+        now[0] += next(costs)
+
+    assert D.faster_autocast(work, rounds=3, clock=lambda: now[0]) == "none"
