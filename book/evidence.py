@@ -75,12 +75,8 @@ display(Markdown("\n".join(rows)))
 # ## Every configuration, mean ± 95% interval over its seeds
 
 # %% tags=["remove-input"]
-def fmt(iv: study.Interval, digits: int = 3) -> str:
-    if iv.n == 0:
-        return "—"
-    if iv.n < 2:
-        return f"{iv.mean:.{digits}g} (n = 1)"
-    return f"{iv.mean:.{digits}g} ± {max(iv.hi - iv.mean, 0.0):.2g} (n = {iv.n})"
+def fmt(iv: study.Interval) -> str:
+    return study.format_interval(iv) + (f" (n = {iv.n})" if iv.n else "")
 
 
 def interval(slug: str, metric: str) -> study.Interval:
@@ -153,7 +149,7 @@ if any((s, seed) in records for s in sweep for seed in study.SEEDS):
             iv = interval(slug, metric)
             if iv.n == 0:
                 continue
-            err = 0.0 if iv.n < 2 else iv.hi - iv.mean
+            err = 0.0 if iv.n < 2 else iv.half
             family = "tab:red" if get_preset(study.CONFIGS[slug].preset).model.arch == "dimr" else "tab:blue"
             ax.errorbar(gmacs[slug], iv.mean, yerr=err, fmt="o", color=family, capsize=3)
             ax.annotate(study.CONFIGS[slug].label, (gmacs[slug], iv.mean), fontsize=7, xytext=(4, 4),

@@ -3,8 +3,8 @@
 * :func:`pick_device` — ``"auto"`` means CUDA when present, else the CPU.
 * :func:`autocast_dtype` — ``amp="auto"`` is bf16 on CUDA and on CPUs with native bf16 matrix
   kernels (AVX512-BF16 / AMX, as oneDNN reports them), fp32 elsewhere. Native kernels are not enough
-  on a CPU: on a 2-core AMD EPYC with AVX512-BF16 a DiMR-T/3R training step was about 1.3× faster in
-  bf16, on a 2-core Intel Xeon with AMX about 15% *slower* (``runs/train-throughput/``). So a training
+  on a CPU: on a 2-core AMD EPYC with AVX512-BF16 a DiMR-T/3R training step was faster in bf16
+  (``runs/train-throughput/``), on a 2-core Intel Xeon with AMX it was *slower*. So a training
   run that gets ``auto`` on such a CPU measures both on its own model (:func:`faster_autocast`) and
   keeps the faster; without native bf16 the emulation is slower than fp32, so it is off.
 * :func:`tune_cpu_allocator` — glibc returns every freed block above its mmap threshold to the

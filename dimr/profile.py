@@ -27,7 +27,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .config import ModelConfig
 from .nn import build_model
 
-__all__ = ["count_params", "time_conditioning_params", "MacCounter", "count_gmacs", "example_inputs", "ProfileRow", "profile_preset", "throughput"]
+__all__ = ["count_params", "time_conditioning_params", "MacCounter", "count_gmacs", "example_inputs", "ProfileRow",
+           "profile_preset", "throughput"]
 
 aten = torch.ops.aten
 
@@ -46,15 +47,9 @@ def time_conditioning_params(model: nn.Module) -> int:
     from .nn.tdln import TDLayerNorm, TimeDependentParameter
 
     kinds = (AdaLNModulation, TimestepEmbedder, TimeDependentParameter, TDLayerNorm)
-    seen: set[int] = set()
-    total = 0
-    for m in model.modules():
-        if isinstance(m, kinds):
-            for p in m.parameters():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    total += p.numel()
-    return total
+    # by id: a TD-LN holds its TimeDependentParameters, so nested modules would count them twice
+    params = {id(p): p for m in model.modules() if isinstance(m, kinds) for p in m.parameters()}
+    return sum(p.numel() for p in params.values())
 
 
 def _mm(args, out) -> int:

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .evaluate.distortion import COARSE_DISTORTION_THRESHOLD
 from .runs import list_runs, repo_root
 
 __all__ = ["SEEDS", "STUDY_STEPS", "STUDY_SAMPLES", "LEVEL", "StudyConfig", "CONFIGS", "StudyMetric", "METRICS",
-           "Claim", "CLAIMS", "Interval", "Verdict", "t_interval", "paired_verdict", "experiment_names",
+           "Claim", "CLAIMS", "Interval", "Verdict", "t_interval", "format_interval", "paired_verdict", "experiment_names",
            "collect", "metric_values", "judge", "progress"]
 
 #: seeds of every configuration (init, data order, noise, and the evaluation's samples)
@@ -82,7 +83,8 @@ METRICS = {
     "accuracy": StudyMetric("accuracy_", "classifier accuracy", True),
     "fid": StudyMetric("fid_", "FID (dataset classifier's features)", False),
     "flagged": StudyMetric("flagged_fraction_", "flagged fraction, p(class) < 0.2", False),
-    "distortion_rate": StudyMetric("geometric_distortion_rate_coarse", "distortion rate, 1 − IoU > 0.15", False),
+    "distortion_rate": StudyMetric("geometric_distortion_rate_coarse",
+                                   f"distortion rate, 1 − IoU > {COARSE_DISTORTION_THRESHOLD:g}", False),
     "distortion_mean": StudyMetric("geometric_distortion_mean", "mean 1 − IoU", False),
 }
 
@@ -127,6 +129,15 @@ class Interval:
     hi: float
     n: int
 
+    @property
+    def half(self) -> float:
+        """Half-width of the interval; 0 when every value is equal (``hi − mean`` is then rounding, not
+        spread); NaN when n < 2."""
+        h = self.hi - self.mean
+        if math.isnan(h):
+            return h
+        return h if h > 1e-9 else 0.0
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -157,6 +168,13 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
     sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
     half = _t_quantile(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n)
+
+
+def format_interval(iv: Interval, digits: int = 3) -> str:
+    """``"0.52 ± 0.03"``, the mean alone for one value, ``"—"`` for none (no n: callers say it once)."""
+    if iv.n == 0:
+        return "—"
+    return f"{iv.mean:.{digits}g}" + ("" if iv.n < 2 else f" ± {iv.half:.2g}")
 
 
 def paired_verdict(baseline: Mapping[int, float], treatment: Mapping[int, float], higher_is_better: bool,

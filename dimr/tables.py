@@ -450,18 +450,11 @@ def table1(part: str = "a", runs_root=None, style: str = "myst") -> Table:
     return t
 
 
-def _study_records(runs_root) -> dict:
-    from . import study
-
-    return study.collect(_runs_root(runs_root))
-
-
 def study_cell(records: dict, slug: str, table: Table) -> str:
     """Table 2's claims-study cell for one configuration: at most three metrics, each the mean ± the
     half-width of its 95% Student-t interval over the recorded seeds (details: the Evidence chapter)."""
     from . import study
 
-    shown = [("accuracy", "accuracy"), ("distortion_rate", "1 − IoU > 0.15"), ("fid", "FID (classifier)")]
     n = len(study.metric_values(records, slug, "accuracy"))
     marker = table.note(f"Claims study (dimr.study): each row's CPU-scale preset (`Table2-T/row1` … `row6`) on the "
                         "offline shapes (32×32), "
@@ -472,12 +465,11 @@ def study_cell(records: dict, slug: str, table: Table) -> str:
     if n == 0:
         return f"not run yet (0 of {len(study.SEEDS)} seeds){marker}"
     cells = []
-    for key, label in shown:
+    for key in ("accuracy", "distortion_rate", "fid"):
         iv = study.t_interval(list(study.metric_values(records, slug, key).values()))
         if iv.n:
-            h = iv.hi - iv.mean if iv.hi - iv.mean > 1e-9 else 0.0  # equal values: rounding, not spread
-            half = "" if iv.n < 2 else f" ± {h:.2g}"
-            cells.append(f"{label} **{iv.mean:.3g}**{half}")
+            mean, _, rest = study.format_interval(iv).partition(" ")
+            cells.append(f"{study.METRICS[key].label} **{mean}**" + (f" {rest}" if rest else ""))
     return " · ".join(cells) + f" (n = {n}){marker}"
 
 
@@ -487,7 +479,9 @@ def table2(runs_root=None, style: str = "myst") -> Table:
     The paper's five ✓ columns are shown as one "Components" cell listing the checked ones."""
     cols = ["#", "Model", "Components (✓ in the paper)", "FID ↓", "#Params", "#Params (this repo)",
             "GMACs (this repo)", "Claims study (this repo)", "Measured (this repo)"]
-    study_records = _study_records(runs_root)
+    from . import study
+
+    study_records = study.collect(_runs_root(runs_root))
     t = Table("2", "Table 2: ablation study (ImageNet 64×64)", _source("2"), cols)
     components = (("adaln_zero", "adaLN-Zero"), ("td_ln", "TD-LN"), ("multi_branch", "multi-branch"),
                   ("glu", "GLU"), ("multiscale_loss", "multi-scale loss"))

@@ -92,7 +92,7 @@ def test_table2_reads_the_study_as_mean_and_interval(tmp_path):
     _record(tmp_path, "row5", 0, {"accuracy_shapes_classifier": 0.4})
     cells = {r["#"]: r["Claims study (this repo)"] for r in tables.table2(runs_root=tmp_path).rows}
     half = 4.302653 * 0.1 / math.sqrt(3)  # s = 0.1 over three seeds
-    assert f"accuracy **0.6** ± {half:.2g}" in cells["6"] and "(n = 3)" in cells["6"]
+    assert f"classifier accuracy **0.6** ± {half:.2g}" in cells["6"] and "(n = 3)" in cells["6"]
     assert "1 − IoU > 0.15 **0.2** ± 0" in cells["6"] and "FID" not in cells["6"]  # FID not recorded: not shown
-    assert "accuracy **0.4** (n = 1)" in cells["5"]  # one seed: no interval to give
+    assert "classifier accuracy **0.4** (n = 1)" in cells["5"]  # one seed: no interval to give
     assert cells["1"].startswith("not run yet (0 of 3 seeds)")
