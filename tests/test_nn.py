@@ -188,3 +188,34 @@ def test_gradient_checkpointing_gives_same_gradients():
     for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
         if pa.grad is not None:
             torch.testing.assert_close(pa.grad, pb.grad, msg=n)
+
+
+def test_upcast_attention_stays_fp32_under_autocast(monkeypatch):
+    # official `upcast`: q, k, v in fp32. Under bf16 autocast the product must not be cast back down
+    import torch.nn.functional as F
+
+    from dimr.nn import blocks
+
+    seen = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, *args, **kwargs):
+        out = real(q, k, v, *args, **kwargs)
+        seen.append((q.dtype, out.dtype))
+        return out
+
+    monkeypatch.setattr(blocks.F, "scaled_dot_product_attention", spy)
+    torch.manual_seed(0)
+    attn, x = blocks.Attention(32, 4, upcast=True), torch.randn(2, 9, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = attn(x)
+    assert seen == [(torch.float32, torch.float32)]
+    with torch.no_grad():  # the same as the fp32 attention of the bf16 projections
+        qkv = F.linear(x.bfloat16(), attn.qkv.weight.bfloat16()).view(2, 9, 3, 4, 8).permute(2, 0, 3, 1, 4)
+        ref = real(*(t.float() for t in qkv.unbind(0))).transpose(1, 2).reshape(2, 9, 32)
+        ref = F.linear(ref.bfloat16(), attn.proj.weight.bfloat16(), attn.proj.bias.bfloat16())
+    torch.testing.assert_close(y, ref, atol=2e-2, rtol=2e-2)
+    seen.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        blocks.Attention(32, 4, upcast=False)(x)
+    assert seen[0][0] == torch.bfloat16  # without upcast autocast decides

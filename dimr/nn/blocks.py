@@ -7,6 +7,7 @@ ConvNeXt blocks.  Every block takes the same ``(x, tau, cond)`` arguments: ``tau
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Sequence
 
 import torch
@@ -26,6 +27,13 @@ __all__ = [
     "ConvNeXtBlock",
     "run_with_long_skips",
 ]
+
+
+def _autocast_off(device_type: str):
+    """A region where autocast (if this device has it) is off; a no-op context elsewhere (``meta``)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class Attention(nn.Module):
@@ -48,8 +56,12 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(0)  # each [B, heads, N, d_head]
         dtype = x.dtype
         if self.upcast:
-            q, k, v = q.float(), k.float(), v.float()
-        out = F.scaled_dot_product_attention(q, k, v)
+            # fp32 attention means fp32 under autocast too: autocast would cast q, k, v straight back
+            # to bf16 (and CPU's bf16 attention backward is several times slower than fp32's)
+            with _autocast_off(x.device.type):
+                out = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.to(dtype).transpose(1, 2).reshape(b, n, c))
 
 

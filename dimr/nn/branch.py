@@ -124,7 +124,9 @@ class Branch(nn.Module):
         ``features`` is None when ``need_features`` is False (the last branch hands nothing up).
         """
         b = x.shape[0]
-        h = self.patchify(x).permute(0, 2, 3, 1)  # [B, res, res, dim]
+        # contiguous channels-last: a permuted NCHW view would make every later op (the depthwise conv
+        # and its backward above all) run on a strided layout, several times slower on CPU
+        h = self.patchify(x).permute(0, 2, 3, 1).contiguous()  # [B, res, res, dim]
         h = h + self.pos_embed.view(1, self.res, self.res, self.dim)
         if self.upsample is not None:
             h = h + self.upsample(low, tau)
