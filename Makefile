@@ -12,6 +12,8 @@ export XDG_CACHE_HOME := $(CURDIR)/.cache/xdg
 export IPYTHONDIR := $(CURDIR)/.cache/ipython
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.cache/jupyter
 export HF_HUB_OFFLINE := 1
+# torch.compile's kernels: compiled once per model and machine, reused by every later run
+export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/inductor
 
 .PHONY: install test book clean
 

@@ -52,7 +52,7 @@ from .nn.tdln import NODECAY_SUFFIXES
 from .presets import get_preset
 
 __all__ = ["TrainConfig", "resolve_config", "adapt_model_config", "param_groups", "lr_at", "EMA",
-           "StepBatchSampler", "draw_noise", "training_loss", "choose_amp", "train", "cli"]
+           "StepBatchSampler", "draw_noise", "training_loss", "choose_amp", "choose_compile", "train", "cli"]
 
 CHECKPOINT_NAME = "latest.pt"
 
@@ -90,7 +90,7 @@ class TrainConfig:
     decay_time_gates: bool = False
     amp: str = "auto"
     grad_checkpointing: bool = False
-    compile: bool = False
+    compile: str = "auto"
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 500
@@ -101,6 +101,11 @@ class TrainConfig:
 
 #: fields that may change between a run and its resumption without changing its result
 RESUMABLE_CHANGES = {"steps", "log_every", "ckpt_every", "num_workers", "device", "progress", "compile"}
+#: ``compile``: ``"on"`` / ``"off"``, or ``"auto"`` (see :func:`choose_compile`)
+COMPILE_CHOICES = ("auto", "on", "off")
+#: the shortest run ``compile="auto"`` compiles: a cold compile of a tiny preset costs about two minutes
+#: of two cores (seconds once the inductor cache holds it) and pays back after a few hundred steps
+COMPILE_MIN_STEPS, COMPILE_MIN_SECONDS = 1000, 300.0
 #: what a checkpoint written before a field existed trained with (so old runs resume and load as ε)
 LEGACY_DEFAULTS = {"prediction": "eps", "loss_weighting": "uniform", "min_snr_gamma": 5.0,
                    "time_distribution": "uniform", "time_loc": 0.0, "time_scale": 1.0}
@@ -117,6 +122,10 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
                 time_distribution=recipe.time_distribution, time_loc=recipe.time_loc, time_scale=recipe.time_scale)
     out = dataclasses.replace(cfg, **{k: v for k, v in fill.items() if getattr(cfg, k) is None})
     out = dataclasses.replace(out, betas=tuple(out.betas), loss_coeffs=tuple(out.loss_coeffs))
+    if isinstance(out.compile, bool):  # the field was a flag before "auto" existed
+        out = dataclasses.replace(out, compile="on" if out.compile else "off")
+    if out.compile not in COMPILE_CHOICES:
+        raise ValueError(f"compile must be one of {', '.join(COMPILE_CHOICES)}, got {out.compile!r}")
     if out.amp not in AMP_CHOICES:
         raise ValueError(f"amp must be one of {', '.join(AMP_CHOICES)}, got {out.amp!r}")
     for name, allowed in (("prediction", PREDICTIONS), ("loss_weighting", WEIGHTINGS),
@@ -299,6 +308,19 @@ def choose_amp(cfg: TrainConfig, model: nn.Module, schedule, image_shape, null_c
     return choice
 
 
+def choose_compile(cfg: TrainConfig, device: torch.device, steps_to_run: int, time_limit_s: float | None) -> bool:
+    """Whether this run trains through ``torch.compile``.
+
+    ``"on"``/``"off"`` decide; ``"auto"`` compiles on CPUs (where inductor's fused kernels train the tiny
+    presets ≈1.4× faster than eager, ``runs/train-throughput/``) when the run is long enough to repay the
+    compile: at least :data:`COMPILE_MIN_STEPS` steps still to go and no time limit under
+    :data:`COMPILE_MIN_SECONDS`. On CUDA ``"auto"`` stays eager (not measured here)."""
+    if cfg.compile != "auto":
+        return cfg.compile == "on"
+    long_enough = steps_to_run >= COMPILE_MIN_STEPS and (time_limit_s is None or time_limit_s >= COMPILE_MIN_SECONDS)
+    return device.type == "cpu" and long_enough
+
+
 def _rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if torch.cuda.is_available():
@@ -414,8 +436,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
     ema = EMA(model, cfg.ema_rate, cfg.ema_warmup)
+    # fused: one kernel for all parameters instead of a loop over them (the same update; 4× faster on CPU)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay_time_gates), lr=cfg.lr,
-                            betas=cfg.betas, eps=1e-8)
+                            betas=cfg.betas, eps=1e-8, fused=env.device.type in ("cpu", "cuda"))
     if cfg.amp == "auto":
         choice = choose_amp(cfg, model, schedule, dataset.image_shape, null_class, env.device,
                             cfg.batch_size // (env.world * cfg.grad_accum))
@@ -437,7 +460,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     net = Denoiser(model, schedule, cfg.prediction, null_class)
     if env.world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
-    fwd = torch.compile(net) if cfg.compile else net
+    compile_auto = cfg.compile == "auto"
+    compiled = choose_compile(cfg, env.device, cfg.steps - start_step, time_limit_s)
+    cfg = dataclasses.replace(cfg, compile="on" if compiled else "off")
+    fwd = torch.compile(net) if compiled else net
 
     per_step = cfg.batch_size // (env.world * cfg.grad_accum)
     if per_step * env.world * cfg.grad_accum != cfg.batch_size:
@@ -490,7 +516,15 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
                 x0, y, t, eps = (v.to(env.device, non_blocking=True) for v in (x0, y, t, eps))
                 sync = contextlib.nullcontext() if (env.world == 1 or micro == cfg.grad_accum - 1) else net.no_sync()
                 with sync:
-                    loss = training_loss(fwd, schedule, x0, y, t, eps, cfg, amp_dtype)
+                    try:
+                        loss = training_loss(fwd, schedule, x0, y, t, eps, cfg, amp_dtype)
+                    except Exception as e:  # noqa: BLE001 - any compiler failure: train eagerly instead
+                        if fwd is net or not compile_auto:
+                            raise
+                        print(f"dimr train: torch.compile failed ({type(e).__name__}: {str(e)[:200]}); "
+                              "training eagerly", file=sys.stderr)
+                        fwd, cfg = net, dataclasses.replace(cfg, compile="off")
+                        loss = training_loss(fwd, schedule, x0, y, t, eps, cfg, amp_dtype)
                     scaler.scale(loss.total / cfg.grad_accum).backward()
                 for k, v in loss.log_dict().items():
                     logs[k] = logs.get(k, 0.0) + v / cfg.grad_accum
@@ -537,7 +571,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     save(step)  # a run always ends with a checkpoint, interrupted or not
     summary = {"preset": preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
                "images_per_s": (step - start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
-               "world_size": env.world, "device": str(env.device), "amp": cfg.amp, "checkpoint": str(ckpt_path),
+               "world_size": env.world, "device": str(env.device), "amp": cfg.amp, "compile": cfg.compile, "checkpoint": str(ckpt_path),
                "interrupted": stop["signal"] is not None, "time_limited": stop.get("time_limit", False),
                "model_config": config_to_dict(model_cfg)}
     if env.main:
@@ -582,7 +616,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--amp", choices=AMP_CHOICES, default="auto",
                     help="autocast dtype; auto = bf16 on CUDA and on CPUs with native bf16, else fp32")
     ap.add_argument("--grad-checkpointing", action="store_true")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the network")
+    ap.add_argument("--compile", choices=COMPILE_CHOICES, default="auto",
+                    help="torch.compile the network; auto = on CPUs for runs of 1,000+ steps (falls back to eager "
+                         "if the compiler fails)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--ckpt-every", type=int, default=500)

@@ -73,7 +73,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"])
     ap.add_argument("--grad-checkpointing", action="store_true")
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile", default="off", choices=["auto", "on", "off"])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out")
     args = ap.parse_args()
