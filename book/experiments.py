@@ -166,19 +166,43 @@ display(recorded("ablation-cpu-recipe/cpu-10min.json", recipe_rows, "No 10-minut
 # %% [markdown]
 # ### Speed of the default training command
 #
-# `scripts/bench_train_cli.py` runs `python -m dimr train --preset P` with every setting at its default,
-# before and after the speed work, alternating in one run on one machine. The changes keep the maths:
-# the CPU allocator keeps freed activation buffers instead of returning them to the kernel
-# (`dimr.device.tune_cpu_allocator`), bf16 autocast where the CPU has native bf16, and one noise draw per
-# step instead of one per sample.
+# `scripts/bench_train_cli.py` starts `python -m dimr train --preset P` with every setting at its default
+# (the recipe's full length, so the run makes every choice a real one makes), before and after the speed
+# work, alternating in one run on one machine, and stops it after a dozen logged windows. The changes keep
+# the maths (the same equations; floating-point summation order aside):
+#
+# * the ConvNeXt branches run on contiguous channels-last tensors from their patchify on: before, the
+#   residual stream kept the memory order of a permuted NCHW view, and the depthwise 7×7 convolution's
+#   backward (and every matrix product after it) ran on a strided layout several times slower;
+# * the upcast attention runs in fp32 under bf16 autocast too (autocast had cast q, k, v back to bf16,
+#   and the CPU's bf16 attention backward is slower than fp32's);
+# * AdamW runs fused (one kernel for all parameters), the EMA in one call;
+# * `torch.compile` (`--compile auto`, the default): on CPUs, for runs of at least a thousand steps and no
+#   time limit under five minutes, the network trains through inductor's fused kernels. The first step
+#   pays the compilation (about 100 s of two cores with an empty cache, seconds once
+#   `TORCHINDUCTOR_CACHE_DIR` holds it; `make` keeps it in `.cache/inductor`), so short runs stay eager; a
+#   compiler that fails falls back to eager training with a message;
+# * bf16 autocast where a timing of the run's own model says it is faster, the CPU allocator keeping freed
+#   activation buffers (`dimr.device.tune_cpu_allocator`), one noise draw per step.
+#
+# The default batch changed with the recipe (64 → 16), so the second table runs both sides at batch 64:
+# the same maths, only the code differs.
 
 # %% tags=["remove-input"]
 def speed_rows(rec: dict) -> list[str]:
     rows = [f"{rec['what']} — `{rec['before']}` → `{rec['after']}`, {rec['hardware']['cpu']} "
-            f"({rec['hardware']['cpu_count']} cores).", "", "| preset | before (images/s) | after (images/s) | speed-up |",
-            "|---|---|---|---|"]
-    return rows + [f"| {p} | {d['before_images_per_s']:.1f} | {d['after_images_per_s']:.1f} | {d['speedup']:.2f}× |"
-                   for p, d in rec["results"].items()]
+            f"({rec['hardware']['cpu_count']} cores).", "",
+            "| preset | before (images/s) | after (images/s) | speed-up | start-up before / after (s, first window, by round) |",
+            "|---|---|---|---|---|"]
+
+    def startup(runs: list[dict]) -> str:
+        return ", ".join(f"{r['first_window_s']:.0f}" for r in runs) or "—"
+
+    for p, d in rec["results"].items():
+        runs = d.get("runs", {})
+        rows.append(f"| {p} | {d['before_images_per_s']:.1f} | {d['after_images_per_s']:.1f} | {d['speedup']:.2f}× | "
+                    f"{startup(runs.get('before', []))} / {startup(runs.get('after', []))} |")
+    return rows
 
 
 def betas_rows(rec: dict) -> list[str]:
@@ -190,6 +214,8 @@ def betas_rows(rec: dict) -> list[str]:
 
 display(recorded("train-throughput/cpu-before-after.json", speed_rows,
                  "No before/after throughput recorded: run `scripts/bench_train_cli.py`."))
+display(recorded("train-throughput/cpu-before-after-b64.json", speed_rows,
+                 "No before/after throughput at batch 64 recorded."))
 display(recorded("ablation-adam-betas/cpu.json", betas_rows, "No Adam β comparison recorded."))
 
 # %% [markdown]

@@ -2,6 +2,8 @@
 
     python scripts/compare_cpu_recipes.py --out runs/ablation-cpu-recipe/cpu.json --work checkpoints/cpu-recipe
     python scripts/compare_cpu_recipes.py --only eps,v --minutes 4      # a subset, another budget
+    python scripts/compare_cpu_recipes.py --sweep checkpoints/train-dimr-t3r-10min/small --num-samples 500 \
+        --out runs/ablation-cpu-recipe/sampler-dimr-t3r.json              # guidance and sampler steps
 
 Every candidate is a set of :class:`dimr.train.TrainConfig` overrides on one preset (default DiMR-T/3R,
 offline shapes 32×32, seed 0). Each trains for the same **number of training images** — the budget
@@ -76,6 +78,53 @@ def git_commit() -> str:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 
 
+def summarise(rep: dict) -> dict:
+    """The figures the comparison ranks by, from a :func:`~dimr.evaluate.report.evaluate_checkpoint` report."""
+    offline = next(iter(rep["rejection"].values()))
+    geo = rep["geometric_distortion"]
+    return {"accuracy": offline["accuracy"], "flagged_fraction": offline["flagged_fraction"],
+            "mean_one_minus_iou": geo["mean_one_minus_iou"], "median_one_minus_iou": geo["median_one_minus_iou"],
+            "fid_classifier": next((m["value"] for k, m in rep["metrics"].items() if k.startswith("fid")), None),
+            "guidance_weight": rep["scale"]["guidance_weight"], "sampler_steps": rep["scale"].get("sampler_steps")}
+
+
+def sweep_sampler(args) -> int:
+    """``--sweep CKPT``: one trained model, evaluated at every CFG weight of ``--weights`` (at the recipe's
+    sampler steps) and every step count of ``--sampler-steps`` (at the recipe's weight): what guidance and
+    sampler steps buy at evaluation time, nothing retrained. Resumable per setting."""
+    out = Path(args.out)
+    record = json.loads(out.read_text()) if out.exists() else {"results": {}}
+    settings = [dict(guidance=w) for w in args.weights] + [dict(steps=n) for n in args.sampler_steps]
+    settings = list({json.dumps(v, sort_keys=True): v for v in settings}.values())
+    for vo in settings:
+        name = ",".join(f"{k}={v:g}" for k, v in vo.items())
+        if name in record["results"]:
+            print(f"{name}: recorded, skipped", flush=True)
+            continue
+        rep = evaluate_checkpoint(EvaluateConfig(checkpoint=args.sweep, num_samples=args.num_samples, progress=False,
+                                                 seed=args.seed, out=str(Path(args.work) / "sweep" / name), **vo))
+        record["results"][name] = {**summarise(rep), "setting": vo}
+        print(f"{name}: {json.dumps(record['results'][name])}", flush=True)
+        record.update({
+            "what": f"one trained model ({args.sweep}) evaluated on {args.num_samples} samples (sampling seed "
+                    f"{args.seed}) at each CFG weight w and sampler step count; the other setting at the recipe's",
+            "checkpoint": args.sweep, "num_samples": args.num_samples, "train": _train_scale(args.sweep),
+            "hardware": {**hardware_info(), "threads": torch.get_num_threads()}, "git_commit": git_commit(),
+            "script": "scripts/compare_cpu_recipes.py --sweep"})
+        atomic_write_json(out, record)
+    return 0
+
+
+def _train_scale(checkpoint: str) -> dict:
+    """Preset, steps, batch and recipe fields of the swept checkpoint (what the sweep's model is)."""
+    from dimr.checkpoint import load_checkpoint
+    path = Path(checkpoint)
+    ckpt = load_checkpoint(path / "latest.pt" if path.is_dir() else path)
+    tc = ckpt.get("train_config", {})
+    return {"preset": ckpt.get("preset"), "step": ckpt.get("step"),
+            **{k: tc.get(k) for k in ("batch_size", "lr", "prediction", "amp", "compile", "seed")}}
+
+
 def run_candidate(name: str, overrides: dict, args, work: Path) -> dict:
     base = TrainConfig(preset=args.preset, seed=args.seed, progress=False, log_every=25, ckpt_every=200)
     # the comparison's baseline is the recipe it started from, pinned here so the record reproduces
@@ -94,13 +143,7 @@ def run_candidate(name: str, overrides: dict, args, work: Path) -> dict:
     for vname, vo in variants.items():
         rep = evaluate_checkpoint(EvaluateConfig(checkpoint=str(out), num_samples=args.num_samples, progress=False,
                                                  out=str(out / f"evaluate-{vname}"), **vo))
-        offline = next(iter(rep["rejection"].values()))
-        geo = rep["geometric_distortion"]
-        result["evaluations"][vname] = {
-            "accuracy": offline["accuracy"], "flagged_fraction": offline["flagged_fraction"],
-            "mean_one_minus_iou": geo["mean_one_minus_iou"], "median_one_minus_iou": geo["median_one_minus_iou"],
-            "fid_classifier": next((m["value"] for k, m in rep["metrics"].items() if k.startswith("fid")), None),
-            "guidance_weight": rep["scale"]["guidance_weight"], "use_ema": vo.get("use_ema", True)}
+        result["evaluations"][vname] = {**summarise(rep), "use_ema": vo.get("use_ema", True)}
         print(f"{name}/{vname}: {json.dumps(result['evaluations'][vname])}", flush=True)
     return result
 
@@ -116,7 +159,13 @@ def main() -> int:
     ap.add_argument("--eval-variants-for", default="v", help="candidates also evaluated without EMA and at w = 1, 3")
     ap.add_argument("--work", default="checkpoints/cpu-recipe", help="checkpoints (not committed)")
     ap.add_argument("--out", default="runs/ablation-cpu-recipe/cpu.json")
+    ap.add_argument("--sweep", metavar="CKPT", help="instead of training: evaluate this checkpoint at every "
+                                                    "--weights and --sampler-steps setting")
+    ap.add_argument("--weights", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0])
+    ap.add_argument("--sampler-steps", type=int, nargs="+", default=[5, 25])
     args = ap.parse_args()
+    if args.sweep:
+        return sweep_sampler(args)
     args.eval_variants_for = set(args.eval_variants_for.split(","))
     names = args.only.split(",") if args.only else list(CANDIDATES)
     unknown = [n for n in names if n not in CANDIDATES]
