@@ -270,7 +270,7 @@ if grids:
 # %% [markdown]
 # ## Why ε-prediction fails at this scale
 #
-# Before the recipe predicted v, DiMR-T/3R trained with the paper's ε target for twenty minutes of two
+# Before the recipe predicted x₀, DiMR-T/3R trained with the paper's ε target for twenty minutes of two
 # cores drew samples of the right size and place but not the right outline.
 # `scripts/diagnose_denoiser.py` located the failure in that ε-trained checkpoint. On
 # real images, noised to time *t*, it compares the network's noise error with that of the *identity*

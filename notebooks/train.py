@@ -115,8 +115,10 @@ hw = hardware_info()
 device = "GPU " + hw["gpu"] if summary["device"].startswith("cuda") and hw.get("gpu") else f"CPU ({hw.get('cpu_count', '?')} cores)"
 shape = "×".join(map(str, load_checkpoint(ckpt_dir)["dataset"]["image_shape"][1:]))
 train_cfg = load_checkpoint(ckpt_dir)["train_config"]
+precision = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(train_cfg.get("amp"), train_cfg.get("amp"))
+compiled = ", torch.compile" if train_cfg.get("compile") in ("on", True) else ""
 scale = (f"{dataset} {shape}, {summary['step']} steps × batch {train_cfg['batch_size']}, "
-         f"{train_cfg.get('prediction', 'eps')}-prediction, {device}")
+         f"{train_cfg.get('prediction', 'eps')}-prediction, {precision}{compiled}, {device}")
 
 fig, ax = plt.subplots(figsize=(7, 3.5))
 steps_axis = [r["step"] for r in log]
