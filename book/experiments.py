@@ -153,10 +153,15 @@ def recipe_rows(rec: dict) -> list[str]:
     for res in rec["results"].values():
         for ev in res["evaluations"].values():
             how = f"{'EMA' if ev['use_ema'] else 'raw weights'}, w = {ev['guidance_weight']:g}"
-            fid = "—" if ev["fid_classifier"] is None else f"{ev['fid_classifier']:.1f}"
             rows.append(f"| {res['what']} | {res['images']:,} | {res['images_per_s_median']:.0f} | {how} | "
-                        f"{ev['accuracy']:.2f} | {ev['flagged_fraction']:.2f} | {ev['mean_one_minus_iou']:.3f} | {fid} |")
+                        f"{quality_cells(ev)} |")
     return rows
+
+
+def quality_cells(ev: dict) -> str:
+    """Accuracy, flagged fraction, mean 1 − IoU and classifier-FID of one evaluation, as table cells."""
+    fid = "—" if ev["fid_classifier"] is None else f"{ev['fid_classifier']:.1f}"
+    return f"{ev['accuracy']:.2f} | {ev['flagged_fraction']:.2f} | {ev['mean_one_minus_iou']:.3f} | {fid}"
 
 
 display(recorded("ablation-cpu-recipe/cpu.json", recipe_rows,
@@ -182,10 +187,7 @@ def sweep_rows(rec: dict) -> list[str]:
             "| CFG weight w | sampler steps | accuracy ↑ | flagged ↓ | mean 1 − IoU ↓ | FID (classifier) ↓ |",
             "|---|---|---|---|---|---|"]
     ordered = sorted(rec["results"].values(), key=lambda r: (r["sampler_steps"], r["guidance_weight"]))
-    for r in ordered:
-        fid = "—" if r["fid_classifier"] is None else f"{r['fid_classifier']:.1f}"
-        rows.append(f"| {r['guidance_weight']:g} | {r['sampler_steps']} | {r['accuracy']:.2f} | "
-                    f"{r['flagged_fraction']:.2f} | {r['mean_one_minus_iou']:.3f} | {fid} |")
+    rows += [f"| {r['guidance_weight']:g} | {r['sampler_steps']} | {quality_cells(r)} |" for r in ordered]
     return rows
 
 
