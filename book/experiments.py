@@ -208,9 +208,10 @@ display(recorded("ablation-cpu-recipe/sampler-dimr-t3r.json", sweep_rows,
 # * the upcast attention runs in fp32 under bf16 autocast too (autocast had cast q, k, v back to bf16,
 #   and the CPU's bf16 attention backward is slower than fp32's);
 # * AdamW runs fused (one kernel for all parameters), the EMA in one call;
-# * `torch.compile` (`--compile auto`, the default): on CPUs, for runs of at least a thousand steps and no
-#   time limit under five minutes, the network trains through inductor's fused kernels. The first step
-#   pays the compilation (about 100 s of two cores with an empty cache, seconds once
+# * `torch.compile` (`--compile auto`, the default): on CPUs, for runs long enough to repay it (at least
+#   `dimr.train.COMPILE_MIN_STEPS` steps, no time limit under `COMPILE_MIN_SECONDS`), the network trains
+#   through inductor's fused kernels. The first step
+#   pays the compilation (the start-up column below: round 1 with an empty cache, round 2 once
 #   `TORCHINDUCTOR_CACHE_DIR` holds it; `make` keeps it in `.cache/inductor`), so short runs stay eager; a
 #   compiler that fails falls back to eager training with a message;
 # * bf16 autocast where a timing of the run's own model says it is faster, the CPU allocator keeping freed

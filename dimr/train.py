@@ -103,8 +103,8 @@ class TrainConfig:
 RESUMABLE_CHANGES = {"steps", "log_every", "ckpt_every", "num_workers", "device", "progress", "compile"}
 #: ``compile``: ``"on"`` / ``"off"``, or ``"auto"`` (see :func:`choose_compile`)
 COMPILE_CHOICES = ("auto", "on", "off")
-#: the shortest run ``compile="auto"`` compiles: a cold compile of a tiny preset costs about two minutes
-#: of two cores (seconds once the inductor cache holds it) and pays back after a few hundred steps
+#: the shortest run ``compile="auto"`` compiles: a cold compile of a tiny preset costs a minute or two of
+#: two cores (seconds once the inductor cache holds it), repaid only by runs of many hundred steps
 COMPILE_MIN_STEPS, COMPILE_MIN_SECONDS = 1000, 300.0
 #: what a checkpoint written before a field existed trained with (so old runs resume and load as ε)
 LEGACY_DEFAULTS = {"prediction": "eps", "loss_weighting": "uniform", "min_snr_gamma": 5.0,
@@ -312,7 +312,7 @@ def choose_compile(cfg: TrainConfig, device: torch.device, steps_to_run: int, ti
     """Whether this run trains through ``torch.compile``.
 
     ``"on"``/``"off"`` decide; ``"auto"`` compiles on CPUs (where inductor's fused kernels train the tiny
-    presets ≈1.4× faster than eager, ``runs/train-throughput/``) when the run is long enough to repay the
+    presets faster than eager: ``runs/train-throughput/``) when the run is long enough to repay the
     compile: at least :data:`COMPILE_MIN_STEPS` steps still to go and no time limit under
     :data:`COMPILE_MIN_SECONDS`. On CUDA ``"auto"`` stays eager (not measured here)."""
     if cfg.compile != "auto":
@@ -436,7 +436,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     if cfg.grad_checkpointing:
         model.set_grad_checkpointing(True)
     ema = EMA(model, cfg.ema_rate, cfg.ema_warmup)
-    # fused: one kernel for all parameters instead of a loop over them (the same update; 4× faster on CPU)
+    # fused: one kernel for all parameters instead of a loop over them (the same update, several times faster)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay_time_gates), lr=cfg.lr,
                             betas=cfg.betas, eps=1e-8, fused=env.device.type in ("cpu", "cuda"))
     if cfg.amp == "auto":
