@@ -48,7 +48,8 @@ done, left = study.progress(records)
 recipe = get_preset("DiMR-T/3R").recipe
 display(Markdown(
     f"**Scale**: {study.STUDY_STEPS:,} optimiser steps at batch {recipe.batch_size} "
-    f"({study.STUDY_STEPS * recipe.batch_size:,} training images) of the CPU-scale recipe (prediction target "
+    f"({study.STUDY_STEPS * recipe.batch_size:,} training images, {study.STUDY_AMP} autocast) of the CPU-scale "
+    f"recipe (prediction target "
     f"{recipe.prediction}, learning rate {recipe.lr:g}; the Experiments chapter lists every difference from "
     f"Table 4), seeds {', '.join(map(str, study.SEEDS))}; {study.STUDY_SAMPLES:,} samples per evaluation with "
     f"{recipe.sampling_steps} DPM-Solver steps and CFG w = {1 + recipe.cfg_scale:g}. "

@@ -137,7 +137,8 @@ def _study_experiments() -> None:
             train_exp, eval_exp = study.experiment_names(slug, seed)
             common = dict(preset=conf.preset, dataset=conf.dataset, data_root=root, seed=seed)
             train_params = {"small": dict(common, checkpoint_dir=f"checkpoints/{train_exp}/small",
-                                          steps=study.STUDY_STEPS, batch_size=0, num_grid_samples=64,
+                                          steps=study.STUDY_STEPS, batch_size=0, amp=study.STUDY_AMP,
+                                          num_grid_samples=64,
                                           sample_steps=_TINY_STEPS)}
             eval_params = {"small": dict(checkpoint=f"checkpoints/{train_exp}/small/latest.pt", seed=seed,
                                          **{**SMALL_EVALUATE, "num_samples": study.STUDY_SAMPLES})}

@@ -76,6 +76,7 @@ def test_every_configuration_and_seed_is_planned_at_the_small_profile():
             params = PLAN[train_exp].parameters["small"]
             assert params["preset"] == conf.preset and params["seed"] == seed and params["dataset"] == conf.dataset
             assert params["steps"] == study.STUDY_STEPS and params["batch_size"] == 0  # the recipe's batch
+            assert params["amp"] == study.STUDY_AMP  # pinned: the recipe does not depend on the machine
             ev = PLAN[eval_exp].parameters["small"]
             assert ev["seed"] == seed and ev["num_samples"] >= 1000
             assert ev["checkpoint"].startswith(params["checkpoint_dir"])
