@@ -88,4 +88,4 @@ Markdown("\n".join(lines))
 # | `small` | a reduced-scale reproduction, hours on CPU or minutes on a GPU | committed |
 # | `paper` | Table 4 exactly, a GPU cluster | committed (records and small figures only) |
 #
-# The profiles' parameters live in the plan, `dimr.reproduce.PLAN`; see {doc}`experiments`.
+# The profiles' parameters live in the plan, `dimr.plan.build_plan()`; see {doc}`experiments`.

@@ -1,9 +1,9 @@
 """``python -m dimr reproduce --profile P``: execute the run plan for a profile, then build the book.
 
-The **plan** is data: :data:`PLAN` maps an experiment name to an :class:`Experiment` — the
-parameterised notebook that runs it, its papermill parameters for each profile, and the table rows its
-metrics stand beside.  Adding an experiment is one :func:`register` call; the book, the tables and the
-run records need nothing else.
+The **plan** is data: :func:`dimr.plan.build_plan` maps an experiment name to an
+:class:`~dimr.plan.Experiment` — the parameterised notebook that runs it, its papermill parameters for
+each profile, and the table rows its metrics stand beside.  Adding an experiment is one more
+``Experiment`` in the plan; the book, the tables and the run records need nothing else.
 
 Each planned (experiment, profile) is one run, ``runs/<experiment>/<profile>/``, executed with
 papermill (``jupytext.read(notebook)`` → ``papermill.execute_notebook``, cwd = repository root) into
@@ -27,71 +27,20 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
+from .plan import Experiment, build_plan
 from .runs import COMMITTED_PROFILES, PROFILES, is_complete, recording, repo_root
 
-__all__ = ["Experiment", "PLAN", "register", "planned", "execute", "run_plan", "build_book", "book_env",
-           "PROFILES", "COMMITTED_PROFILES", "cli"]
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """One planned experiment.
-
-    Args:
-        name: folder name under ``runs/`` (``"train-table2-row6"``).
-        notebook: the Jupytext py:percent notebook, relative to the repository root.
-        parameters: profile → papermill parameters; a profile absent here is not run for it.
-        feeds: table rows its metrics stand beside (``"table2/row6"``, ``"table5/row3"``; see
-            :mod:`dimr.tables`).
-        preset_parameter: the parameter naming the preset, copied into the run record.
-        description: one line for the book's Experiments page.
-    """
-
-    name: str
-    notebook: str
-    parameters: Mapping[str, Mapping[str, Any]]
-    feeds: tuple[str, ...] = ()
-    preset_parameter: str = "preset"
-    description: str = ""
-    scale: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self):
-        unknown = set(self.parameters) - set(PROFILES)
-        if unknown:
-            raise ValueError(f"experiment {self.name!r}: unknown profiles {sorted(unknown)}; use {PROFILES}")
-        if not self.name or self.name.startswith(".") or "/" in self.name:
-            raise ValueError(f"invalid experiment name {self.name!r}")
-
-    def run_name(self, profile: str) -> str:
-        """One run per (experiment, profile): ``runs/<experiment>/<profile>/``."""
-        return profile
-
-    def committed(self, profile: str) -> bool:
-        return profile in COMMITTED_PROFILES
-
-
-#: The run plan. Empty until the training and evaluation notebooks land; each adds itself with
-#: ``register(Experiment("train-table2-row6", "notebooks/train.py", {"smoke": {...}, "cpu": {...}},
-#: feeds=("table2/row6",)))``.
-PLAN: dict[str, Experiment] = {}
-
-
-def register(exp: Experiment, plan: dict[str, Experiment] | None = None) -> Experiment:
-    plan = PLAN if plan is None else plan
-    if exp.name in plan:
-        raise ValueError(f"experiment {exp.name!r} is already planned")
-    plan[exp.name] = exp
-    return exp
+__all__ = ["planned", "execute", "run_plan", "build_book", "book_env", "PROFILES", "COMMITTED_PROFILES", "cli"]
 
 
 def planned(profile: str, plan: Mapping[str, Experiment] | None = None,
             only: list[str] | None = None) -> list[Experiment]:
-    """The experiments that run at ``profile`` (in plan order), restricted to ``only`` if given."""
-    plan = PLAN if plan is None else plan
+    """The experiments that run at ``profile`` (in plan order), restricted to ``only`` if given;
+    ``plan`` defaults to :func:`~dimr.plan.build_plan`'s."""
+    plan = build_plan() if plan is None else plan
     if only:
         missing = [n for n in only if n not in plan]
         if missing:
@@ -116,10 +65,9 @@ def execute(exp: Experiment, profile: str, *, root: str | os.PathLike | None = N
     if not nb_path.exists():
         raise FileNotFoundError(f"experiment {exp.name!r}: notebook {exp.notebook} does not exist")
     params = dict(exp.parameters[profile])
-    run = exp.run_name(profile)
     stem = Path(exp.notebook).stem
-    with recording(runs_abs, exp.name, run, profile=profile, preset=params.get(exp.preset_parameter),
-                   parameters=params, feeds=exp.feeds, notebook=f"{stem}.ipynb", scale=exp.scale.get(profile, ""),
+    with recording(runs_abs, exp.name, profile, profile=profile, preset=params.get(exp.preset_parameter),
+                   parameters=params, feeds=exp.feeds, notebook=f"{stem}.ipynb",
                    force=force, repo=root) as rec:
         # Paths handed to the notebook are relative to the repository root (its cwd), so that no
         # absolute path of this machine is baked into the executed notebook.
@@ -167,7 +115,7 @@ def run_plan(profile: str, *, plan: Mapping[str, Experiment] | None = None, only
     if not todo:
         log(f"reproduce: no experiment planned for profile {profile!r}")
     for i, exp in enumerate(todo, 1):
-        final = root / runs_root / exp.name / exp.run_name(profile)
+        final = root / runs_root / exp.name / profile
         if is_complete(final) and not force:
             log(f"[{i}/{len(todo)}] {exp.name} ({profile}): already recorded in {final.relative_to(root)}; "
                 "--force to run again")
@@ -233,7 +181,7 @@ def cli(argv: list[str]) -> int:
         if not todo:
             print(f"no experiment planned for profile {args.profile!r}")
         for e in todo:
-            state = "recorded" if is_complete(root / "runs" / e.name / e.run_name(args.profile)) else "not run"
+            state = "recorded" if is_complete(root / "runs" / e.name / args.profile) else "not run"
             print(f"{e.name:<28} {e.notebook:<28} {state:<9} feeds {', '.join(e.feeds) or '-'}")
         return 0
     try:
@@ -256,5 +204,3 @@ def cli(argv: list[str]) -> int:
         print(f"reproduce: the book build failed (exit {rc})", file=sys.stderr)
     return rc
 
-
-from . import plan as _plan  # noqa: E402,F401  (registers the experiments of dimr/plan.py in PLAN)

@@ -22,6 +22,9 @@
 # The scale of the run (data, resolution, steps, hardware) is written on every number below: a
 # CPU-scale loss is not an ImageNet loss.
 
+# %%
+from typing import Optional  # the parameters below: None takes the recipe's value
+
 # %% tags=["parameters"]
 profile: str = "smoke"  # scale profile: smoke | cpu | small | paper (set by dimr reproduce)
 run_dir: str = "runs/scratch/train"  # where figures and metrics.json go (set by dimr reproduce)
@@ -30,11 +33,11 @@ checkpoint_dir: str = "checkpoints/scratch"  # training output: latest.pt, metri
 dataset: str = "shapes"  # shapes (offline default) | fashion-mnist | imagenet | latents
 data_root: str = ""  # dataset folder; empty for shapes
 steps: int = 20  # total optimiser steps
-batch_size: int = 16  # global batch per optimiser step; 0 takes the preset's recipe
-lr: float = 0.0  # learning rate; 0 takes the preset's recipe
-warmup_steps: int = -1  # linear warm-up steps; -1 takes the preset's recipe
-ema_rate: float = 0.0  # EMA rate; 0 takes the preset's recipe
-time_limit_minutes: float = 0.0  # stop with a checkpoint after this many minutes (0: no limit)
+batch_size: Optional[int] = 16  # global batch per optimiser step; None takes the preset's recipe
+lr: Optional[float] = None  # learning rate; None takes the preset's recipe
+warmup_steps: Optional[int] = None  # linear warm-up steps; None takes the preset's recipe
+ema_rate: Optional[float] = None  # EMA rate; None takes the preset's recipe
+time_limit_minutes: Optional[float] = None  # stop with a checkpoint after this many minutes (None: no limit)
 nproc: int = 1  # processes; > 1 launches torchrun (DDP)
 amp: str = "auto"  # auto (bf16 on CUDA and on CPUs with native bf16) | none | bf16 | fp16
 grad_checkpointing: bool = False  # activation checkpointing (the official code always checkpoints)
@@ -72,19 +75,13 @@ run_dir.mkdir(parents=True, exist_ok=True)
 # %%
 args = ["-m", "dimr", "train", "--preset", preset, "--out", str(ckpt_dir), "--steps", str(steps),
         "--dataset", dataset, "--seed", str(seed), "--amp", amp,
-        "--no-progress", "--log-every", str(10 if time_limit_minutes > 0 else max(1, steps // 100))]
+        "--no-progress", "--log-every", str(10 if time_limit_minutes is not None else max(1, steps // 100))]
 if data_root:
     args += ["--data-root", data_root]
-if batch_size > 0:
-    args += ["--batch-size", str(batch_size)]
-if lr > 0:
-    args += ["--lr", str(lr)]
-if warmup_steps >= 0:
-    args += ["--warmup-steps", str(warmup_steps)]
-if ema_rate > 0:
-    args += ["--ema-rate", str(ema_rate)]
-if time_limit_minutes > 0:
-    args += ["--time-limit", str(time_limit_minutes)]
+for flag, value in (("--batch-size", batch_size), ("--lr", lr), ("--warmup-steps", warmup_steps),
+                    ("--ema-rate", ema_rate), ("--time-limit", time_limit_minutes)):
+    if value is not None:  # None: the flag is left out and `dimr train` takes the preset's recipe
+        args += [flag, str(value)]
 if grad_checkpointing:
     args += ["--grad-checkpointing"]
 if restart:

@@ -2,7 +2,8 @@
 
 import dimr.plan as plan
 from dimr.presets import get_preset
-from dimr.reproduce import PLAN
+
+PLAN = plan.build_plan()
 
 
 def test_the_cpu_profile_trains_the_two_ends_of_table2_on_a_time_limit():
@@ -13,7 +14,7 @@ def test_the_cpu_profile_trains_the_two_ends_of_table2_on_a_time_limit():
     trained = set()
     for r in plan.CPU_ROWS:
         params = PLAN[f"train-table2-row{r}"].parameters["cpu"]
-        assert params["time_limit_minutes"] == plan.CPU_MINUTES and params["batch_size"] == 0  # the recipe's batch
+        assert params["time_limit_minutes"] == plan.CPU_MINUTES and params["batch_size"] is None  # the recipe's batch
         trained.add(get_preset(params["preset"]).model)
     # the rows are the tiny U-ViT and DiMR presets, so `make book` trains what the README's first example trains
     assert trained == {get_preset("U-ViT-T/4").model, get_preset("DiMR-T/3R").model}
@@ -23,6 +24,6 @@ def test_the_cpu_profile_trains_the_two_ends_of_table2_on_a_time_limit():
 def test_the_ten_minute_runs_use_every_default():
     for slug, preset in (("dimr-t3r", "DiMR-T/3R"), ("uvit-t4", "U-ViT-T/4")):
         params = PLAN[f"train-{slug}-10min"].parameters["small"]
-        assert params["preset"] == preset and params["time_limit_minutes"] == 10.0 and params["batch_size"] == 0
+        assert params["preset"] == preset and params["time_limit_minutes"] == 10.0 and params["batch_size"] is None
         assert not {"lr", "warmup_steps", "ema_rate"} & set(params)  # nothing but the recipe
         assert PLAN[f"eval-{slug}-10min"].parameters["small"]["num_samples"] >= 500

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from dimr import reproduce, runs
-from dimr.reproduce import Experiment
+from dimr.plan import Experiment
 
 
 def _record(root, experiment="exp", run="cpu", profile="cpu", **kw):
@@ -152,9 +152,8 @@ def toy_repo(tmp_path):
 
 
 def test_run_plan_executes_records_and_skips(toy_repo):
-    plan = {}
-    reproduce.register(Experiment("toy", "notebooks/toy.py", {"smoke": {"steps": 2}, "paper": {"steps": 99}},
-                                  feeds=("table2/row6",), preset_parameter="steps"), plan)
+    plan = {"toy": Experiment("toy", "notebooks/toy.py", {"smoke": {"steps": 2}, "paper": {"steps": 99}},
+                              feeds=("table2/row6",), preset_parameter="steps")}
     log = []
     done = reproduce.run_plan("smoke", plan=plan, root=toy_repo, progress=False, log=log.append)
     assert done == [toy_repo / "runs" / "toy" / "smoke"]

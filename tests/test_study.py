@@ -5,7 +5,9 @@ import math
 import pytest
 
 from dimr import study
-from dimr.reproduce import PLAN
+from dimr.plan import build_plan
+
+PLAN = build_plan()
 
 
 def test_t_interval_matches_the_textbook():
@@ -75,7 +77,7 @@ def test_every_configuration_and_seed_is_planned_at_the_small_profile():
             train_exp, eval_exp = study.experiment_names(slug, seed)
             params = PLAN[train_exp].parameters["small"]
             assert params["preset"] == conf.preset and params["seed"] == seed and params["dataset"] == conf.dataset
-            assert params["steps"] == study.STUDY_STEPS and params["batch_size"] == 0  # the recipe's batch
+            assert params["steps"] == study.STUDY_STEPS and params["batch_size"] is None  # the recipe's batch
             assert params["amp"] == study.STUDY_AMP  # pinned: the recipe does not depend on the machine
             ev = PLAN[eval_exp].parameters["small"]
             assert ev["seed"] == seed and ev["num_samples"] >= 1000
