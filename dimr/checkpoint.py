@@ -4,19 +4,19 @@ A checkpoint is a ``torch.save`` dict with ``format = "dimr-checkpoint"``, a ``v
 ``config`` (JSON-ready dict), the ``preset`` name, ``model`` and optionally ``ema`` state dicts, and
 whatever else the writer adds (optimiser, step, RNG states, training config).
 
-Writes are atomic (temporary file in the same folder, fsync, ``os.replace``), so a crash — even
+Writes are atomic (:mod:`dimr.files`: temporary sibling, fsync, ``os.replace``), so a crash — even
 SIGKILL — leaves either the old checkpoint or the new one, never a torn file.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .config import config_from_dict, config_to_dict
+from .files import atomic_write
 from .nn import build_model
 
 __all__ = ["FORMAT", "VERSION", "CheckpointError", "atomic_save", "save_checkpoint", "load_checkpoint", "model_from_checkpoint"]
@@ -30,21 +30,8 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
-    """``torch.save`` to ``path`` atomically (temp file + fsync + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """``torch.save`` to ``path`` atomically (:func:`dimr.files.atomic_write`)."""
+    return atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
 def save_checkpoint(path, model_config, model_state: dict, preset: str | None = None, ema_state: dict | None = None,

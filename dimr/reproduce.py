@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Mapping
 
+from .files import atomic_write
 from .plan import Experiment, build_plan
 from .runs import COMMITTED_PROFILES, PROFILES, is_complete, recording, repo_root
 
@@ -99,9 +100,7 @@ def _finish_notebook(path: Path, input_path: str, output_path: str, run_label: s
         first.source = f"{title} ({run_label})" + (f"\n{rest}" if rest else "")
     else:
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# Run {run_label}"))
-    tmp = path.with_name(f".{path.name}.tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: nbformat.write(nb, f))
 
 
 def run_plan(profile: str, *, plan: Mapping[str, Experiment] | None = None, only: list[str] | None = None,

@@ -38,11 +38,12 @@ import platform
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
+
+from .files import atomic_write
 
 __all__ = [
     "SCHEMA_VERSION", "COMPLETE", "FAILED", "RUN_FILE", "METRICS_FILE", "PROFILES", "COMMITTED_PROFILES",
@@ -70,24 +71,11 @@ def _now() -> str:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
-
-    If serialisation or the write fails, ``path`` is untouched and the temp file is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``obj`` as indented JSON to ``path`` atomically (:func:`dimr.files.atomic_write`)."""
+    def write(f):
+        json.dump(obj, f, indent=2, sort_keys=False, ensure_ascii=False)
+        f.write("\n")
+    return atomic_write(path, write)
 
 
 def metric(value: float, label: str, scale: str) -> dict:

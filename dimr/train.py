@@ -45,6 +45,7 @@ from .config import config_to_dict, from_namespace
 from .data import build_dataset
 from .data.shapes import ROTATIONS
 from .device import AMP_CHOICES, autocast_dtype, cpu_has_native_bf16, faster_autocast, pick_device, tune_cpu_allocator
+from .files import stale_temporaries
 from .diffusion import (PREDICTIONS, TIME_DISTRIBUTIONS, WEIGHTINGS, Denoiser, draw_training_t, drop_labels,
                         get_schedule, loss_weight, multiscale_loss, null_label)
 from .nn import build_model
@@ -476,7 +477,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     if env.main:
         out.mkdir(parents=True, exist_ok=True)
         _truncate_metrics(metrics_path, start_step)
-        for stale in out.glob(f".{CHECKPOINT_NAME}.*.tmp"):  # a write cut short by SIGKILL
+        for stale in stale_temporaries(out / CHECKPOINT_NAME):  # writes cut short by SIGKILL
             stale.unlink()
 
     def save(step: int) -> None:
