@@ -18,6 +18,12 @@ What it does, per step (paper §3, eq. (8); facts §3):
 Because every random draw is derived from (seed, step) and the checkpoint holds model, EMA,
 optimiser, step and RNG states, ``--resume`` continues *exactly*: on CPU, a run killed at any point
 and resumed ends bitwise equal to an uninterrupted one.  Checkpoints are written atomically.
+
+Reading order, as the run goes: :func:`setup` returns a :class:`Run` (config, processes, data, network,
+EMA, AdamW, precision); :func:`train_step` is one optimiser step; :class:`Checkpointer` writes and
+restores ``latest.pt``; :class:`MetricsLog` appends ``metrics.jsonl``; :class:`StopRequest` turns
+SIGTERM, Ctrl-C and ``--time-limit`` into one decision that every process takes after the same step;
+:func:`train` is the loop that joins them.
 """
 from __future__ import annotations
 
@@ -30,30 +36,34 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import config_to_dict, from_namespace
 from .data import build_dataset
 from .data.shapes import ROTATIONS
 from .device import AMP_CHOICES, autocast_dtype, cpu_has_native_bf16, faster_autocast, pick_device, tune_cpu_allocator
-from .files import stale_temporaries
 from .diffusion import (PREDICTIONS, TIME_DISTRIBUTIONS, WEIGHTINGS, Denoiser, draw_training_t, drop_labels,
                         get_schedule, loss_weight, multiscale_loss, null_label)
+from .files import atomic_write, stale_temporaries
 from .nn import build_model
 from .nn.tdln import NODECAY_SUFFIXES
 from .presets import get_preset
 
 __all__ = ["TrainConfig", "resolve_config", "adapt_model_config", "param_groups", "lr_at", "EMA",
-           "StepBatchSampler", "draw_noise", "training_loss", "choose_amp", "choose_compile", "train", "cli"]
+           "StepBatchSampler", "draw_noise", "training_loss", "choose_amp", "choose_compile", "Run", "setup",
+           "train_step", "Checkpointer", "MetricsLog", "StopRequest", "train", "cli"]
 
 CHECKPOINT_NAME = "latest.pt"
 
@@ -381,12 +391,259 @@ def _check_resume(saved: dict, cfg: TrainConfig, path) -> None:
                               "Resume with the same settings, or start a new --out.")
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines past ``step`` (written by an interrupted run after its last checkpoint)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in keep))
+@dataclass
+class Run:
+    """The pieces of one training run, as :func:`setup` builds them (``fwd`` and ``cfg`` may change once:
+    a failed ``torch.compile`` under ``compile="auto"`` falls back to eager)."""
+
+    cfg: TrainConfig
+    env: _Dist
+    out: Path
+    preset: Any
+    dataset: Any
+    model_cfg: Any
+    schedule: Any
+    null_class: int | None
+    model: nn.Module
+    ema: EMA
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    net: nn.Module  # the Denoiser, DDP-wrapped when world > 1
+    fwd: Any  # ``net`` or ``torch.compile(net)``
+    amp_dtype: torch.dtype | None
+    sampler: StepBatchSampler
+    batches: Iterator
+    start_step: int = 0
+    compile_auto: bool = False  # ``cfg.compile`` was "auto" (then a compiler failure falls back to eager)
+
+
+def _build_dataset(cfg: TrainConfig, preset):
+    """shapes: a deterministic set of ``cfg.dataset_size`` items; ImageNet folders: ADM's centre crop at
+    the model's resolution with random horizontal flips (as U-ViT; flips draw from the worker's RNG)."""
+    kw = {"shapes": dict(num_items=cfg.dataset_size, seed=cfg.seed, rotation=cfg.shapes_rotation),
+          "imagenet": dict(size=preset.model.image_size, random_flip=True)}.get(cfg.dataset.lower(), {})
+    if cfg.data_root is not None:
+        kw["root"] = cfg.data_root
+    return build_dataset(cfg.dataset, **kw)
+
+
+def setup(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, dataset=None,
+          time_limit_s: float | None = None) -> Run:
+    """Everything a run needs, restored from ``out/latest.pt`` when ``resume``: config (every ``None``
+    filled from the recipe), processes, data, network, EMA, AdamW, precision, compile choice and the
+    step batches from the run's first (or resumed) step on."""
+    cfg, out = resolve_config(cfg), Path(out)
+    env = _init_distributed(cfg.device)
+    saved = Checkpointer.read(out, resume)
+    if saved is not None:
+        if cfg.amp == "auto":  # the run measured its precision once: keep it
+            cfg = dataclasses.replace(cfg, amp=saved.get("train_config", {}).get("amp", "auto"))
+        _check_resume(saved.get("train_config", {}), cfg, out / CHECKPOINT_NAME)
+    preset = get_preset(cfg.preset)
+    dataset = dataset if dataset is not None else _build_dataset(cfg, preset)
+    model_cfg = adapt_model_config(preset.model, dataset, cfg.p_uncond)
+    if len(cfg.loss_coeffs) != model_cfg.num_outputs:
+        raise ValueError(f"{len(cfg.loss_coeffs)} loss coefficients for a network with {model_cfg.num_outputs} outputs")
+    schedule, null_class = get_schedule(preset.recipe.schedule), null_label(model_cfg, dataset.num_classes)
+    per_step = cfg.batch_size // (env.world * cfg.grad_accum)
+    if per_step * env.world * cfg.grad_accum != cfg.batch_size:
+        raise ValueError(f"batch size {cfg.batch_size} is not divisible by {env.world} processes × {cfg.grad_accum} accumulation steps")
+    if env.device.type == "cpu":
+        tune_cpu_allocator()
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(model_cfg).to(env.device)
+    model.set_grad_checkpointing(cfg.grad_checkpointing)
+    ema = EMA(model, cfg.ema_rate, cfg.ema_warmup)
+    # fused: one kernel for all parameters instead of a loop over them (the same update, several times faster)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay_time_gates), lr=cfg.lr,
+                            betas=cfg.betas, eps=1e-8, fused=env.device.type in ("cpu", "cuda"))
+    if cfg.amp == "auto":
+        choice = choose_amp(cfg, model, schedule, dataset.image_shape, null_class, env.device, per_step)
+        cfg = dataclasses.replace(cfg, amp=_from_rank0(choice, AMP_CHOICES, env))
+    amp_dtype = autocast_dtype(cfg.amp, env.device)
+    scaler = torch.amp.GradScaler(env.device.type, enabled=amp_dtype is torch.float16)
+    start_step = 0 if saved is None else Checkpointer.restore(saved, out, model, ema, opt, scaler)
+
+    net = Denoiser(model, schedule, cfg.prediction, null_class)
+    if env.world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
+    compile_auto, compiled = cfg.compile == "auto", choose_compile(cfg, env.device, cfg.steps - start_step, time_limit_s)
+    sampler = StepBatchSampler(len(dataset), per_step, start_step, cfg.steps, cfg.seed, env.rank, env.world, cfg.grad_accum)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
+                        pin_memory=env.device.type == "cuda", persistent_workers=False)
+    return Run(dataclasses.replace(cfg, compile="on" if compiled else "off"), env, out, preset, dataset, model_cfg,
+               schedule, null_class, model, ema, opt, scaler, net, torch.compile(net) if compiled else net, amp_dtype,
+               sampler, iter(loader), start_step, compile_auto)
+
+
+def train_step(run: Run, step: int) -> dict:
+    """One optimiser step (paper eq. (8)): per micro-batch, label dropout, t and ε from (seed, step), the
+    multi-scale loss and its backward; then AdamW at the step's learning rate and the EMA update.
+    Returns the step's logs (``loss``, ``loss/<res>px`` …, ``lr``), averaged over micro-batches."""
+    cfg, env = run.cfg, run.env
+    lr = lr_at(step, cfg.lr, cfg.warmup_steps)
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    logs = {}
+    for micro in range(cfg.grad_accum):
+        x0, y = next(run.batches)
+        y, t, eps = draw_noise(step, run.sampler.sample_ids(step, micro), y, x0.shape[1:], run.schedule, cfg,
+                               run.null_class)
+        x0, y, t, eps = (v.to(env.device, non_blocking=True) for v in (x0, y, t, eps))
+        last = env.world == 1 or micro == cfg.grad_accum - 1
+        with contextlib.nullcontext() if last else run.net.no_sync():  # all-reduce once, on the last micro-batch
+            loss = _loss_or_eager(run, x0, y, t, eps)
+            run.scaler.scale(loss.total / cfg.grad_accum).backward()
+        for k, v in loss.log_dict().items():
+            logs[k] = logs.get(k, 0.0) + v / cfg.grad_accum
+    run.scaler.step(run.opt)
+    run.scaler.update()
+    run.opt.zero_grad(set_to_none=True)
+    run.ema.update(run.model, step)
+    return {**logs, "lr": lr}
+
+
+def _loss_or_eager(run: Run, x0, y, t, eps):
+    """:func:`training_loss` through ``run.fwd``; under ``compile="auto"`` a compiler failure switches the
+    run to eager once (the same arithmetic) instead of ending it."""
+    try:
+        return training_loss(run.fwd, run.schedule, x0, y, t, eps, run.cfg, run.amp_dtype)
+    except Exception as e:  # noqa: BLE001 - any compiler failure: train eagerly instead
+        if run.fwd is run.net or not run.compile_auto:
+            raise
+        print(f"dimr train: torch.compile failed ({type(e).__name__}: {str(e)[:200]}); training eagerly", file=sys.stderr)
+        run.fwd, run.cfg = run.net, dataclasses.replace(run.cfg, compile="off")
+        return training_loss(run.fwd, run.schedule, x0, y, t, eps, run.cfg, run.amp_dtype)
+
+
+class Checkpointer:
+    """``out/latest.pt``: model, EMA, optimiser, grad scaler, step, RNG states and the run's configs,
+    written atomically by rank 0 (every rank then meets at a barrier)."""
+
+    def __init__(self, run: Run, enabled: bool = True):
+        self.run, self.enabled, self.path = run, enabled, run.out / CHECKPOINT_NAME
+        if run.env.main:
+            run.out.mkdir(parents=True, exist_ok=True)
+            for stale in stale_temporaries(self.path):  # writes cut short by SIGKILL
+                stale.unlink()
+
+    @staticmethod
+    def read(out: Path, resume: bool) -> dict | None:
+        """The checkpoint in ``out`` to resume, or None for a new run; a new run refuses to overwrite one."""
+        path = out / CHECKPOINT_NAME
+        if not path.exists():
+            return None
+        if not resume:
+            raise CheckpointError(f"{path} exists: pass --resume to continue that run, or choose another --out")
+        return load_checkpoint(path)
+
+    @staticmethod
+    def restore(saved: dict, out: Path, model, ema: EMA, opt, scaler) -> int:
+        """Load ``saved`` into the run's pieces and the global RNGs; returns the step to continue from."""
+        try:
+            model.load_state_dict(saved["model"])
+            ema.load_state_dict(saved["ema"])
+            opt.load_state_dict(saved["optimizer"])
+            if saved.get("scaler"):
+                scaler.load_state_dict(saved["scaler"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {out / CHECKPOINT_NAME} does not fit this run: {e}") from e
+        _set_rng_state(saved["rng"])
+        return int(saved["step"])
+
+    def save(self, step: int) -> None:
+        r = self.run
+        if not self.enabled:
+            return
+        if r.env.main:
+            d = r.dataset
+            save_checkpoint(self.path, r.model_cfg, r.model.state_dict(), preset=r.preset.name,
+                            ema_state=r.ema.state_dict(r.model), optimizer=r.opt.state_dict(),
+                            scaler=r.scaler.state_dict(), step=step, rng=_rng_state(),
+                            train_config=config_to_dict(r.cfg), recipe=config_to_dict(r.preset.recipe),
+                            dataset={"name": r.cfg.dataset, "num_classes": d.num_classes,
+                                     "class_names": list(getattr(d, "class_names", [])),
+                                     "image_shape": list(d.image_shape)})
+        if r.env.world > 1:
+            dist.barrier()
+
+
+class MetricsLog:
+    """``out/metrics.jsonl``: one line per ``log_every`` steps (and at the last step), the window's mean
+    logs with step, EMA rate, images/s and elapsed time. A resumed run first drops the lines an
+    interrupted attempt wrote after its last checkpoint."""
+
+    def __init__(self, run: Run):
+        self.path, self.write = run.out / "metrics.jsonl", run.env.main
+        self.batch_size, self.ema = run.cfg.batch_size, run.ema
+        self.window: list[dict] = []
+        self.t_start = self.t_window = time.perf_counter()
+        if self.write and self.path.exists():
+            keep = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= run.start_step]
+            self.path.write_text("".join(line + "\n" for line in keep))
+
+    def add(self, step: int, logs: dict, flush: bool) -> dict | None:
+        """Add a step's logs; at a flush, return (and, on rank 0, append) the window's record."""
+        self.window.append(logs)
+        if not flush:
+            return None
+        now = time.perf_counter()
+        rec = {k: sum(w[k] for w in self.window) / len(self.window) for k in self.window[0] if k != "lr"}
+        rec.update(step=step, lr=logs["lr"], ema_rate=self.ema.rate_at(step - 1),
+                   images_per_s=len(self.window) * self.batch_size / max(now - self.t_window, 1e-9),
+                   elapsed_s=now - self.t_start)
+        if self.write:
+            with self.path.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+        self.window, self.t_window = [], now
+        return rec
+
+
+class StopRequest:
+    """Why a run stops early, agreed by every process after every step.
+
+    SIGTERM or a first Ctrl-C (SIGINT) on any process asks to stop after the current step (a second
+    Ctrl-C aborts at once, without a checkpoint); ``time_limit_s`` is read from rank 0's clock only.
+    :meth:`poll` takes the maximum of every rank's request in one all-reduce, so all ranks leave the
+    loop after the same step — none waits in the checkpoint barrier while another waits in the next
+    step's gradient all-reduce."""
+
+    RUNNING, SIGNALLED, TIME_LIMITED = 0, 1, 2
+
+    def __init__(self, env: _Dist, time_limit_s: float | None):
+        self.env, self.time_limit_s, self.t_start = env, time_limit_s, time.perf_counter()
+        self.signalled, self.reason, self._old = False, self.RUNNING, {}
+
+    def _on_signal(self, signum, frame):
+        if self.signalled and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C: abort now
+        self.signalled = True
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signal handlers can only be set from the main thread
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        return False
+
+    def poll(self) -> int:
+        """The stop reason every rank agrees on now (:attr:`RUNNING` to go on)."""
+        timed_out = (self.env.main and self.time_limit_s is not None
+                     and time.perf_counter() - self.t_start >= self.time_limit_s)
+        local = self.SIGNALLED if self.signalled else self.TIME_LIMITED if timed_out else self.RUNNING
+        if self.env.world > 1:
+            agreed = torch.tensor([local], device=self.env.device)
+            dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+            local = int(agreed)
+        self.reason = local
+        return local
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, dataset=None,
@@ -400,183 +657,36 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
 
     Writes ``out/latest.pt`` (atomically: every ``ckpt_every`` steps and whenever the run ends, including
     Ctrl-C/SIGTERM), ``out/metrics.jsonl`` (appended every ``log_every`` steps) and ``out/summary.json``."""
-    cfg = resolve_config(cfg)
-    out = Path(out)
-    env = _init_distributed(cfg.device)
-    ckpt_path = out / CHECKPOINT_NAME
-    if ckpt_path.exists() and not resume:
-        raise CheckpointError(f"{ckpt_path} exists: pass --resume to continue that run, or choose another --out")
-    saved = None
-    if resume and ckpt_path.exists():
-        saved = load_checkpoint(ckpt_path)
-        saved_amp = saved.get("train_config", {}).get("amp", "auto")
-        if cfg.amp == "auto" and saved_amp != "auto":  # the run measured its precision once: keep it
-            cfg = dataclasses.replace(cfg, amp=saved_amp)
-        _check_resume(saved.get("train_config", {}), cfg, ckpt_path)
-
-    preset = get_preset(cfg.preset)
-    recipe = preset.recipe
-    # shapes: a deterministic set of cfg.dataset_size items; ImageNet folders: ADM's centre crop at the
-    # model's resolution with random horizontal flips (as U-ViT; flips draw from the worker's RNG)
-    data_kw = {"shapes": dict(num_items=cfg.dataset_size, seed=cfg.seed, rotation=cfg.shapes_rotation),
-               "imagenet": dict(size=preset.model.image_size, random_flip=True)}.get(cfg.dataset.lower(), {})
-    if cfg.data_root is not None:
-        data_kw["root"] = cfg.data_root
-    if dataset is None:
-        dataset = build_dataset(cfg.dataset, **data_kw)
-    model_cfg = adapt_model_config(preset.model, dataset, cfg.p_uncond)
-    if len(cfg.loss_coeffs) != model_cfg.num_outputs:
-        raise ValueError(f"{len(cfg.loss_coeffs)} loss coefficients for a network with {model_cfg.num_outputs} outputs")
-    schedule = get_schedule(recipe.schedule)
-    null_class = null_label(model_cfg, dataset.num_classes)
-    if env.device.type == "cpu":
-        tune_cpu_allocator()
-
-    torch.manual_seed(cfg.seed)
-    model = build_model(model_cfg).to(env.device)
-    if cfg.grad_checkpointing:
-        model.set_grad_checkpointing(True)
-    ema = EMA(model, cfg.ema_rate, cfg.ema_warmup)
-    # fused: one kernel for all parameters instead of a loop over them (the same update, several times faster)
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay_time_gates), lr=cfg.lr,
-                            betas=cfg.betas, eps=1e-8, fused=env.device.type in ("cpu", "cuda"))
-    if cfg.amp == "auto":
-        choice = choose_amp(cfg, model, schedule, dataset.image_shape, null_class, env.device,
-                            cfg.batch_size // (env.world * cfg.grad_accum))
-        cfg = dataclasses.replace(cfg, amp=_from_rank0(choice, AMP_CHOICES, env))
-    amp_dtype = autocast_dtype(cfg.amp, env.device)
-    scaler = torch.amp.GradScaler(env.device.type, enabled=amp_dtype is torch.float16)
-    start_step = 0
-    if saved is not None:
-        try:
-            model.load_state_dict(saved["model"])
-            ema.load_state_dict(saved["ema"])
-            opt.load_state_dict(saved["optimizer"])
-            if saved.get("scaler"):
-                scaler.load_state_dict(saved["scaler"])
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {ckpt_path} does not fit this run: {e}") from e
-        start_step = int(saved["step"])
-        _set_rng_state(saved["rng"])
-    net = Denoiser(model, schedule, cfg.prediction, null_class)
-    if env.world > 1:
-        net = nn.parallel.DistributedDataParallel(net, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
-    compile_auto = cfg.compile == "auto"
-    compiled = choose_compile(cfg, env.device, cfg.steps - start_step, time_limit_s)
-    cfg = dataclasses.replace(cfg, compile="on" if compiled else "off")
-    fwd = torch.compile(net) if compiled else net
-
-    per_step = cfg.batch_size // (env.world * cfg.grad_accum)
-    if per_step * env.world * cfg.grad_accum != cfg.batch_size:
-        raise ValueError(f"batch size {cfg.batch_size} is not divisible by {env.world} processes × {cfg.grad_accum} accumulation steps")
-    sampler = StepBatchSampler(len(dataset), per_step, start_step, cfg.steps, cfg.seed, env.rank, env.world, cfg.grad_accum)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
-                        pin_memory=env.device.type == "cuda", persistent_workers=False)
-
-    metrics_path = out / "metrics.jsonl"
-    if env.main:
-        out.mkdir(parents=True, exist_ok=True)
-        _truncate_metrics(metrics_path, start_step)
-        for stale in stale_temporaries(out / CHECKPOINT_NAME):  # writes cut short by SIGKILL
-            stale.unlink()
-
-    def save(step: int) -> None:
-        if not save_checkpoints:
-            return
-        if env.main:
-            save_checkpoint(ckpt_path, model_cfg, model.state_dict(), preset=preset.name, ema_state=ema.state_dict(model),
-                            optimizer=opt.state_dict(), scaler=scaler.state_dict(), step=step, rng=_rng_state(),
-                            train_config=config_to_dict(cfg), recipe=config_to_dict(recipe),
-                            dataset={"name": cfg.dataset, "num_classes": dataset.num_classes,
-                                     "class_names": list(getattr(dataset, "class_names", [])),
-                                     "image_shape": list(dataset.image_shape)})
-        if env.world > 1:
-            dist.barrier()
-
-    stop = {"signal": None}
-
-    def on_signal(signum, frame):
-        stop["signal"] = signum
-
-    old_handler = signal.signal(signal.SIGTERM, on_signal) if env.main or env.world == 1 else None
-    bar = None
-    if env.main and cfg.progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {preset.name}", unit="step", dynamic_ncols=True)
-    step, window, t_window, t_start = start_step, [], time.perf_counter(), time.perf_counter()
-    last_loss, it = float("nan"), iter(loader)
-    try:
+    run = setup(cfg, out, resume, dataset, time_limit_s)
+    cfg, env = run.cfg, run.env
+    checkpoints, log = Checkpointer(run, save_checkpoints), MetricsLog(run)
+    bar = tqdm(total=cfg.steps, initial=run.start_step, desc=f"train {run.preset.name}", unit="step",
+               dynamic_ncols=True, disable=not (env.main and cfg.progress))
+    step, last_loss = run.start_step, float("nan")
+    with StopRequest(env, time_limit_s) as stop, bar:
         while step < cfg.steps:
-            lr = lr_at(step, cfg.lr, cfg.warmup_steps)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            logs = {}
-            for micro in range(cfg.grad_accum):
-                x0, y = next(it)
-                y, t, eps = draw_noise(step, sampler.sample_ids(step, micro), y, x0.shape[1:], schedule, cfg, null_class)
-                x0, y, t, eps = (v.to(env.device, non_blocking=True) for v in (x0, y, t, eps))
-                sync = contextlib.nullcontext() if (env.world == 1 or micro == cfg.grad_accum - 1) else net.no_sync()
-                with sync:
-                    try:
-                        loss = training_loss(fwd, schedule, x0, y, t, eps, cfg, amp_dtype)
-                    except Exception as e:  # noqa: BLE001 - any compiler failure: train eagerly instead
-                        if fwd is net or not compile_auto:
-                            raise
-                        print(f"dimr train: torch.compile failed ({type(e).__name__}: {str(e)[:200]}); "
-                              "training eagerly", file=sys.stderr)
-                        fwd, cfg = net, dataclasses.replace(cfg, compile="off")
-                        loss = training_loss(fwd, schedule, x0, y, t, eps, cfg, amp_dtype)
-                    scaler.scale(loss.total / cfg.grad_accum).backward()
-                for k, v in loss.log_dict().items():
-                    logs[k] = logs.get(k, 0.0) + v / cfg.grad_accum
-            scaler.step(opt)
-            scaler.update()
-            opt.zero_grad(set_to_none=True)
-            ema.update(model, step)
-            step += 1
-            last_loss = logs["loss"]
+            logs = train_step(run, step)
+            step, last_loss = step + 1, logs["loss"]
             if not math.isfinite(last_loss):
                 raise FloatingPointError(f"loss became {last_loss} at step {step}; lower the learning rate or check the data")
-            window.append(logs)
-            if bar is not None:
-                bar.update(1)
-            ending = step == cfg.steps or stop["signal"] is not None or (
-                time_limit_s is not None and time.perf_counter() - t_start >= time_limit_s)
-            if step % cfg.log_every == 0 or ending:
-                now = time.perf_counter()
-                rec = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
-                rec.update(step=step, lr=lr, ema_rate=ema.rate_at(step - 1),
-                           images_per_s=len(window) * cfg.batch_size / max(now - t_window, 1e-9),
-                           elapsed_s=now - t_start)
-                if env.main:
-                    with metrics_path.open("a") as f:
-                        f.write(json.dumps(rec) + "\n")
-                if bar is not None:
-                    bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.0f}")
-                window, t_window = [], now
+            stopping = stop.poll() != StopRequest.RUNNING
+            rec = log.add(step, logs, flush=step % cfg.log_every == 0 or step == cfg.steps or stopping)
+            bar.update(1)
+            if rec is not None:
+                bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.0f}")
+            if stopping:
+                break
             if step % cfg.ckpt_every == 0 and step < cfg.steps:
-                save(step)
-            if stop["signal"] is not None:
-                break
-            if time_limit_s is not None and time.perf_counter() - t_start >= time_limit_s:
-                stop["time_limit"] = True
-                break
-    except KeyboardInterrupt:
-        stop["signal"] = signal.SIGINT
-    finally:
-        if bar is not None:
-            bar.close()
-        if old_handler is not None:
-            signal.signal(signal.SIGTERM, old_handler)
-    wall = time.perf_counter() - t_start
-    save(step)  # a run always ends with a checkpoint, interrupted or not
-    summary = {"preset": preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
-               "images_per_s": (step - start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
-               "world_size": env.world, "device": str(env.device), "amp": cfg.amp, "compile": cfg.compile, "checkpoint": str(ckpt_path),
-               "interrupted": stop["signal"] is not None, "time_limited": stop.get("time_limit", False),
-               "model_config": config_to_dict(model_cfg)}
+                checkpoints.save(step)
+        checkpoints.save(step)  # a run always ends with a checkpoint, interrupted or not
+    wall = time.perf_counter() - log.t_start
+    summary = {"preset": run.preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
+               "images_per_s": (step - run.start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
+               "world_size": env.world, "device": str(env.device), "amp": run.cfg.amp, "compile": run.cfg.compile,
+               "checkpoint": str(checkpoints.path), "interrupted": stop.reason == StopRequest.SIGNALLED,
+               "time_limited": stop.reason == StopRequest.TIME_LIMITED, "model_config": config_to_dict(run.model_cfg)}
     if env.main:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write(run.out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2) + "\n"))
     if env.world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -325,3 +325,70 @@ def test_compiled_training_matches_eager(tmp_path):
               for r in ("eager", "compiled")]
     assert len(losses[0]) == 3
     torch.testing.assert_close(torch.tensor(losses[1]), torch.tensor(losses[0]), rtol=1e-4, atol=0)
+
+
+def _two_gloo_processes(out, port: int, *extra: str):
+    """Ranks 0 and 1 of a 2-process run, started directly (not by torchrun, which would forward a signal
+    to both): the test can signal rank 0 alone."""
+    args = [sys.executable, "-m", "dimr", "train", "--preset", "DiMR-T/3R", "--out", str(out), "--batch-size", "4",
+            "--dataset-size", "64", "--warmup-steps", "2", "--seed", "3", "--no-progress", "--device", "cpu",
+            "--amp", "none", "--compile", "off", "--log-every", "1", *extra]
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return procs
+
+
+def _wait_all(procs, timeout: float = 180) -> list[int]:
+    try:
+        return [p.wait(timeout=timeout) for p in procs]
+    except subprocess.TimeoutExpired:  # a rank waits in a collective the other never joins: the bug this guards
+        for p in procs:
+            p.kill()
+        pytest.fail("a rank hung after the stop: " + " | ".join(p.stderr.read()[-800:] for p in procs))
+
+
+def test_a_stop_on_rank_0_alone_stops_every_rank_at_the_same_step(tmp_path):
+    """SIGTERM reaches rank 0 only: both ranks finish the same step, checkpoint, and exit 130; a time limit
+    (rank 0's clock) ends both with 0. Before the stop was agreed by all-reduce, rank 0 waited in the
+    checkpoint barrier while rank 1 waited in the next step's gradient all-reduce, for ever."""
+    out = tmp_path / "signalled"
+    procs = _two_gloo_processes(out, 29541, "--steps", "100000")
+    deadline = time.time() + 240
+    while time.time() < deadline and not (out / "metrics.jsonl").exists():
+        time.sleep(0.1)
+    while time.time() < deadline and len((out / "metrics.jsonl").read_text().splitlines()) < 3:
+        time.sleep(0.1)
+    procs[0].send_signal(signal.SIGTERM)
+    assert _wait_all(procs) == [130, 130]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] and 3 <= summary["step"] < 100000
+    assert load_checkpoint(out / "latest.pt")["step"] == summary["step"]
+
+    procs = _two_gloo_processes(tmp_path / "timed", 29542, "--steps", "100000", "--time-limit", "0.05")
+    assert _wait_all(procs) == [0, 0]
+    summary = json.loads((tmp_path / "timed" / "summary.json").read_text())
+    assert summary["time_limited"] and not summary["interrupted"] and summary["step"] >= 1
+
+
+def test_sigint_finishes_the_step_and_checkpoints(tmp_path):
+    """Ctrl-C is a request: the step in flight completes, the checkpoint holds it, the CLI exits 130; the
+    run then resumes from exactly that step."""
+    out = tmp_path / "ctrl-c"
+    cmd = [sys.executable, "-m", "dimr", "train", "--preset", "DiMR-T/3R", "--out", str(out), "--steps", "100000",
+           "--batch-size", "4", "--dataset-size", "64", "--warmup-steps", "2", "--seed", "3", "--ckpt-every", "100000",
+           "--log-every", "1", "--no-progress", "--amp", "none", "--compile", "off"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not ((out / "metrics.jsonl").exists()
+                                          and len((out / "metrics.jsonl").read_text().splitlines()) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130, proc.stderr.read()[-2000:]
+    step = load_checkpoint(out / "latest.pt")["step"]
+    logged = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert step >= 2 and logged[-1] == step  # the checkpoint is the last step the log saw: nothing half-done
+    summary = train(TrainConfig(**TINY, steps=step + 1), out, resume=True)
+    assert summary["step"] == step + 1
