@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from ..config import DiTConfig, UViTConfig
@@ -25,10 +26,8 @@ __all__ = ["UViT", "DiT", "unpatchify", "sincos_2d_embedding"]
 def unpatchify(x: torch.Tensor, patch: int, channels: int) -> torch.Tensor:
     """Tokens back to an image: ``[B, L, p·p·C] -> [B, C, √L·p, √L·p]`` with the per-token layout
     ``(p1, p2, C)`` that U-ViT and DiT both use."""
-    b, L, _ = x.shape
-    g = int(math.isqrt(L))
-    x = x.view(b, g, g, patch, patch, channels).permute(0, 5, 1, 3, 2, 4)
-    return x.reshape(b, channels, g * patch, g * patch)
+    g = math.isqrt(x.shape[1])
+    return rearrange(x, "b (gh gw) (p1 p2 c) -> b c (gh p1) (gw p2)", gh=g, p1=patch, p2=patch)
 
 
 def sincos_2d_embedding(dim: int, grid: int) -> torch.Tensor:
@@ -91,7 +90,7 @@ class UViT(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor | float, y: torch.Tensor) -> list[torch.Tensor]:
         b = x.shape[0]
         t = torch.as_tensor(t, device=x.device, dtype=torch.float32).reshape(-1).expand(b)
-        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # [B, L, d]
+        tokens = rearrange(self.patch_embed(x), "b d h w -> b (h w) d")  # [B, L, d]
         label = self.label_embed(y).unsqueeze(1)
         time_feat = sinusoidal_embedding(t, self.cfg.dim).to(tokens.dtype)
         if self.time_mlp is None:
@@ -184,7 +183,7 @@ class DiT(nn.Module):
         """``[B, C, H, W] -> [B, C_out, H, W]`` (ε and, with ``learn_sigma``, the variance channels)."""
         b = x.shape[0]
         t = torch.as_tensor(t, device=x.device, dtype=torch.float32).reshape(-1).expand(b)
-        tokens = self.x_embedder(x).flatten(2).transpose(1, 2) + self.pos_embed
+        tokens = rearrange(self.x_embedder(x), "b d h w -> b (h w) d") + self.pos_embed
         cond = self.t_embedder(t) + self.y_embedder(y)
 
         def block_fn(block, z):

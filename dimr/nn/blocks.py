@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -51,9 +52,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        qkv = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each [B, heads, N, d_head]
+        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads).unbind(0)
         dtype = x.dtype
         if self.upcast:
             # fp32 attention means fp32 under autocast too: autocast would cast q, k, v straight back
@@ -62,7 +61,7 @@ class Attention(nn.Module):
                 out = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
         else:
             out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.to(dtype).transpose(1, 2).reshape(b, n, c))
+        return self.proj(rearrange(out.to(dtype), "b h n d -> b n (h d)"))
 
 
 class GeGLU(nn.Module):
@@ -192,7 +191,7 @@ class ConvNeXtBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def _dw(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return rearrange(self.dwconv(rearrange(x, "b h w c -> b c h w")), "b c h w -> b h w c")
 
     def forward(self, x: torch.Tensor, tau: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         if self.adaln is None:

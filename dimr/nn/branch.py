@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from ..config import DiMRConfig
@@ -29,10 +30,7 @@ def pixel_shuffle_channels_last(x: torch.Tensor, factor: int) -> torch.Tensor:
 
     (``nn.PixelShuffle`` instead reads channel ``c·f² + i·f + j``; :mod:`dimr.convert` needs no
     permutation because this module uses the official order.)"""
-    b, h, w, c = x.shape
-    out = c // (factor * factor)
-    x = x.view(b, h, w, factor, factor, out).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, h * factor, w * factor, out)
+    return rearrange(x, "b h w (i j c) -> b (h i) (w j) c", i=factor, j=factor)
 
 
 def _head_norm(cfg: DiMRConfig, dim: int) -> nn.Module:
@@ -67,7 +65,7 @@ class OutputHead(nn.Module):
         self.conv = nn.Conv2d(dim, cfg.in_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        return self.conv(self.norm(x, tau).permute(0, 3, 1, 2))
+        return self.conv(rearrange(self.norm(x, tau), "b h w c -> b c h w"))
 
 
 class Branch(nn.Module):
@@ -123,19 +121,18 @@ class Branch(nn.Module):
         Returns ``(eps_r: [B, C_img, H/2^(R−r), W/2^(R−r)], features: [B, h_r, w_r, feature_dim])``;
         ``features`` is None when ``need_features`` is False (the last branch hands nothing up).
         """
-        b = x.shape[0]
         # contiguous channels-last: a permuted NCHW view would make every later op (the depthwise conv
         # and its backward above all) run on a strided layout, several times slower on CPU
-        h = self.patchify(x).permute(0, 2, 3, 1).contiguous()  # [B, res, res, dim]
+        h = rearrange(self.patchify(x), "b d h w -> b h w d").contiguous()  # [B, res, res, dim]
         h = h + self.pos_embed.view(1, self.res, self.res, self.dim)
         if self.upsample is not None:
             h = h + self.upsample(low, tau)
         cond = self.time_embed(t_embed_input) if self.time_embed is not None else None
 
         if self.kind == "transformer":
-            tokens = h.reshape(b, self.res * self.res, self.dim)
+            tokens = rearrange(h, "b h w d -> b (h w) d")
             tokens = torch.cat([self.class_embed(y).unsqueeze(1).to(tokens.dtype), tokens], dim=1)
-            unflatten = lambda t: t[:, 1:].reshape(b, self.res, self.res, self.dim)  # noqa: E731 - drop class token
+            unflatten = lambda t: rearrange(t[:, 1:], "b (h w) d -> b h w d", h=self.res)  # noqa: E731 - drop class token
         else:
             tokens, unflatten = h, (lambda t: t)
 
