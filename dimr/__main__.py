@@ -8,6 +8,9 @@ from __future__ import annotations
 import importlib
 import sys
 
+from . import __version__
+from .cli import program
+
 VERBS = {
     "zoo": ("dimr.zoo", "the model zoo: parameters and GMACs beside the paper's numbers"),
     "convert": ("dimr.convert", "official DiMR checkpoint -> this package's state dict"),
@@ -22,15 +25,19 @@ VERBS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        print(f"dimr {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
         width = max(map(len, VERBS))
-        print("usage: python -m dimr <verb> [options]\n\nverbs:")
-        for verb, (_, help_) in VERBS.items():
-            print(f"  {verb:<{width}}  {help_}")
+        lines = [f"usage: {program()} <verb> [options]   ({program()} <verb> --help for a verb's options)", "", "verbs:"]
+        lines += [f"  {verb:<{width}}  {help_}" for verb, (_, help_) in VERBS.items()]
+        lines += ["", "options:", f"  {'--version':<{width}}  print the version and exit"]
+        print("\n".join(lines), file=sys.stdout if argv else sys.stderr)  # no verb at all is a usage error
         return 0 if argv else 2
     verb, rest = argv[0], argv[1:]
     if verb not in VERBS:
-        print(f"dimr: unknown verb {verb!r}; choose from {', '.join(VERBS)}", file=sys.stderr)
+        print(f"{program()}: unknown verb {verb!r}; choose from {', '.join(VERBS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(VERBS[verb][0])
     return int(module.cli(rest) or 0)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cli import parser
 from .config import config_from_dict, config_to_dict
 from .files import atomic_write
 from .nn import build_model
@@ -149,8 +150,7 @@ def upgrade_checkpoint(path: str | os.PathLike, out: str | os.PathLike | None = 
 
 
 def cli(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dimr upgrade-checkpoint",
-                                 description="Rewrite checkpoints of this package written before version "
+    ap = parser("upgrade-checkpoint", "Rewrite checkpoints of this package written before version "
                                              f"{VERSION} so that they load with torch.load(weights_only=True). "
                                              "It unpickles each file: use it only on files you trust.")
     ap.add_argument("paths", nargs="+", metavar="PATH", help="checkpoint files (rewritten in place, atomically)")

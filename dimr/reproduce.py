@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Mapping
 
+from .cli import parser
 from .files import atomic_write
 from .plan import Experiment, build_plan
 from .runs import COMMITTED_PROFILES, PROFILES, is_complete, recording, repo_root
@@ -155,8 +156,7 @@ def build_book(root: str | os.PathLike | None = None, strict: bool = True) -> in
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dimr reproduce",
-                                description="Execute the run plan for a profile (papermill), then build the book.")
+    p = parser("reproduce", "Execute the run plan for a profile (papermill), then build the book.")
     p.add_argument("--profile", required=True, choices=PROFILES,
                    help="scale of the runs: smoke (seconds), cpu (minutes), small (hours on CPU), paper (a cluster)")
     p.add_argument("--force", action="store_true", help="run again even where a run is already recorded")

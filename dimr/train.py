@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, numpy_rng_state, save_checkpoint, set_numpy_rng_state
+from .cli import parser
 from .config import config_to_dict, from_namespace
 from .data import build_dataset
 from .data.shapes import ROTATIONS
@@ -693,17 +694,17 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m dimr train", description="Train a preset (offline shapes by default).")
+    ap = parser("train", "Train a preset (offline shapes by default).")
     ap.add_argument("--preset", default="DiMR-T/3R", help="a name from `python -m dimr zoo` (default DiMR-T/3R)")
     ap.add_argument("--out", required=True, help="run folder: latest.pt, metrics.jsonl, summary.json")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out (exactly)")
     ap.add_argument("--steps", type=int, help="total optimiser steps of the run (default: the preset's recipe)")
     ap.add_argument("--batch-size", type=int, help="global batch size (default: the recipe's)")
-    ap.add_argument("--grad-accum", type=int, default=1)
-    ap.add_argument("--lr", type=float)
-    ap.add_argument("--weight-decay", type=float)
-    ap.add_argument("--warmup-steps", type=int)
-    ap.add_argument("--ema-rate", type=float)
+    ap.add_argument("--grad-accum", type=int, default=1, help="micro-batches accumulated per optimiser step")
+    ap.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    ap.add_argument("--weight-decay", type=float, help="AdamW weight decay, TD gates excluded (default: the recipe's)")
+    ap.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: the recipe's)")
+    ap.add_argument("--ema-rate", type=float, help="EMA rate of the weights (default: the recipe's)")
     ap.add_argument("--ema-warmup", action=argparse.BooleanOptionalAction, default=None,
                     help="EMA rate min(rate, (1+n)/(10+n)) for short runs (default: the recipe's; on for tiny presets)")
     ap.add_argument("--p-uncond", type=float, help="label-dropout probability for CFG")
@@ -725,16 +726,16 @@ def _parser() -> argparse.ArgumentParser:
                     help="shapes drawn upright (default) or randomly turned within their symmetry (harder)")
     ap.add_argument("--amp", choices=AMP_CHOICES, default="auto",
                     help="autocast dtype; auto = bf16 on CUDA and on CPUs with native bf16, else fp32")
-    ap.add_argument("--grad-checkpointing", action="store_true")
+    ap.add_argument("--grad-checkpointing", action="store_true", help="activation checkpointing (less memory, one more forward)")
     ap.add_argument("--compile", choices=COMPILE_CHOICES, default="auto",
                     help="torch.compile the network; auto = on CPUs for runs of 1,000+ steps (falls back to eager "
                          "if the compiler fails)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--log-every", type=int, default=10)
-    ap.add_argument("--ckpt-every", type=int, default=500)
-    ap.add_argument("--num-workers", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and noise")
+    ap.add_argument("--log-every", type=int, default=10, help="steps between lines of metrics.jsonl")
+    ap.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints (one is always written at the end)")
+    ap.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--time-limit", type=float, help="stop (with a checkpoint) after this many minutes")
     return ap
 

@@ -1,0 +1,49 @@
+"""The command line's conventions: --version, defaults and help text on every option, usage errors."""
+import argparse
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+import dimr
+from dimr.__main__ import VERBS, main
+
+
+def test_version_is_the_installed_one(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"dimr {dimr.__version__}"
+    assert dimr.__version__ != "0+unknown"
+
+
+def test_no_verb_and_an_unknown_verb_are_usage_errors_on_stderr(capsys):
+    assert main([]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "usage:" in out.err
+    assert main(["trian"]) == 2
+    assert "unknown verb 'trian'" in capsys.readouterr().err
+
+
+def _parsers():
+    for verb, (module, _) in VERBS.items():
+        mod = importlib.import_module(module)
+        if hasattr(mod, "_parser"):
+            yield verb, mod._parser()
+
+
+@pytest.mark.parametrize("verb", [v for v, _ in _parsers()])
+def test_every_option_has_help_and_the_help_names_the_program_and_defaults(verb):
+    ap = dict(_parsers())[verb]
+    assert ap.prog.endswith(f"dimr {verb}")
+    missing = [a.option_strings or a.dest for a in ap._actions if not a.help and not isinstance(a, argparse._HelpAction)]
+    assert not missing, f"{verb}: options without help text: {missing}"
+    formatter = ap._get_formatter()
+    for a in ap._actions:
+        if a.option_strings and a.default not in (None, False, argparse.SUPPRESS) and a.nargs != 0:
+            assert "default" in formatter._get_help_string(a), (verb, a.option_strings)
+
+
+def test_a_bad_option_exits_2_on_stderr_with_the_program_name():
+    res = subprocess.run([sys.executable, "-m", "dimr", "train", "--out", "x", "--no-such-option"], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stdout == ""
+    assert "usage: python -m dimr train" in res.stderr and "--no-such-option" in res.stderr
