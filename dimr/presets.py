@@ -5,8 +5,8 @@ own paper where Table 4 is silent), and the numbers the paper prints for it, wit
 them.  Nothing here is measured: :mod:`dimr.profile` measures, and the zoo shows both side by side.
 
 Sources cited below: "Table N" / "App. B" / "Limitations" are the DiMR paper (arXiv 2406.09416);
-"README" is the official repository's README (qihao067/DiMR); "facts" is
-``shared/reference/official-dimr-facts.md`` (counts from instantiating the official code).
+"README" is the official repository's README (qihao067/DiMR); ``docs/official-code.md`` records what
+the official code does and the counts of its models.
 """
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ class Recipe:
     weight_decay: float = 0.03
     betas: tuple[float, float] = (0.99, 0.99)
     ema_rate: float = 0.9999
-    #: ``min(rate, (1+n)/(10+n))`` for the first steps; off in the paper's recipes (facts: the official
-    #: EMA is copied at step 0 with a fixed rate), on for the CPU-scale presets: in a 1,500-step run a
+    #: ``min(rate, (1+n)/(10+n))`` for the first steps; off in the paper's recipes (docs/official-code.md §5: the
+    #: official EMA is copied at step 0 with a fixed rate), on for the CPU-scale presets: in a 1,500-step run a
     #: fixed 0.999 would still give the random initial weights 0.999^1500 ≈ 22% of the average.
     ema_warmup: bool = False
     p_uncond: float = 0.0
@@ -79,8 +79,8 @@ class Preset:
     """A named model: its config, its recipe, and what the paper says about it.
 
     ``paper_params`` is in millions; more than one entry means the paper prints different numbers
-    for the same model (DiMR-M/3R, DiMR-XL/3R).  ``official_params`` is the count the facts file
-    measured on the official code (the acceptance target, to 0.1%)."""
+    for the same model (DiMR-M/3R, DiMR-XL/3R).  ``official_params`` is the count measured by
+    instantiating the official code (docs/official-code.md §7; the acceptance target, to 0.1%)."""
 
     name: str
     model: ModelConfig
@@ -265,11 +265,11 @@ _TABLE2 = [
     (2, "U-ViT-M/4 + adaLN-Zero", dataclasses.replace(UVIT_M4, time_conditioning="adaln_zero"), (1,), 202.4, None,
      "Time token replaced by adaLN-Zero: every block gets a two-layer modulation MLP "
      "Linear(d,d)→SiLU→Linear(d,6d) and the conditioning is MLP(sinusoid(t)) + label embedding. "
-     "The paper does not give the recipe; this construction reproduces its 202.4M (facts §6)."),
+     "The paper does not give the recipe; this construction reproduces its 202.4M (docs/official-code.md §8)."),
     (3, "multi-branch + adaLN-Zero", dataclasses.replace(M3R, mlp="gelu", mlp_ratio=4.0, block_norm="ln",
                                                        time_conditioning="adaln_zero"), _last_only, 217.9, None,
      "Multi-branch network, 4× GELU MLPs, affine LN in blocks, non-affine LN in the heads, DiT-style "
-     "adaLN-Zero in every block and a DiT timestep embedder per branch (facts §6: 217.898M)."),
+     "adaLN-Zero in every block and a DiT timestep embedder per branch (docs/official-code.md §8: 217.898M)."),
     (4, "multi-branch + TD-LN", dataclasses.replace(M3R, mlp="gelu", mlp_ratio=4.0), _last_only, 154.0, None,
      "Multi-branch network with TD norms and 4× GELU MLPs."),
     (5, "multi-branch + TD-LN + GLU", M3R, _last_only, 132.9, 132_827_913,

@@ -373,7 +373,7 @@ _MEASURED_NOTE = ("Measured: metrics of complete runs in runs/ whose record feed
                   "means no run is recorded, \"—\" that this package does not implement the model.")
 _M3R_NOTE = ("The paper prints three sizes for DiMR-M/3R: 133M (Tables 3–5), 132.7M (App. B) and 132.9M "
              "(Table 2). The official-code build has 132.83M with TD-RMSNorm block norms (the released "
-             "configs) and 132.94M with TD-LN block norms; neither gives 132.7M (facts §4).")
+             "configs) and 132.94M with TD-LN block norms; neither gives 132.7M (docs/official-code.md §7).")
 _XL3R_NOTE = ("DiMR-XL/3R: 525M in Tables 1, 3, 4, 7, but 524.8M in the Limitations section; the "
               "official-style build has 525.03M.")
 
@@ -494,7 +494,7 @@ def table2(runs_root=None, style: str = "myst") -> Table:
                             "→Linear(d,6d) in each of U-ViT's 17 blocks plus a two-layer time MLP; 217.9M: DiT's "
                             "adaLN-Zero in every block with a DiT timestep embedder per branch and 4× GELU MLPs). "
                             "They are guesses that fit the counts, not the authors' code, and no single recipe "
-                            "explains both rows (facts §6).")
+                            "explains both rows (docs/official-code.md §8).")
         if r["row"] in (4, 5, 6):
             model += t.note("Rows 4–6 are counted twice: with TD-RMSNorm block norms (what the released "
                             "configs use) and with TD-LN block norms (the norm the paper names). The printed "
@@ -575,7 +575,7 @@ def table3() -> Table:
             "blocks built (N//2·2+1)": "(" + ",".join(str(cfg.built_depth(r)) for r in
                                                      range(1, cfg.num_branches + 1)) + ")"})
     t.note("The official code builds N//2·2+1 blocks per branch (U-ViT's long skips need an odd count), so an "
-           "even N gets one more block than printed: (15,8,8) is built as 15, 9, 9 blocks (facts §7.3).")
+           "even N gets one more block than printed: (15,8,8) is built as 15, 9, 9 blocks (docs/official-code.md §1).")
     return t
 
 

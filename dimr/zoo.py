@@ -26,8 +26,8 @@ def zoo_rows(names: list[str] | None = None) -> list[dict]:
 
     ``paper_params`` / ``paper_gmacs`` are the headline paper values in absolute units (parameters,
     GMACs), or None where the paper prints none; ``paper_params_all`` / ``paper_gmacs_all`` list every
-    printed value with its place.  ``params_vs_official`` is the relative difference to the count the
-    facts file measured on the official code."""
+    printed value with its place.  ``params_vs_official`` is the relative difference to the count measured
+    by instantiating the official code (docs/official-code.md §7)."""
     rows = []
     for name in names or list(PRESETS):
         p = get_preset(name)
@@ -67,7 +67,7 @@ def format_table(rows: list[dict]) -> str:
     out += [fmt.format(*line) for line in lines]
     out.append("")
     out.append("params/GMACs: measured here on the meta device (GMACs: batch 1, one forward, attention included).")
-    out.append("official: counts the facts file measured by instantiating the official code.")
+    out.append("official: counts measured by instantiating the official code (docs/official-code.md §7).")
     return "\n".join(out)
 
 

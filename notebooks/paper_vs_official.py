@@ -17,8 +17,8 @@
 # The released code (qihao067/DiMR) differs from the paper's text in ways that change parameter counts,
 # training targets and guidance. This package follows the **code** by default and keeps the paper's
 # reading behind a switch wherever the two differ, so each difference can be shown rather than asserted.
-# The list follows the facts file (`shared/reference/official-dimr-facts.md`, §7), which records what
-# instantiating the official code measured; numbers below are computed here.
+# The list follows `docs/official-code.md` §11, which records what the official code does, with
+# file:line references; numbers below are computed here.
 
 # %%
 import dataclasses

@@ -155,7 +155,7 @@ print("after set_time_dependence: max |TD-LN − LN| =", f"{(moved - ln).abs().m
 # %% [markdown]
 # ## TD-RMSNorm: what the released models actually use
 #
-# Both released configs set `norm_type="TDRMSN"` for the blocks (facts §7.1): RMS normalisation
+# Both released configs set `norm_type="TDRMSN"` for the blocks (docs/official-code.md §3): RMS normalisation
 # without centring and without β, x / (‖x‖/√C + 1e-8) · γ(τ) — the epsilon outside the square root —
 # with 4·C parameters. TD-LN remains in the cascade upsample and the output heads. On a token with a
 # non-zero mean the two differ visibly: LayerNorm removes the mean, RMSNorm keeps it.

@@ -11,12 +11,12 @@ from dimr.nn import build_model
 from dimr.presets import PRESETS, get_preset
 from dimr.profile import MacCounter, count_gmacs, count_params, profile_preset
 
-# Counts measured by instantiating the official code (shared/reference/official-dimr-facts.md §0, §6).
+# Counts measured by instantiating the official code (docs/official-code.md §7).
 FACTS_PARAMS = {
     "DiMR-M/3R": 132_827_913, "DiMR-L/3R": 284_137_737, "DiMR-XL/2R": 505_046_408, "DiMR-XL/3R": 525_027_372,
     "DiMR-G/2R": 1_056_352_904, "U-ViT-M/4": 130_940_292, "U-ViT-L/4": 286_827_652, "U-ViT-H/2": 500_832_016,
     "U-ViT-H/4": 500_942_656, "U-ViT-L/2": 286_763_172, "DiT-XL/2": 675_129_632,
-    # Table 2 closed forms (facts §6): rows 2–4 have no released code, only these reconstructions
+    # Table 2 closed forms (docs/official-code.md §8): rows 2–4 have no released code, only these reconstructions
     "Table2/row1": 130_940_292, "Table2/row2": 202.401e6, "Table2/row3": 217.898e6, "Table2/row4": 153.84e6,
     "Table2/row5": 132_827_913, "Table2/row6": 132_827_913,
 }
@@ -37,7 +37,7 @@ def test_gmacs_round_to_the_papers_integer(name):
 
 
 def test_table2_rows_round_to_the_printed_millions():
-    printed = {1: 130.9, 2: 202.4, 3: 217.9, 5: 132.9, 6: 132.9}  # row 4 (154.0) is 153.84 in the facts file too
+    printed = {1: 130.9, 2: 202.4, 3: 217.9, 5: 132.9, 6: 132.9}  # row 4 (154.0) is 153.84 with TD-RMSNorm
     for row, value in printed.items():
         assert round(profile_preset(f"Table2/row{row}").params / 1e6, 1) in (value, round(value - 0.1, 1))
 
@@ -77,7 +77,7 @@ def test_attention_is_part_of_the_count():
     with torch.no_grad(), counter:
         model(*(t.to("meta") for t in example_inputs(model.cfg)))
     attention = sum(v for k, v in counter.by_op.items() if "attention" in k or k in ("bmm", "baddbmm"))
-    assert 1.6e9 < attention < 1.9e9  # facts §0: 1.74 GMACs of attention matmuls in U-ViT-M/4
+    assert 1.6e9 < attention < 1.9e9  # docs/official-code.md §7: 1.74 GMACs of attention in U-ViT-M/4
 
 
 def _run_cli(*args):
