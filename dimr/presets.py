@@ -151,8 +151,9 @@ register(Preset(
     "DiMR medium, 3 branches, ImageNet 64×64 pixels (Table 3)",
     paper_params=_pv((133, "Tables 3–5"), (132.7, "App. B"), (132.9, "Table 2 row 6")),
     paper_gmacs=_pv((54, "Table 5")), official_params=132_827_913, official_gmacs=53.58, table2_row=6,
-    notes="The paper prints 132.7M (App. B) and 132.9M (Table 2) for this model; the official-style build "
-          "gives 132.83M with TD-RMSNorm block norms and 132.94M with TD-LN block norms.",
+    notes="The paper prints several sizes for this model (paper_params); which of them the count rounds to "
+          "depends on the block norm, TD-RMSNorm (the released configs, this preset) or TD-LN (the paper's "
+          "text): the tables' notes give both counts.",
     tags=("dimr", "table3", "table4", "table5", "table2")))
 register(Preset(
     "DiMR-L/3R", _dimr(64, 3, 1000, (33, 17, 17), (768, 384, 192), 12),
@@ -265,11 +266,11 @@ _TABLE2 = [
     (2, "U-ViT-M/4 + adaLN-Zero", dataclasses.replace(UVIT_M4, time_conditioning="adaln_zero"), (1,), 202.4, None,
      "Time token replaced by adaLN-Zero: every block gets a two-layer modulation MLP "
      "Linear(d,d)→SiLU→Linear(d,6d) and the conditioning is MLP(sinusoid(t)) + label embedding. "
-     "The paper does not give the recipe; this construction reproduces its 202.4M (docs/official-code.md §8)."),
+     "The paper does not give the recipe; this construction reproduces its printed size (docs/official-code.md §8)."),
     (3, "multi-branch + adaLN-Zero", dataclasses.replace(M3R, mlp="gelu", mlp_ratio=4.0, block_norm="ln",
                                                        time_conditioning="adaln_zero"), _last_only, 217.9, None,
      "Multi-branch network, 4× GELU MLPs, affine LN in blocks, non-affine LN in the heads, DiT-style "
-     "adaLN-Zero in every block and a DiT timestep embedder per branch (docs/official-code.md §8: 217.898M)."),
+     "adaLN-Zero in every block and a DiT timestep embedder per branch (docs/official-code.md §8)."),
     (4, "multi-branch + TD-LN", dataclasses.replace(M3R, mlp="gelu", mlp_ratio=4.0), _last_only, 154.0, None,
      "Multi-branch network with TD norms and 4× GELU MLPs."),
     (5, "multi-branch + TD-LN + GLU", M3R, _last_only, 132.9, 132_827_913,
