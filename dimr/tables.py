@@ -184,7 +184,8 @@ DERIVED: dict[str, Derived] = {
         "than at 256 ({params}); the DiT paper, and this paper after it, print 675M for both."),
 }
 
-#: Printed model name → preset (or :data:`DERIVED`) name, per table.
+#: Printed model name → preset (or :data:`DERIVED`) name, per table: the one record of which preset
+#: implements which printed row.  Tables 3 and 4 are generated from the presets listed for them.
 _IMPLEMENTED: dict[str, dict[str, str]] = {
     "1a": {"U-ViT-H/2": "U-ViT-H/2", "DiT-XL/2": "DiT-XL/2", "DiMR-XL/2R (Ours)": "DiMR-XL/2R"},
     "1b": {"U-ViT-L/4": "U-ViT-L/4 @ 512", "U-ViT-H/4": "U-ViT-H/4", "DiT-XL/2": "DiT-XL/2 @ 512",
@@ -196,6 +197,7 @@ _IMPLEMENTED: dict[str, dict[str, str]] = {
     "7": {"DiT-XL/2": "DiT-XL/2 @ 512", "U-ViT-L/4": "U-ViT-L/4 @ 512", "U-ViT-H/4": "U-ViT-H/4",
           "DiMR-XL/3R (Ours)": "DiMR-XL/3R"},
 }
+_IMPLEMENTED["3"] = _IMPLEMENTED["4"] = {name: name for name in ("DiMR-M/3R", "DiMR-L/3R", "DiMR-XL/2R", "DiMR-XL/3R")}
 
 
 def implementation(key: str, row: dict) -> str | None:
@@ -588,10 +590,11 @@ def _paper_value_in(preset, table_no: int) -> str:
     return "-"
 
 
-def _presets_tagged(tag: str) -> list:
-    from .presets import PRESETS
+def _generated_from(key: str) -> list:
+    """The presets Table 3 or 4 is generated from, in the paper's column order (:data:`_IMPLEMENTED`)."""
+    from .presets import get_preset
 
-    return [p for p in PRESETS.values() if tag in p.tags and p.model.arch == "dimr"]
+    return [get_preset(name) for name in _IMPLEMENTED[key].values()]
 
 
 def _size(n: int) -> str:
@@ -599,13 +602,13 @@ def _size(n: int) -> str:
 
 
 def table3() -> Table:
-    """Table 3, generated from the presets tagged ``table3``: R, N, D and #params of the DiMR family."""
+    """Table 3, generated from its presets (:data:`_IMPLEMENTED`): R, N, D and #params of the DiMR family."""
     cols = ["model", "input size", "latent size", "#branches R", "#layers N", "hidden size D", "#params",
             "#params (this repo)", "blocks built (N//2·2+1)"]
     from .presets import get_preset
 
     t = Table("3", "Table 3: the DiMR family", _source("3") + " Generated from dimr.presets.", cols)
-    for p in _presets_tagged("table3"):
+    for p in _generated_from("3"):
         cfg, rec = p.model, p.recipe
         printed = _paper_value_in(p, 3)
         n = profile_row(p.name)["params"]
@@ -649,9 +652,9 @@ def _coeff(c: float) -> str:
 
 
 def table4() -> Table:
-    """Table 4, generated from the presets tagged ``table4`` (model configs and Recipe fields):
+    """Table 4, generated from its presets (:data:`_IMPLEMENTED`; model configs and Recipe fields):
     the experimental setup of every DiMR variant, one column per model."""
-    presets = _presets_tagged("table4")
+    presets = _generated_from("4")
     cols = ["setting"] + [p.name for p in presets]
     t = Table("4", "Table 4: experimental setup of DiMR", _source("4") + " Generated from dimr.presets.", cols)
 
