@@ -13,12 +13,9 @@ import sys
 
 from .presets import PRESETS, get_preset
 from .profile import profile_preset
+from .tables import fmt_params
 
 __all__ = ["zoo_rows", "format_table", "cli"]
-
-
-def _fmt_m(n: float) -> str:
-    return f"{n / 1e9:.3f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"
 
 
 def zoo_rows(names: list[str] | None = None) -> list[dict]:
@@ -59,8 +56,8 @@ def format_table(rows: list[dict]) -> str:
     for r in rows:
         paper_p = " / ".join(f"{v['value'] / 1e6:g}M ({v['where']})" for v in r["paper_params_all"]) or "-"
         paper_g = " / ".join(f"{v['value']:g} ({v['where']})" for v in r["paper_gmacs_all"]) or "-"
-        official = _fmt_m(r["official_params"]) if r["official_params"] else "-"
-        lines.append((r["name"], _fmt_m(r["params"]), official, paper_p, f"{r['gmacs']:.2f}", paper_g))
+        official = fmt_params(r["official_params"]) if r["official_params"] else "-"
+        lines.append((r["name"], fmt_params(r["params"]), official, paper_p, f"{r['gmacs']:.2f}", paper_g))
     widths = [max(len(str(x[i])) for x in [head, *lines]) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
