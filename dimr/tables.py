@@ -31,7 +31,7 @@ from typing import Callable
 from .runs import COMMITTED_PROFILES, list_runs, repo_root
 
 __all__ = [
-    "PAPER", "PAPER_TABLES", "PAGES", "DERIVED", "Table", "paper_rows", "implementation", "profile_row",
+    "PAPER", "PAPER_TABLES", "PAGES", "DERIVED", "derived_note", "Table", "paper_rows", "implementation", "profile_row",
     "fmt_params", "matches_printed", "param_check", "measured_runs", "measured_cell",
     "table1", "table2", "table3", "table4", "table5", "table6", "table7", "TABLES", "markdown",
     "NOT_RUN", "NOT_IMPLEMENTED",
