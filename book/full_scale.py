@@ -49,7 +49,7 @@ from dimr.tables import profile_row
 
 IMAGENET_TRAIN = 1_281_167            # training images (paper App. A)
 A100_PEAK_TFLOPS = 312                 # dense fp16/bf16 tensor-core peak of one A100 (NVIDIA datasheet)
-CPU_IMAGES_PER_S = 0.32                # official DiMR-M/3R training on a 2-core CPU (facts file, toolchain notes)
+CPU_IMAGES_PER_S = 0.32                # official DiMR-M/3R training on a 2-core CPU (docs/official-code.md §12)
 
 lines = ["| model | images seen | epochs | training compute | Table 4 budget | implied A100 utilisation | "
          "weights + grads + Adam + EMA (fp32) | on a 2-core CPU |", "|---|---|---|---|---|---|---|---|"]
@@ -76,8 +76,8 @@ Markdown("\n".join(lines))
 # FLOPs per MAC. **Implied A100 utilisation** divides it by Table 4's devices and hours at the A100's
 # 312 TFLOPS fp16 peak (activation checkpointing re-runs the forward pass, so the hardware did more work
 # than this counts). **Memory** counts 20 bytes per parameter (fp32 weights, gradients, two Adam moments,
-# EMA) and excludes activations, which checkpointing keeps small. The **CPU** column scales the facts
-# file's measured 0.32 images/s for DiMR-M/3R by GMACs: the paper's runs are for GPUs.
+# EMA) and excludes activations, which checkpointing keeps small. The **CPU** column scales the
+# 0.32 images/s measured for the official DiMR-M/3R (docs/official-code.md §12) by GMACs: the paper's runs are for GPUs.
 #
 # ## Profiles
 #

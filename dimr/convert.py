@@ -2,8 +2,8 @@
 
 The official ``MRModel`` (qihao067/DiMR, ``libs/core/blocks.py``) names its parameters
 ``stages.<s>.…``; this package names them ``branches.<s>.…``.  The mapping is a short table of
-rules (see :data:`RULES`; ``shared/reference/official-dimr-xl-2r-state-dict.tsv`` lists the official
-layout).  Values are copied unchanged: this package's cascade upsample uses the official
+rules (see :data:`RULES`; ``tests/data/official-dimr-xl-2r-state-dict.tsv`` lists the official
+layout; docs/official-code.md §10).  Values are copied unchanged: this package's cascade upsample uses the official
 pixel-shuffle channel order (:func:`dimr.nn.branch.pixel_shuffle_channels_last`), its TD parameters
 use the official ``param0/param1/nodecay_*`` names, and its position embeddings keep the official
 ``[H·W, C]`` row order.

@@ -5,13 +5,13 @@ own paper where Table 4 is silent), and the numbers the paper prints for it, wit
 them.  Nothing here is measured: :mod:`dimr.profile` measures, and the zoo shows both side by side.
 
 Sources cited below: "Table N" / "App. B" / "Limitations" are the DiMR paper (arXiv 2406.09416);
-"README" is the official repository's README (qihao067/DiMR); "facts" is
-``shared/reference/official-dimr-facts.md`` (counts from instantiating the official code).
+"README" is the official repository's README (qihao067/DiMR); ``docs/official-code.md`` records what
+the official code does and the counts of its models.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .config import BranchConfig, DiMRConfig, DiTConfig, ModelConfig, UViTConfig
 
@@ -40,8 +40,8 @@ class Recipe:
     weight_decay: float = 0.03
     betas: tuple[float, float] = (0.99, 0.99)
     ema_rate: float = 0.9999
-    #: ``min(rate, (1+n)/(10+n))`` for the first steps; off in the paper's recipes (facts: the official
-    #: EMA is copied at step 0 with a fixed rate), on for the CPU-scale presets: in a 1,500-step run a
+    #: ``min(rate, (1+n)/(10+n))`` for the first steps; off in the paper's recipes (docs/official-code.md §5: the
+    #: official EMA is copied at step 0 with a fixed rate), on for the CPU-scale presets: in a 1,500-step run a
     #: fixed 0.999 would still give the random initial weights 0.999^1500 ≈ 22% of the average.
     ema_warmup: bool = False
     p_uncond: float = 0.0
@@ -79,8 +79,8 @@ class Preset:
     """A named model: its config, its recipe, and what the paper says about it.
 
     ``paper_params`` is in millions; more than one entry means the paper prints different numbers
-    for the same model (DiMR-M/3R, DiMR-XL/3R).  ``official_params`` is the count the facts file
-    measured on the official code (the acceptance target, to 0.1%)."""
+    for the same model (DiMR-M/3R, DiMR-XL/3R).  ``official_params`` is the count measured by
+    instantiating the official code (docs/official-code.md §7; the acceptance target, to 0.1%)."""
 
     name: str
     model: ModelConfig
@@ -92,7 +92,6 @@ class Preset:
     official_gmacs: float | None = None
     table2_row: int | None = None
     notes: str = ""
-    tags: tuple[str, ...] = field(default_factory=tuple)
 
 
 PRESETS: dict[str, Preset] = {}
@@ -151,33 +150,33 @@ register(Preset(
     "DiMR medium, 3 branches, ImageNet 64×64 pixels (Table 3)",
     paper_params=_pv((133, "Tables 3–5"), (132.7, "App. B"), (132.9, "Table 2 row 6")),
     paper_gmacs=_pv((54, "Table 5")), official_params=132_827_913, official_gmacs=53.58, table2_row=6,
-    notes="The paper prints 132.7M (App. B) and 132.9M (Table 2) for this model; the official-style build "
-          "gives 132.83M with TD-RMSNorm block norms and 132.94M with TD-LN block norms.",
-    tags=("dimr", "table3", "table4", "table5", "table2")))
+    notes="The paper prints several sizes for this model (paper_params); which of them the count rounds to "
+          "depends on the block norm, TD-RMSNorm (the released configs, this preset) or TD-LN (the paper's "
+          "text): the tables' notes give both counts."))
 register(Preset(
     "DiMR-L/3R", _dimr(64, 3, 1000, (33, 17, 17), (768, 384, 192), 12),
     _pixel64((1 / 16, 1 / 4, 1), "16 A100", "80 hours"),
     "DiMR large, 3 branches, ImageNet 64×64 pixels (Table 3)",
     paper_params=_pv((284, "Tables 3–5"), (284.0, "App. B")), paper_gmacs=_pv((111, "Table 5")),
-    official_params=284_137_737, official_gmacs=110.68, tags=("dimr", "table3", "table4", "table5")))
+    official_params=284_137_737, official_gmacs=110.68))
 register(Preset(
     "DiMR-XL/2R", _dimr(32, 4, 1001, (39, 20), (960, 480), 16),
     _latent(256, (1 / 4, 1), 32, "16 A100", "172 hours"),
     "DiMR extra-large, 2 branches, ImageNet 256×256 via 32×32×4 SD-VAE latents (official config)",
     paper_params=_pv((505, "Tables 1, 3, 4, 6")), paper_gmacs=_pv((160, "Tables 1, 6")),
-    official_params=505_046_408, official_gmacs=160.23, tags=("dimr", "table1", "table3", "table4", "table6")))
+    official_params=505_046_408, official_gmacs=160.23))
 register(Preset(
     "DiMR-XL/3R", _dimr(64, 4, 1001, (39, 20, 20), (960, 480, 240), 16),
     _latent(512, (1 / 16, 1 / 4, 1), 64, "16 A100", "288 hours"),
     "DiMR extra-large, 3 branches, ImageNet 512×512 via 64×64×4 SD-VAE latents (Table 3)",
     paper_params=_pv((525, "Tables 1, 3, 4, 7"), (524.8, "Limitations")), paper_gmacs=_pv((206, "Tables 1, 7")),
-    official_params=525_027_372, official_gmacs=206.19, tags=("dimr", "table1", "table3", "table4", "table7")))
+    official_params=525_027_372, official_gmacs=206.19))
 register(Preset(
     "DiMR-G/2R", _dimr(32, 4, 1001, (57, 29), (1152, 576), 16),
     _latent(256, (1 / 4, 1), 32, source="official config + README"),
     "DiMR giant, 2 branches, ImageNet 256×256 latents (official config; README: FID 1.63)",
     paper_params=_pv((1056, "README (1.06B)")), paper_gmacs=_pv((331, "README")),
-    official_params=1_056_352_904, official_gmacs=331.19, tags=("dimr",)))
+    official_params=1_056_352_904, official_gmacs=331.19))
 
 # Tiny members of the family for CPU-scale work: same design, a million-odd parameters, 32×32 RGB
 # inputs, 8 shape classes + 1 null label (the offline default dataset of dimr.data).
@@ -200,13 +199,11 @@ _tiny_recipe = dict(resolution=32, latent=False, schedule="vp_linear", batch_siz
 register(Preset(
     "DiMR-T/2R", _dimr(32, 3, 9, (5, 2), (128, 64), 4),
     Recipe(loss_coeffs=(1 / 4, 1), **_tiny_recipe),
-    "Tiny DiMR, 2 branches (16×16 Transformer, 32×32 ConvNeXt), for CPU runs on the offline shapes",
-    tags=("dimr", "tiny")))
+    "Tiny DiMR, 2 branches (16×16 Transformer, 32×32 ConvNeXt), for CPU runs on the offline shapes"))
 register(Preset(
     "DiMR-T/3R", _dimr(32, 3, 9, (5, 2, 2), (128, 64, 32), 4),
     Recipe(loss_coeffs=(1 / 16, 1 / 4, 1), **_tiny_recipe),
-    "Tiny DiMR, 3 branches (8×8 Transformer, 16×16 and 32×32 ConvNeXt), for CPU runs on the offline shapes",
-    tags=("dimr", "tiny")))
+    "Tiny DiMR, 3 branches (8×8 Transformer, 16×16 and 32×32 ConvNeXt), for CPU runs on the offline shapes"))
 
 # ---------------------------------------------------------------------------------------------
 # Baselines (U-ViT and DiT configs as their papers / repositories define them)
@@ -217,12 +214,12 @@ _uvit_recipe64 = Recipe(resolution=64, latent=False, loss_coeffs=(1,), schedule=
 register(Preset(
     "U-ViT-M/4", UVIT_M4, _uvit_recipe64, "U-ViT medium, patch 4, ImageNet 64×64 (Table 2 row 1 baseline)",
     paper_params=_pv((131, "Table 5"), (130.9, "Table 2 row 1")), paper_gmacs=_pv((35, "Table 5")),
-    official_params=130_940_292, official_gmacs=35.27, table2_row=1, tags=("uvit", "table2", "table5")))
+    official_params=130_940_292, official_gmacs=35.27, table2_row=1))
 register(Preset(
     "U-ViT-L/4", UViTConfig(image_size=64, in_channels=3, patch_size=4, dim=1024, depth=20, heads=16, num_classes=1000),
     _uvit_recipe64, "U-ViT large, patch 4, ImageNet 64×64",
     paper_params=_pv((287, "Table 5")), paper_gmacs=_pv((77, "Table 5")),
-    official_params=286_827_652, official_gmacs=76.53, tags=("uvit", "table5")))
+    official_params=286_827_652, official_gmacs=76.53))
 _uvit_latent = dict(latent=True, loss_coeffs=(1,), schedule="sd_scaled_linear", lr=2e-4, p_uncond=0.1,
                     cfg_scale=0.4, image_decoder="sd-vae-ft-ema", source="U-ViT (Bao et al. 2023)")
 register(Preset(
@@ -231,20 +228,20 @@ register(Preset(
     Recipe(resolution=256, latent_shape=(32, 32, 4), **_uvit_latent),
     "U-ViT huge, patch 2, ImageNet 256×256 latents",
     paper_params=_pv((501, "Tables 1, 6")), paper_gmacs=_pv((133, "Tables 1, 6")),
-    official_params=500_832_016, official_gmacs=133.28, tags=("uvit", "table1", "table6")))
+    official_params=500_832_016, official_gmacs=133.28))
 register(Preset(
     "U-ViT-H/4", UViTConfig(image_size=64, in_channels=4, patch_size=4, dim=1152, depth=28, heads=16, num_classes=1001,
                             conv_head=False),
     Recipe(resolution=512, latent_shape=(64, 64, 4), **_uvit_latent),
     "U-ViT huge, patch 4, ImageNet 512×512 latents",
     paper_params=_pv((501, "Tables 1, 7")), paper_gmacs=_pv((133, "Tables 1, 7")),
-    official_params=500_942_656, official_gmacs=133.31, tags=("uvit", "table1", "table7")))
+    official_params=500_942_656, official_gmacs=133.31))
 register(Preset(
     "U-ViT-L/2", UViTConfig(image_size=32, in_channels=4, patch_size=2, dim=1024, depth=20, heads=16, num_classes=1001),
     Recipe(resolution=256, latent_shape=(32, 32, 4), **_uvit_latent),
     "U-ViT large, patch 2, ImageNet 256×256 latents",
     paper_params=_pv((287, "Table 6")), paper_gmacs=_pv((77, "Table 6")),
-    official_params=286_763_172, official_gmacs=76.51, tags=("uvit", "table6")))
+    official_params=286_763_172, official_gmacs=76.51))
 register(Preset(
     "DiT-XL/2", DiTConfig(image_size=32, in_channels=4, patch_size=2, dim=1152, depth=28, heads=16, num_classes=1000),
     Recipe(resolution=256, latent=True, loss_coeffs=(1,), schedule="sd_scaled_linear", lr=1e-4, batch_size=256,
@@ -253,7 +250,7 @@ register(Preset(
            source="DiT (Peebles & Xie 2023)"),
     "DiT extra-large, patch 2, ImageNet 256×256 latents (adaLN-Zero)",
     paper_params=_pv((675, "Tables 1, 6")), paper_gmacs=_pv((119, "Tables 1, 6")),
-    official_params=675_129_632, official_gmacs=118.69, tags=("dit", "table1", "table6")))
+    official_params=675_129_632, official_gmacs=118.69))
 
 # ---------------------------------------------------------------------------------------------
 # Table 2: the ablation path from U-ViT-M/4 to DiMR-M/3R (ImageNet 64×64, no CFG)
@@ -265,11 +262,11 @@ _TABLE2 = [
     (2, "U-ViT-M/4 + adaLN-Zero", dataclasses.replace(UVIT_M4, time_conditioning="adaln_zero"), (1,), 202.4, None,
      "Time token replaced by adaLN-Zero: every block gets a two-layer modulation MLP "
      "Linear(d,d)→SiLU→Linear(d,6d) and the conditioning is MLP(sinusoid(t)) + label embedding. "
-     "The paper does not give the recipe; this construction reproduces its 202.4M (facts §6)."),
+     "The paper does not give the recipe; this construction reproduces its printed size (docs/official-code.md §8)."),
     (3, "multi-branch + adaLN-Zero", dataclasses.replace(M3R, mlp="gelu", mlp_ratio=4.0, block_norm="ln",
                                                        time_conditioning="adaln_zero"), _last_only, 217.9, None,
      "Multi-branch network, 4× GELU MLPs, affine LN in blocks, non-affine LN in the heads, DiT-style "
-     "adaLN-Zero in every block and a DiT timestep embedder per branch (facts §6: 217.898M)."),
+     "adaLN-Zero in every block and a DiT timestep embedder per branch (docs/official-code.md §8)."),
     (4, "multi-branch + TD-LN", dataclasses.replace(M3R, mlp="gelu", mlp_ratio=4.0), _last_only, 154.0, None,
      "Multi-branch network with TD norms and 4× GELU MLPs."),
     (5, "multi-branch + TD-LN + GLU", M3R, _last_only, 132.9, 132_827_913,
@@ -282,7 +279,7 @@ for row, label, cfg, coeffs, params, official, note in _TABLE2:
     register(Preset(
         f"Table2/row{row}", cfg, dataclasses.replace(base, loss_coeffs=coeffs, source="Table 2 (ImageNet 64×64)"),
         f"Table 2 row {row}: {label}", paper_params=_pv((params, f"Table 2 row {row}")),
-        official_params=official, table2_row=row, notes=note, tags=("table2",)))
+        official_params=official, table2_row=row, notes=note))
 
 # ---------------------------------------------------------------------------------------------
 # CPU-scale baselines and the Table 2 ablation path at CPU scale (32×32 shapes, 8 classes + null).
@@ -292,17 +289,15 @@ UVIT_T4 = UViTConfig(image_size=32, in_channels=3, patch_size=4, dim=128, depth=
 _tiny_base = dict(_tiny_recipe, source="this repo (CPU scale)")
 register(Preset(
     "U-ViT-T/4", UVIT_T4, Recipe(loss_coeffs=(1,), **_tiny_base),
-    "Tiny U-ViT (time token), patch 4 on 32×32: the CPU-scale counterpart of U-ViT-M/4", tags=("uvit", "tiny")))
+    "Tiny U-ViT (time token), patch 4 on 32×32: the CPU-scale counterpart of U-ViT-M/4"))
 for _patch in (2, 1):  # the patch-size sweep of the claims study (dimr.study, claim C1): same width and depth
     register(Preset(
         f"U-ViT-T/{_patch}", dataclasses.replace(UVIT_T4, patch_size=_patch), Recipe(loss_coeffs=(1,), **_tiny_base),
-        f"Tiny U-ViT (time token), patch {_patch} on 32×32: {(32 // _patch) ** 2} tokens, for the patch-size sweep",
-        tags=("uvit", "tiny")))
+        f"Tiny U-ViT (time token), patch {_patch} on 32×32: {(32 // _patch) ** 2} tokens, for the patch-size sweep"))
 register(Preset(
     "DiT-T/2", DiTConfig(image_size=32, in_channels=3, patch_size=2, dim=128, depth=6, heads=4, num_classes=8),
     Recipe(loss_coeffs=(1,), **_tiny_base),
-    "Tiny DiT (adaLN-Zero), patch 2 on 32×32: an adaLN-Zero model to train offline for the PCA of Fig. 3/6",
-    tags=("dit", "tiny")))
+    "Tiny DiT (adaLN-Zero), patch 2 on 32×32: an adaLN-Zero model to train offline for the PCA of Fig. 3/6"))
 T3R = get_preset("DiMR-T/3R").model
 _tiny_last_only = (0.0, 0.0, 1.0)
 _TABLE2_TINY = [
@@ -317,5 +312,4 @@ for row, cfg, coeffs in _TABLE2_TINY:
     register(Preset(
         f"Table2-T/row{row}", cfg, Recipe(loss_coeffs=coeffs, **_tiny_base),
         f"Table 2 row {row} at CPU scale: {_TABLE2[row - 1][1]}", table2_row=row,
-        notes="CPU-scale stand-in for the ablation row (32×32 shapes); compare rows with each other, not with ImageNet.",
-        tags=("table2", "tiny")))
+        notes="CPU-scale stand-in for the ablation row (32×32 shapes); compare rows with each other, not with ImageNet."))

@@ -1,13 +1,13 @@
 """Profiling in the paper's conventions: parameter counts, GMACs, throughput.
 
 **GMACs.** The paper's "GFLOPs" are multiply-accumulates of one forward pass at batch 1, attention
-matmuls included — fvcore's ``FlopCountAnalysis`` convention (facts §0, §5).  :class:`MacCounter`
+matmuls included — fvcore's ``FlopCountAnalysis`` convention (docs/official-code.md §7).  :class:`MacCounter`
 reproduces that convention with a ``TorchDispatchMode`` over the aten ops a forward pass issues:
 
 * ``mm``/``addmm``/``bmm``/``baddbmm``: ``M·N·K`` (biases free);
 * ``convolution``: ``out_numel · C_in/groups · kernel_area``;
 * every ``scaled_dot_product_attention`` kernel: ``B·H·N_q·N_k·(d_qk + d_v)`` — the QKᵀ and AV
-  matmuls that fvcore and ``FlopCounterMode`` silently drop on SDPA (the facts file's pitfall);
+  matmuls that fvcore and ``FlopCounterMode`` silently drop on SDPA (the pitfall of docs/official-code.md §7);
 * ``native_layer_norm``: 5 per element with an affine weight, 4 without (fvcore's estimate);
 * element-wise ops, softmax, reductions: 0 (fvcore ignores them).
 
@@ -126,8 +126,8 @@ class MacCounter(TorchDispatchMode):
 
 
 def example_inputs(cfg: ModelConfig, batch: int = 1, device="cpu", generator: torch.Generator | None = None):
-    """``(x, noise_level, y)`` for a config: standard-normal ``x``, the facts file's ``log_snr = 0.5``
-    (DiMR) or ``t = 500`` (U-ViT/DiT), label 1."""
+    """``(x, noise_level, y)`` for a config: standard-normal ``x``, ``log_snr = 0.5`` (DiMR, the input
+    the official counts were taken with: docs/official-code.md §7) or ``t = 500`` (U-ViT/DiT), label 1."""
     x = torch.randn(batch, cfg.in_channels, cfg.image_size, cfg.image_size, generator=generator).to(device)
     level = torch.full((batch,), 0.5 if cfg.noise_input == "log_snr" else 500.0, device=device)
     y = torch.ones(batch, dtype=torch.long, device=device)

@@ -31,7 +31,7 @@ from typing import Callable
 from .runs import COMMITTED_PROFILES, list_runs, repo_root
 
 __all__ = [
-    "PAPER", "PAPER_TABLES", "PAGES", "DERIVED", "Table", "paper_rows", "implementation", "profile_row",
+    "PAPER", "PAPER_TABLES", "PAGES", "DERIVED", "derived_note", "Table", "paper_rows", "implementation", "profile_row",
     "fmt_params", "matches_printed", "param_check", "measured_runs", "measured_cell",
     "table1", "table2", "table3", "table4", "table5", "table6", "table7", "TABLES", "markdown",
     "NOT_RUN", "NOT_IMPLEMENTED",
@@ -161,7 +161,10 @@ def paper_rows(key: str) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Derived:
-    """A printed model that is a preset with a few fields changed (not worth a zoo entry)."""
+    """A printed model that is a preset with a few fields changed (not worth a zoo entry).
+
+    ``why`` may name computed counts, filled in by :func:`derived_note`: ``{params}`` (this model),
+    ``{base_params}`` (the preset it is derived from) and ``{extra}`` (the difference)."""
 
     base: str
     changes: dict
@@ -177,11 +180,12 @@ DERIVED: dict[str, Derived] = {
     "DiT-XL/2 @ 512": Derived(
         "DiT-XL/2", {"image_size": 64},
         "DiT-XL/2 for ImageNet 512 is the DiT-XL/2 preset on 64×64×4 latents (1024 tokens). Its fixed "
-        "sine-cosine position table grows with the token count, so it has 0.88M more parameters "
-        "than at 256 (676.01M); the DiT paper, and this paper after it, print 675M for both."),
+        "sine-cosine position table grows with the token count, so it has {extra} more parameters "
+        "than at 256 ({params}); the DiT paper, and this paper after it, print 675M for both."),
 }
 
-#: Printed model name → preset (or :data:`DERIVED`) name, per table.
+#: Printed model name → preset (or :data:`DERIVED`) name, per table: the one record of which preset
+#: implements which printed row.  Tables 3 and 4 are generated from the presets listed for them.
 _IMPLEMENTED: dict[str, dict[str, str]] = {
     "1a": {"U-ViT-H/2": "U-ViT-H/2", "DiT-XL/2": "DiT-XL/2", "DiMR-XL/2R (Ours)": "DiMR-XL/2R"},
     "1b": {"U-ViT-L/4": "U-ViT-L/4 @ 512", "U-ViT-H/4": "U-ViT-H/4", "DiT-XL/2": "DiT-XL/2 @ 512",
@@ -193,6 +197,7 @@ _IMPLEMENTED: dict[str, dict[str, str]] = {
     "7": {"DiT-XL/2": "DiT-XL/2 @ 512", "U-ViT-L/4": "U-ViT-L/4 @ 512", "U-ViT-H/4": "U-ViT-H/4",
           "DiMR-XL/3R (Ours)": "DiMR-XL/3R"},
 }
+_IMPLEMENTED["3"] = _IMPLEMENTED["4"] = {name: name for name in ("DiMR-M/3R", "DiMR-L/3R", "DiMR-XL/2R", "DiMR-XL/3R")}
 
 
 def implementation(key: str, row: dict) -> str | None:
@@ -200,6 +205,13 @@ def implementation(key: str, row: dict) -> str | None:
     if key == "2":
         return f"Table2/row{row['row']}"
     return _IMPLEMENTED.get(key, {}).get(row["model"])
+
+
+def derived_note(name: str) -> str:
+    """A :data:`DERIVED` model's explanation, with its computed counts filled in."""
+    d = DERIVED[name]
+    n, base = profile_row(name)["params"], profile_row(d.base)["params"]
+    return d.why.format(params=fmt_params(n), base_params=fmt_params(base), extra=fmt_params(n - base))
 
 
 def _config(name: str):
@@ -371,11 +383,42 @@ _MEASURED_NOTE = ("Measured: metrics of complete runs in runs/ whose record feed
                   "with what it is and, in a numbered note, the scale it ran at (data, resolution, steps, "
                   "hardware); \"not run\" "
                   "means no run is recorded, \"—\" that this package does not implement the model.")
-_M3R_NOTE = ("The paper prints three sizes for DiMR-M/3R: 133M (Tables 3–5), 132.7M (App. B) and 132.9M "
-             "(Table 2). The official-code build has 132.83M with TD-RMSNorm block norms (the released "
-             "configs) and 132.94M with TD-LN block norms; neither gives 132.7M (facts §4).")
-_XL3R_NOTE = ("DiMR-XL/3R: 525M in Tables 1, 3, 4, 7, but 524.8M in the Limitations section; the "
-              "official-style build has 525.03M.")
+
+
+def _printed(value: float) -> str:
+    """A paper value in millions as the paper prints it: ``133 -> "133M"``, ``1056 -> "1.056B"``."""
+    return f"{value:g}M" if value < 1000 else f"{value / 1000:g}B"
+
+
+def _sizes_note(name: str, both_norms: bool) -> str:
+    """A preset the paper prints more than one size for: every printed size with where, this repo's
+    count(s), and which printed sizes no count rounds to.  ``both_norms`` adds the count with TD-LN
+    block norms beside the official TD-RMSNorm one."""
+    from .presets import get_preset
+
+    printed = get_preset(name).paper_params
+    counts = {"TD-RMSNorm block norms (the released configs)": profile_row(name)["params"]}
+    if both_norms:
+        counts["TD-LN block norms"] = profile_row(name, "tdln")["params"]
+    sizes = ", ".join(f"{_printed(v.value)} ({v.where})" for v in printed[:-1]) + \
+        f" and {_printed(printed[-1].value)} ({printed[-1].where})"
+    built = " and ".join(f"{fmt_params(n)} with {label}" for label, n in counts.items())
+    missed = [_printed(v.value) for v in printed
+              if not any(matches_printed(n, _printed(v.value)) for n in counts.values())]
+    text = f"The paper prints {sizes} for {name}. Built as the official code builds it, it has {built}"
+    if missed:
+        text += ("; neither rounds to " if len(counts) > 1 else "; it does not round to ") + " or ".join(missed)
+    return text + " (docs/official-code.md §7)."
+
+
+#: Rows whose model the paper prints several sizes for → (that preset, count both block norms?).
+_SIZES_NOTES = {"DiMR-M/3R": ("DiMR-M/3R", True), "Table2/row5": ("DiMR-M/3R", True),
+                "Table2/row6": ("DiMR-M/3R", True), "DiMR-XL/3R": ("DiMR-XL/3R", False)}
+
+
+def _add_sizes_note(t: "Table", name: str) -> str:
+    """The marker of ``name``'s several-printed-sizes note ("" if the paper prints one size)."""
+    return t.note(_sizes_note(*_SIZES_NOTES[name])) if name in _SIZES_NOTES else ""
 
 
 def _source(key: str, computed: bool = True) -> str:
@@ -394,12 +437,8 @@ def _count_cell(t: Table, key: str, row: dict) -> str:
                 f"({chk['alt']['label']})")
     name = chk["name"]
     if name in DERIVED:
-        cell += t.note(DERIVED[name].why)
-    if name in ("DiMR-M/3R", "Table2/row5", "Table2/row6"):
-        cell += t.note(_M3R_NOTE)
-    if name == "DiMR-XL/3R":
-        cell += t.note(_XL3R_NOTE)
-    return cell
+        cell += t.note(derived_note(name))
+    return cell + _add_sizes_note(t, name)
 
 
 def _gmacs_cell(name: str, printed: str) -> str:
@@ -480,26 +519,37 @@ def table2(runs_root=None, style: str = "myst") -> Table:
     cols = ["#", "Model", "Components (✓ in the paper)", "FID ↓", "#Params", "#Params (this repo)",
             "GMACs (this repo)", "Claims study (this repo)", "Measured (this repo)"]
     from . import study
+    from .presets import get_preset
 
     study_records = study.collect(_runs_root(runs_root))
     t = Table("2", "Table 2: ablation study (ImageNet 64×64)", _source("2"), cols)
     components = (("adaln_zero", "adaLN-Zero"), ("td_ln", "TD-LN"), ("multi_branch", "multi-branch"),
                   ("glu", "GLU"), ("multiscale_loss", "multi-scale loss"))
+    from .nn import build_model
+
+    printed = {r["row"]: r["params"] for r in paper_rows("2")}
+    uvit_blocks = len(build_model(_config("Table2/row2"), device="meta").blocks)
+    rows23_note = (f"Table 2 rows 2 and 3 are not specified in the paper. This repo's constructions reproduce the "
+                   f"printed counts ({printed[2]}: a two-layer modulation MLP Linear(d,d)→SiLU→Linear(d,6d) in "
+                   f"each of U-ViT's {uvit_blocks} blocks plus a two-layer time MLP; {printed[3]}: DiT's adaLN-Zero in every "
+                   "block with a DiT timestep embedder per branch and 4× GELU MLPs). They are guesses that fit "
+                   "the counts, not the authors' code, and no single recipe explains both rows "
+                   "(docs/official-code.md §8).")
+    smaller = sorted({profile_row(f"Table2/row{i}", "tdln")["params"] - profile_row(f"Table2/row{i}")["params"]
+                      for i in (4, 5, 6)})
+    coeffs = {i: ", ".join(_coeff(c) for c in get_preset(f"Table2/row{i}").recipe.loss_coeffs) for i in (3, 6)}
+    rows456_note = ("Rows 4–6 are counted twice: with TD-RMSNorm block norms (what the released configs use) and "
+                    "with TD-LN block norms (the norm the paper names); ✓/✗ say which rounds to the printed "
+                    f"count. TD-RMSNorm is {' to '.join(fmt_params(d) for d in smaller)} smaller. Rows 3–5 train "
+                    f"on the last branch's loss only (loss coefficients {coeffs[3]}), row 6 on the multi-scale "
+                    f"loss ({coeffs[6]}).")
     for r in paper_rows("2"):
         name = implementation("2", r)
         model = (f"{_model_cell(r)} · " if r["model"] else "") + f"preset `{name}`"
         if r["row"] in (2, 3):
-            model += t.note("Table 2 rows 2 and 3 are not specified in the paper. This repo's constructions "
-                            "reproduce the printed counts (202.4M: a two-layer modulation MLP Linear(d,d)→SiLU"
-                            "→Linear(d,6d) in each of U-ViT's 17 blocks plus a two-layer time MLP; 217.9M: DiT's "
-                            "adaLN-Zero in every block with a DiT timestep embedder per branch and 4× GELU MLPs). "
-                            "They are guesses that fit the counts, not the authors' code, and no single recipe "
-                            "explains both rows (facts §6).")
+            model += t.note(rows23_note)
         if r["row"] in (4, 5, 6):
-            model += t.note("Rows 4–6 are counted twice: with TD-RMSNorm block norms (what the released "
-                            "configs use) and with TD-LN block norms (the norm the paper names). The printed "
-                            "154.0M and 132.9M match TD-LN; TD-RMSNorm is 0.11M smaller. Rows 3–5 train on the "
-                            "last branch's loss only (loss coefficients 0, 0, 1), row 6 on the multi-scale loss.")
+            model += t.note(rows456_note)
         checked = ", ".join(label for key, label in components if r[key] == "✓") or "none (U-ViT's time token)"
         t.rows.append({
             "#": str(r["row"]), "Model": model, "Components (✓ in the paper)": checked, "FID ↓": r["fid"],
@@ -536,15 +586,15 @@ def _paper_value_in(preset, table_no: int) -> str:
             elif part.isdigit():
                 nums.add(int(part))
         if table_no in nums and "row" not in where:
-            v = pv.value
-            return f"{v:g}M" if v < 1000 else f"{v / 1000:g}B"
+            return _printed(pv.value)
     return "-"
 
 
-def _presets_tagged(tag: str) -> list:
-    from .presets import PRESETS
+def _generated_from(key: str) -> list:
+    """The presets Table 3 or 4 is generated from, in the paper's column order (:data:`_IMPLEMENTED`)."""
+    from .presets import get_preset
 
-    return [p for p in PRESETS.values() if tag in p.tags and p.model.arch == "dimr"]
+    return [get_preset(name) for name in _IMPLEMENTED[key].values()]
 
 
 def _size(n: int) -> str:
@@ -552,19 +602,17 @@ def _size(n: int) -> str:
 
 
 def table3() -> Table:
-    """Table 3, generated from the presets tagged ``table3``: R, N, D and #params of the DiMR family."""
+    """Table 3, generated from its presets (:data:`_IMPLEMENTED`): R, N, D and #params of the DiMR family."""
     cols = ["model", "input size", "latent size", "#branches R", "#layers N", "hidden size D", "#params",
             "#params (this repo)", "blocks built (N//2·2+1)"]
+    from .presets import get_preset
+
     t = Table("3", "Table 3: the DiMR family", _source("3") + " Generated from dimr.presets.", cols)
-    for p in _presets_tagged("table3"):
+    for p in _generated_from("3"):
         cfg, rec = p.model, p.recipe
         printed = _paper_value_in(p, 3)
         n = profile_row(p.name)["params"]
-        count = fmt_params(n) + _mark(matches_printed(n, printed))
-        if p.name == "DiMR-M/3R":
-            count += t.note(_M3R_NOTE)
-        if p.name == "DiMR-XL/3R":
-            count += t.note(_XL3R_NOTE)
+        count = fmt_params(n) + _mark(matches_printed(n, printed)) + _add_sizes_note(t, p.name)
         t.rows.append({
             "model": p.name, "input size": _size(rec.resolution),
             "latent size": _size(rec.latent_shape[0]) if rec.latent_shape else "-",
@@ -574,8 +622,11 @@ def table3() -> Table:
             "#params": printed, "#params (this repo)": count,
             "blocks built (N//2·2+1)": "(" + ",".join(str(cfg.built_depth(r)) for r in
                                                      range(1, cfg.num_branches + 1)) + ")"})
+    m3r = get_preset("DiMR-M/3R").model
     t.note("The official code builds N//2·2+1 blocks per branch (U-ViT's long skips need an odd count), so an "
-           "even N gets one more block than printed: (15,8,8) is built as 15, 9, 9 blocks (facts §7.3).")
+           f"even N gets one more block than printed: ({','.join(str(b.depth) for b in m3r.branches)}) is built "
+           f"as {', '.join(str(m3r.built_depth(r)) for r in range(1, m3r.num_branches + 1))} blocks "
+           "(docs/official-code.md §1).")
     return t
 
 
@@ -601,9 +652,9 @@ def _coeff(c: float) -> str:
 
 
 def table4() -> Table:
-    """Table 4, generated from the presets tagged ``table4`` (model configs and Recipe fields):
+    """Table 4, generated from its presets (:data:`_IMPLEMENTED`; model configs and Recipe fields):
     the experimental setup of every DiMR variant, one column per model."""
-    presets = _presets_tagged("table4")
+    presets = _generated_from("4")
     cols = ["setting"] + [p.name for p in presets]
     t = Table("4", "Table 4: experimental setup of DiMR", _source("4") + " Generated from dimr.presets.", cols)
 

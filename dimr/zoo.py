@@ -13,12 +13,9 @@ import sys
 
 from .presets import PRESETS, get_preset
 from .profile import profile_preset
+from .tables import fmt_params
 
 __all__ = ["zoo_rows", "format_table", "cli"]
-
-
-def _fmt_m(n: float) -> str:
-    return f"{n / 1e9:.3f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"
 
 
 def zoo_rows(names: list[str] | None = None) -> list[dict]:
@@ -26,8 +23,8 @@ def zoo_rows(names: list[str] | None = None) -> list[dict]:
 
     ``paper_params`` / ``paper_gmacs`` are the headline paper values in absolute units (parameters,
     GMACs), or None where the paper prints none; ``paper_params_all`` / ``paper_gmacs_all`` list every
-    printed value with its place.  ``params_vs_official`` is the relative difference to the count the
-    facts file measured on the official code."""
+    printed value with its place.  ``params_vs_official`` is the relative difference to the count measured
+    by instantiating the official code (docs/official-code.md §7)."""
     rows = []
     for name in names or list(PRESETS):
         p = get_preset(name)
@@ -59,15 +56,15 @@ def format_table(rows: list[dict]) -> str:
     for r in rows:
         paper_p = " / ".join(f"{v['value'] / 1e6:g}M ({v['where']})" for v in r["paper_params_all"]) or "-"
         paper_g = " / ".join(f"{v['value']:g} ({v['where']})" for v in r["paper_gmacs_all"]) or "-"
-        official = _fmt_m(r["official_params"]) if r["official_params"] else "-"
-        lines.append((r["name"], _fmt_m(r["params"]), official, paper_p, f"{r['gmacs']:.2f}", paper_g))
+        official = fmt_params(r["official_params"]) if r["official_params"] else "-"
+        lines.append((r["name"], fmt_params(r["params"]), official, paper_p, f"{r['gmacs']:.2f}", paper_g))
     widths = [max(len(str(x[i])) for x in [head, *lines]) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*line) for line in lines]
     out.append("")
     out.append("params/GMACs: measured here on the meta device (GMACs: batch 1, one forward, attention included).")
-    out.append("official: counts the facts file measured by instantiating the official code.")
+    out.append("official: counts measured by instantiating the official code (docs/official-code.md §7).")
     return "\n".join(out)
 
 

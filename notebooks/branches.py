@@ -86,7 +86,7 @@ print("\nreturned, lowest resolution first:", [list(p.shape) for p in prediction
 #
 # The paper says the last block's output of branch r−1 is upsampled and added to branch r. The
 # released code hands up much more: the branch input and **every block's output**, concatenated on the
-# channel axis — n_blocks + 1 tensors of width D_r (facts §1, §7.2). The upsample is then
+# channel axis — n_blocks + 1 tensors of width D_r (docs/official-code.md §1). The upsample is then
 # TD-LN → Linear(C_low → 4·D_r) → pixel shuffle ×2 → TD-LN, and that one Linear is large:
 
 # %%
@@ -162,7 +162,7 @@ fig.tight_layout()
 #
 # U-ViT's long skips pair each of the first n//2 blocks with one of the last n//2 around a middle
 # block, so the block count must be odd. The official code builds **N//2·2 + 1** blocks: Table 3's
-# (15, 8, 8) is built as 15, 9, 9 blocks, and DiMR-XL/2R's 20 as 21 (facts §7.3).
+# (15, 8, 8) is built as 15, 9, 9 blocks, and DiMR-XL/2R's 20 as 21 (docs/official-code.md §1).
 
 # %%
 for name in ("DiMR-M/3R", "DiMR-L/3R", "DiMR-XL/2R", "DiMR-XL/3R"):

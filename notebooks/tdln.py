@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from dimr.nn.blocks import AdaLNModulation
 from dimr.nn.tdln import TDLayerNorm, TDRMSNorm, set_time_dependence
 from dimr.profile import count_params, profile_preset
-from dimr.tables import paper_rows
+from dimr.tables import fmt_params, paper_rows, profile_row
 
 g = torch.Generator().manual_seed(0)
 
@@ -129,8 +129,13 @@ print(f"\ntime token → adaLN-Zero (row 1 → 2):            {(counts[2] - coun
 print(f"adaLN-Zero → TD norms, multi-branch (row 3 → 4): {(counts[4] - counts[3]) / 1e6:+7.2f}M")
 
 # %% [markdown]
-# (Row 4's 153.84M uses TD-RMSNorm block norms as the released code does; with TD-LN block norms it is
-# 153.95M, the printed 154.0M — see {doc}`the Table 2 page </book/tables/table2>`.)
+# Row 4 uses TD-RMSNorm block norms, as the released code does; with TD-LN block norms, the norm the
+# paper names, its count changes (see {doc}`the Table 2 page </book/tables/table2>`):
+
+# %%
+row4_tdln = profile_row("Table2/row4", "tdln")["params"]
+print(f"row 4 with TD-RMSNorm block norms {fmt_params(counts[4])}, with TD-LN block norms {fmt_params(row4_tdln)} "
+      f"(printed {printed[4]})")
 
 # %% [markdown]
 # ## At initialisation TD-LN *is* LayerNorm
@@ -155,7 +160,7 @@ print("after set_time_dependence: max |TD-LN − LN| =", f"{(moved - ln).abs().m
 # %% [markdown]
 # ## TD-RMSNorm: what the released models actually use
 #
-# Both released configs set `norm_type="TDRMSN"` for the blocks (facts §7.1): RMS normalisation
+# Both released configs set `norm_type="TDRMSN"` for the blocks (docs/official-code.md §3): RMS normalisation
 # without centring and without β, x / (‖x‖/√C + 1e-8) · γ(τ) — the epsilon outside the square root —
 # with 4·C parameters. TD-LN remains in the cascade upsample and the output heads. On a token with a
 # non-zero mean the two differ visibly: LayerNorm removes the mean, RMSNorm keeps it.

@@ -38,7 +38,7 @@ def test_round_trip_is_exact(reference):
 
 
 def test_xl2r_layout_matches_the_official_state_dict(data_dir):
-    """Every key pattern and shape of the official DiMR-XL/2R (shared/reference TSV) is produced."""
+    """Every key pattern and shape of the official DiMR-XL/2R (tests/data TSV, docs/official-code.md §10) is produced."""
     rows = [line.split("\t") for line in (data_dir / "official-dimr-xl-2r-state-dict.tsv").read_text().splitlines()
             if line and not line.startswith(("#", "key\t"))]
     expected = {key: (shape, int(count)) for key, shape, count in rows}

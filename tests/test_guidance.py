@@ -97,11 +97,14 @@ def test_doubled_batch_equals_two_passes(net):
     assert len(rec.calls) == 1 and rec.calls[0][0] == 6  # one forward, doubled batch
     torch.testing.assert_close(rec.calls[0][2], torch.tensor([0, 2, 3, NULL, NULL, NULL]))
     assert not torch.allclose(cond, uncond)  # the label matters, so the checks below can fail
+    # (assert_close also checks the shape: only the full-resolution prediction comes back)
     torch.testing.assert_close(guided, uncond + 1.4 * (cond - uncond), rtol=1e-5, atol=1e-5)
-    assert guided.shape == (3, 3, 8, 8)  # only the full-resolution prediction comes back
     with torch.no_grad():
         torch.testing.assert_close(guided_prediction(den(net), x, t, y, 1.0), cond, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(guided_prediction(den(net), x, t, y, 0.0), uncond, rtol=1e-5, atol=1e-5)
+        # a weight per sample applies to its own sample: conditional, unconditional, guided
+        mixed = guided_prediction(den(net), x, t, y, torch.tensor([1.0, 0.0, 1.4]))
+    torch.testing.assert_close(mixed, torch.stack([cond[0], uncond[1], guided[2]]), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="null label"):
         guided_prediction(Denoiser(net, sch), x, t, y, 2.0)
 

@@ -1,3 +1,16 @@
+"""dimr.profile and the zoo: parameter counts and GMACs against the official code and the paper.
+
+Two kinds of reference, kept apart:
+
+* counts measured by instantiating the **official code** (docs/official-code.md §7), recorded once as
+  the presets' ``official_params``: an independent check of every model the released code can build;
+* Table 2 rows 2–4 have **no released code** (docs/official-code.md §8). Their reference counts below are
+  the closed-form counts of the constructions this repository chose to fit the paper's sizes, i.e. of
+  the same constructions the presets build: they only guard those constructions against drift and are
+  not independent. The independent check for Table 2 is against the sizes the paper prints, at the
+  paper's precision (0.1M): ``test_table2_counts_round_to_the_printed_params``.
+"""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,26 +22,26 @@ from torch import nn
 
 from dimr.nn import build_model
 from dimr.presets import PRESETS, get_preset
-from dimr.profile import MacCounter, count_gmacs, count_params, profile_preset
+from dimr.profile import MacCounter, count_gmacs, count_params
+from dimr.tables import fmt_params, matches_printed, paper_rows
 
-# Counts measured by instantiating the official code (shared/reference/official-dimr-facts.md §0, §6).
-FACTS_PARAMS = {
-    "DiMR-M/3R": 132_827_913, "DiMR-L/3R": 284_137_737, "DiMR-XL/2R": 505_046_408, "DiMR-XL/3R": 525_027_372,
-    "DiMR-G/2R": 1_056_352_904, "U-ViT-M/4": 130_940_292, "U-ViT-L/4": 286_827_652, "U-ViT-H/2": 500_832_016,
-    "U-ViT-H/4": 500_942_656, "U-ViT-L/2": 286_763_172, "DiT-XL/2": 675_129_632,
-    # Table 2 closed forms (facts §6): rows 2–4 have no released code, only these reconstructions
-    "Table2/row1": 130_940_292, "Table2/row2": 202.401e6, "Table2/row3": 217.898e6, "Table2/row4": 153.84e6,
-    "Table2/row5": 132_827_913, "Table2/row6": 132_827_913,
-}
+OFFICIAL_PARAMS = {name: p.official_params for name, p in PRESETS.items() if p.official_params is not None}
+# This repository's own reconstructions (see the module docstring): not an independent reference.
+RECONSTRUCTED_PARAMS = {"Table2/row2": 202.401e6, "Table2/row3": 217.898e6, "Table2/row4": 153.84e6}
+REFERENCE_PARAMS = {**OFFICIAL_PARAMS, **RECONSTRUCTED_PARAMS}
 # The paper's printed GFLOPs (= GMACs), Tables 1, 5, 6, 7 and the README for G/2R.
 PAPER_GMACS = {"DiMR-M/3R": 54, "DiMR-L/3R": 111, "DiMR-XL/2R": 160, "DiMR-XL/3R": 206, "DiMR-G/2R": 331,
                "U-ViT-M/4": 35, "U-ViT-L/4": 77, "U-ViT-H/2": 133, "U-ViT-H/4": 133, "U-ViT-L/2": 77, "DiT-XL/2": 119}
 
 
-@pytest.mark.parametrize("name", list(FACTS_PARAMS))
+def _params(name: str, **changes) -> int:
+    cfg = get_preset(name).model
+    return count_params(build_model(dataclasses.replace(cfg, **changes) if changes else cfg, device="meta"))
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_PARAMS))
 def test_params_match_official_definitions(name):
-    params = count_params(build_model(get_preset(name).model, device="meta"))
-    assert abs(params / FACTS_PARAMS[name] - 1) < 1e-3
+    assert abs(_params(name) / REFERENCE_PARAMS[name] - 1) < 1e-3
 
 
 @pytest.mark.parametrize("name", list(PAPER_GMACS))
@@ -36,10 +49,30 @@ def test_gmacs_round_to_the_papers_integer(name):
     assert round(count_gmacs(get_preset(name).model)) == PAPER_GMACS[name]
 
 
-def test_table2_rows_round_to_the_printed_millions():
-    printed = {1: 130.9, 2: 202.4, 3: 217.9, 5: 132.9, 6: 132.9}  # row 4 (154.0) is 153.84 in the facts file too
-    for row, value in printed.items():
-        assert round(profile_preset(f"Table2/row{row}").params / 1e6, 1) in (value, round(value - 0.1, 1))
+# Table 2's #Params as printed (p. 9; the transcription is checked against the paper's text in test_tables).
+TABLE2_PRINTED = {r["row"]: r["params"] for r in paper_rows("2")}
+
+
+def _td_rmsnorm_miss(row: int):
+    """Rows 4–6 as the presets build them (TD-RMSNorm block norms, as the released configs) miss the
+    printed size by 0.1M; the reason names the measured count."""
+    n = _params(f"Table2/row{row}")
+    return pytest.mark.xfail(strict=True, reason=f"Table2/row{row} with TD-RMSNorm block norms has {fmt_params(n)}, "
+                                                 f"printed {TABLE2_PRINTED[row]}: it matches only with TD-LN block norms")
+
+
+@pytest.mark.parametrize("row", [1, 2, 3] + [pytest.param(r, marks=_td_rmsnorm_miss(r)) for r in (4, 5, 6)])
+def test_table2_counts_round_to_the_printed_params(row):
+    """Each preset's count, at the paper's precision (rows 2 and 3: 202.4M and 217.9M)."""
+    n = _params(f"Table2/row{row}")
+    assert matches_printed(n, TABLE2_PRINTED[row]), (row, fmt_params(n), TABLE2_PRINTED[row])
+
+
+@pytest.mark.parametrize("row", [4, 5, 6])
+def test_table2_rows_4_to_6_round_to_the_printed_params_with_td_ln_block_norms(row):
+    """With the norm the paper names (TD-LN) in the blocks, rows 4–6 give the printed 154.0M / 132.9M."""
+    n = _params(f"Table2/row{row}", block_norm="tdln")
+    assert matches_printed(n, TABLE2_PRINTED[row]), (row, fmt_params(n), TABLE2_PRINTED[row])
 
 
 def test_mac_counter_counts_linear_conv_and_attention():
@@ -77,7 +110,7 @@ def test_attention_is_part_of_the_count():
     with torch.no_grad(), counter:
         model(*(t.to("meta") for t in example_inputs(model.cfg)))
     attention = sum(v for k, v in counter.by_op.items() if "attention" in k or k in ("bmm", "baddbmm"))
-    assert 1.6e9 < attention < 1.9e9  # facts §0: 1.74 GMACs of attention matmuls in U-ViT-M/4
+    assert 1.6e9 < attention < 1.9e9  # docs/official-code.md §7: 1.74 GMACs of attention in U-ViT-M/4
 
 
 def _run_cli(*args):
@@ -96,6 +129,7 @@ def test_zoo_cli_json_and_table():
     m3r = next(r for r in rows if r["name"] == "DiMR-M/3R")
     assert {v["value"] for v in m3r["paper_params_all"]} == {133_000_000, 132_700_000, 132_900_000}
     table = _run_cli("zoo", "DiMR-XL/2R", "DiT-XL/2")
-    assert table.returncode == 0 and "505.05M" in table.stdout and "675.13M" in table.stdout
+    assert table.returncode == 0
+    assert fmt_params(_params("DiMR-XL/2R")) in table.stdout and fmt_params(_params("DiT-XL/2")) in table.stdout
     bad = _run_cli("zoo", "DiMR-Z/1R")
     assert bad.returncode == 2 and "unknown preset" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,12 +1,16 @@
 """dimr.tables: the transcription, the tables generated from the presets, the counts, the measured hook."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
 from dimr import tables
+from dimr.nn import build_model
+from dimr.presets import get_preset
+from dimr.profile import count_params
 from dimr.runs import metric, recording, write_metrics
 
 PAPER_TXT = Path(__file__).resolve().parents[2] / "shared" / "paper" / "dimr-paper-arxiv-2406.09416.txt"
@@ -59,12 +63,22 @@ PRINTED_TABLE4 = {
 }
 
 
+def _count(name: str, **changes) -> int:
+    """Parameters of a preset's model (with some config fields changed), built here, not via tables."""
+    return count_params(build_model(dataclasses.replace(get_preset(name).model, **changes), device="meta"))
+
+
+def _printed(value: float) -> str:
+    return f"{value:g}M"
+
+
 def test_table3_generated_from_presets_matches_the_printed_table():
     t = tables.table3()
     got = {r["model"]: (r["input size"], r["latent size"], r["#branches R"], r["#layers N"], r["hidden size D"],
                         r["#params"]) for r in t.rows}
     assert got == PRINTED_TABLE3
-    # every computed count rounds to the printed one (✓, never ✗)
+    # every count is the model built here, and rounds to the printed one (✓, never ✗)
+    assert [r["#params (this repo)"].split()[0] for r in t.rows] == [tables.fmt_params(_count(n)) for n in got]
     assert all(r["#params (this repo)"].split()[1].startswith("✓") for r in t.rows), t.rows
     assert [r["blocks built (N//2·2+1)"] for r in t.rows] == ["(15,9,9)", "(33,17,17)", "(39,21)", "(39,21,21)"]
 
@@ -78,7 +92,7 @@ def test_table4_generated_from_presets_matches_the_printed_table():
     # the printed block comes first, in the paper's order, then this repo's additions
     assert [r["setting"] for r in t.rows[:len(PRINTED_TABLE4)]] == list(PRINTED_TABLE4)
     extra = {r["setting"].rstrip("¹²³⁴⁵⁶⁷⁸⁹⁰"): r for r in t.rows[len(PRINTED_TABLE4):]}
-    assert extra["Parameters (this repo)"]["DiMR-XL/2R"] == "505.05M ✓"
+    assert extra["Parameters (this repo)"]["DiMR-XL/2R"] == tables.fmt_params(_count("DiMR-XL/2R")) + " ✓"
 
 
 def test_transcribed_tables_have_their_printed_shape():
@@ -118,9 +132,11 @@ def test_every_implemented_row_counts_to_the_printed_params_or_is_explained():
         chk = tables.param_check(key, r)
         if not (chk["match"] or (chk["alt"] and chk["alt"]["match"])):
             mismatched.add((key, r["model"]))
-    # Only DiT-XL/2 at 512 (its fixed position table grows with the token count: 676.01M, printed 675M).
+    # Only DiT-XL/2 at 512: its fixed position table grows with the token count (printed 675M for both sizes).
     assert mismatched == {("1b", "DiT-XL/2"), ("7", "DiT-XL/2")}
-    assert "676.01M" in tables.DERIVED["DiT-XL/2 @ 512"].why
+    at_512, at_256 = _count("DiT-XL/2", image_size=64), _count("DiT-XL/2")
+    note = tables.derived_note("DiT-XL/2 @ 512")
+    assert f"{tables.fmt_params(at_512 - at_256)} more" in note and f"({tables.fmt_params(at_512)})" in note
     # Table 2 rows 4-6 match through the TD-LN block-norm count, which the table shows beside TD-RMSNorm
     for row in (4, 5, 6):
         chk = tables.param_check("2", tables.paper_rows("2")[row - 1])
@@ -135,16 +151,44 @@ def test_every_implemented_row_rounds_to_the_printed_gflops():
         assert round(g) == int(r["gflops"]), (key, r["model"], g)
 
 
+def _note_of(table, cell: str) -> str:
+    """The note whose superscript marker ends ``cell``."""
+    marker = re.search(r"[⁰¹²³⁴⁵⁶⁷⁸⁹]+$", cell).group()
+    return table.notes[int(marker.translate(str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹", "0123456789"))) - 1]
+
+
 def test_the_inconsistencies_are_footnoted():
     t2 = tables.table2()
-    notes = " ".join(t2.notes)
-    assert "132.7M" in notes and "132.9M" in notes and "133M" in notes      # DiMR-M/3R's three sizes
-    assert "rows 2 and 3 are not specified" in notes                        # guessed constructions
-    row4 = t2.rows[3]["#Params (this repo)"]
-    assert "153.84M ✗ (TD-RMSNorm)" in row4 and "153.95M ✓ (TD-LN)" in row4
+    printed = {r["row"]: r["params"] for r in tables.paper_rows("2")}
+    # DiMR-M/3R (rows 5, 6): every size the paper prints, and both block-norm counts built here
+    m3r = _note_of(t2, t2.rows[5]["#Params (this repo)"])
+    rms, tdln = _count("DiMR-M/3R"), _count("DiMR-M/3R", block_norm="tdln")
+    assert all(_printed(v.value) in m3r for v in get_preset("DiMR-M/3R").paper_params)
+    assert tables.fmt_params(rms) in m3r and tables.fmt_params(tdln) in m3r
+    # of them, App. B's size is matched by neither count, and the note says so
+    unmatched = [v for v in get_preset("DiMR-M/3R").paper_params
+                 if not any(tables.matches_printed(n, _printed(v.value)) for n in (rms, tdln))]
+    assert [v.where for v in unmatched] == ["App. B"] and f"neither rounds to {_printed(unmatched[0].value)}" in m3r
+    # rows 2 and 3 (no released code) share one note, which names the sizes their constructions reach
+    guessed = {_note_of(t2, t2.rows[i]["Model"]) for i in (1, 2)}
+    assert len(guessed) == 1 and printed[2] in guessed.pop()
+    assert not re.search(r"[⁰¹²³⁴⁵⁶⁷⁸⁹]$", t2.rows[0]["Model"])
+    # row 4: the released TD-RMSNorm count misses the printed size, the TD-LN count matches it
+    cfg4 = get_preset("Table2/row4").model
+    rms4 = count_params(build_model(cfg4, device="meta"))
+    tdln4 = count_params(build_model(dataclasses.replace(cfg4, block_norm="tdln"), device="meta"))
+    assert tables.matches_printed(rms4, printed[4]) is False and tables.matches_printed(tdln4, printed[4]) is True
+    assert t2.rows[3]["#Params (this repo)"] == (f"{tables.fmt_params(rms4)} ✗ (TD-RMSNorm) · "
+                                                 f"{tables.fmt_params(tdln4)} ✓ (TD-LN)")
+    # Table 1(b): DiMR-XL/3R's two printed sizes; DiT-XL/2 at 512 counted at 512
     t1b = tables.table1("b")
-    assert any("524.8M" in n for n in t1b.notes)                            # DiMR-XL/3R 525M vs 524.8M
-    assert any("676.01M" in n for n in t1b.notes)
+    by_model = {r["Model"]: r for r in t1b.rows}
+    xl3r = _note_of(t1b, by_model["DiMR-XL/3R (Ours)"]["#Params (this repo)"])
+    assert all(_printed(v.value) in xl3r for v in get_preset("DiMR-XL/3R").paper_params)
+    assert tables.fmt_params(_count("DiMR-XL/3R")) in xl3r
+    dit = by_model["DiT-XL/2 [40]"]["#Params (this repo)"]
+    assert dit.startswith(tables.fmt_params(_count("DiT-XL/2", image_size=64)) + " ✗")
+    assert _note_of(t1b, dit) == tables.derived_note("DiT-XL/2 @ 512")
 
 
 def test_not_run_and_not_implemented(tmp_path):

@@ -4,8 +4,8 @@ The official ImageNet-256 models never see pixels during training: every trainin
 horizontal flip* is encoded once by the Stable-Diffusion VAE (``sd-vae-ft-ema``) and the encoder's
 output *moments* are stored — the mean and log-variance of the diagonal Gaussian posterior, 2·4
 channels at 1/8 resolution.  Every training step then draws a fresh ``z = mean + exp(½·logvar)·ε`` and
-multiplies it by the scale factor 0.18215 (facts §3 "Latent data": datasets.py:168-181, train.py:193,
-autoencoder.py:442-447).  Both orientations are separate items, so the dataset has 2·N items.
+multiplies it by the scale factor 0.18215 (docs/official-code.md §4, "Latent data": datasets.py:168-181,
+train.py:193, autoencoder.py:442-448).  Both orientations are separate items, so the dataset has 2·N items.
 
 On-disk layout written by ``python -m dimr encode-latents`` (one folder):
 

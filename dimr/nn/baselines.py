@@ -1,4 +1,4 @@
-"""The baselines the paper compares against, written from their papers and the facts file:
+"""The baselines the paper compares against, written from their papers and their code (docs/official-code.md §9):
 
 * :class:`UViT` — U-ViT (Bao et al., CVPR 2023): time, label and patch tokens in one Transformer with
   long skips; Table 2 row 1, Tables 1/5/6/7.  ``time_conditioning="adaln_zero"`` gives Table 2 row 2.
