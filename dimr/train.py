@@ -4,7 +4,7 @@
     python -m dimr train --preset DiMR-T/3R --out runs-local/t3r --steps 6 --resume
     torchrun --nproc_per_node 8 -m dimr train --preset DiMR-XL/2R --dataset latents --data-root …
 
-What it does, per step (paper §3, eq. (8); facts §3):
+What it does, per step (paper §3, eq. (8); docs/official-code.md §4):
 
 1. take the step's batch (its indices are a pure function of seed, step and rank: see
    :class:`StepBatchSampler`), drop labels to the null class with probability ``p_uncond`` (CFG);
@@ -165,7 +165,7 @@ def adapt_model_config(model_cfg, dataset, p_uncond: float):
 
 
 def param_groups(model: nn.Module, weight_decay: float, decay_time_gates: bool = False) -> list[dict]:
-    """The official AdamW groups (facts §3): weight decay on everything except the TD gates
+    """The official AdamW groups (docs/official-code.md §5): weight decay on everything except the TD gates
     (``nodecay_weight``/``nodecay_bias``, and the paper-form ``gate_weight``/``gate_bias``).
     Frozen parameters (DiT's fixed positions) are left out."""
     decay, no_decay = [], []
