@@ -1,6 +1,7 @@
 # Two entry points do all set-up on a fresh machine (see README):
 #   make book   install everything, execute the cpu-profile runs, build the book
 #   make test   install everything, run the test suite
+#   make lab    JupyterLab on the repository: open any chapter as a notebook
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -15,7 +16,7 @@ export HF_HUB_OFFLINE := 1
 # torch.compile's kernels: compiled once per model and machine, reused by every later run
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/inductor
 
-.PHONY: install test book clean
+.PHONY: install test book lab clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +32,10 @@ test: install
 
 book: install
 	$(BIN)/python -m dimr reproduce --profile cpu
+
+# every chapter (notebooks/*.py, book/*.py) opens as a notebook; jupytext.toml keeps saves as py:percent
+lab: install
+	$(BIN)/python -m jupyter lab --notebook-dir=$(CURDIR)
 
 clean:
 	rm -rf _build .cache
