@@ -19,6 +19,7 @@ VERBS = {
     "evaluate": ("dimr.evaluate", "FID/IS/precision/recall, rejection and distortion for a checkpoint"),
     "encode-latents": ("dimr.data.latents", "encode an image folder to SD-VAE latent moments"),
     "reproduce": ("dimr.reproduce", "execute the run plan for a profile and build the book"),
+    "export": ("dimr.export", "write a checkpoint as safetensors weights + JSON config (a folder)"),
     "upgrade-checkpoint": ("dimr.checkpoint", "rewrite an old checkpoint of this package so it loads safely"),
 }
 

@@ -12,6 +12,7 @@ SIGKILL — leaves either the old checkpoint or the new one, never a torn file.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import sys
@@ -75,9 +76,41 @@ def save_checkpoint(path, model_config, model_state: dict, preset: str | None = 
     return atomic_save(obj, path)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Read and validate a checkpoint; every failure is a :class:`CheckpointError` with a reason."""
+#: an exported folder (``python -m dimr export``): weights as safetensors beside a JSON config
+EXPORT_FORMAT, EXPORT_WEIGHTS, EXPORT_CONFIG = "dimr-export", "model.safetensors", "config.json"
+#: the checkpoint keys an export keeps in its config (everything sampling and evaluation read)
+EXPORT_KEYS = ("config", "preset", "recipe", "train_config", "dataset", "step")
+
+
+def is_export(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder written by :func:`dimr.export.export_checkpoint`."""
     path = Path(path)
+    return path.is_dir() and (path / EXPORT_WEIGHTS).is_file() and (path / EXPORT_CONFIG).is_file()
+
+
+def load_export(path: str | os.PathLike, map_location="cpu") -> dict:
+    """An exported folder read as a checkpoint dict (its weights under ``model``; no optimiser or EMA:
+    the exported weights *are* the EMA weights when the run had them)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        meta = json.loads((path / EXPORT_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path / EXPORT_CONFIG} is unreadable: {e}") from e
+    if meta.get("format") != EXPORT_FORMAT:
+        raise CheckpointError(f"{path / EXPORT_CONFIG} is not a dimr export (format {meta.get('format')!r})")
+    device = map_location if isinstance(map_location, str) else "cpu"
+    return {"format": FORMAT, "version": VERSION, **{k: meta.get(k) for k in EXPORT_KEYS},
+            "model": load_file(path / EXPORT_WEIGHTS, device=device), "ema": None, "path": str(path)}
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Read and validate a checkpoint — a ``.pt`` file, a run folder (its ``latest.pt``) or an exported
+    folder (:func:`load_export`); every failure is a :class:`CheckpointError` with a reason."""
+    path = Path(path)
+    if is_export(path):
+        return load_export(path, map_location)
     if path.is_dir():
         candidates = sorted(path.glob("*.pt"))
         latest = path / "latest.pt"
