@@ -1,6 +1,8 @@
 """Device choice, mixed precision and CPU allocator settings: the one place for each.
 
-* :func:`pick_device` — ``"auto"`` means CUDA when present, else the CPU.
+* :func:`pick_device` — ``"auto"`` means CUDA when present, else the CPU. Every ``--device`` option,
+  and every library function with a ``device`` argument, goes through it (sampling, evaluation,
+  torch-fidelity's feature extraction, the ViT classifier, latent encoding, training).
 * :func:`autocast_dtype` — ``amp="auto"`` is bf16 on CUDA and on CPUs with native bf16 matrix
   kernels (AVX512-BF16 / AMX, as oneDNN reports them), fp32 elsewhere. Native kernels are not enough
   on a CPU: on a 2-core AMD EPYC with AVX512-BF16 a DiMR-T/3R training step was faster in bf16
@@ -32,11 +34,21 @@ AMP_CHOICES = ("auto", "none", "bf16", "fp16")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else is passed to ``torch.device``."""
-    if name == "auto":
+def pick_device(name: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else (``"cpu"``, ``"cuda:1"``, a
+    ``torch.device``) is passed to ``torch.device``.
+
+    Raises ``ValueError`` for a name torch does not know, and for a CUDA device when torch sees none
+    (at once, rather than at the first tensor moved there)."""
+    if isinstance(name, str) and name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"bad device {name!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name} requested but torch sees no CUDA device; use --device cpu")
+    return device
 
 
 @functools.lru_cache(maxsize=1)

@@ -7,14 +7,22 @@ size or on which other samples are drawn.  Labels default to an even spread over
 (``i mod K``, the official ``evenly_sample``).  Outputs: ``grid.png`` (one row per class where that
 fits) and ``samples.npz`` in the ADM evaluation-suite layout (``arr_0``: uint8 ``[N, H, W, 3]``,
 ``arr_1``: int64 labels).  Latent models are decoded with a local SD-VAE (``--vae DIR``).
+
+From Python, :func:`sampler_from_checkpoint` is the one path from a checkpoint to pixels (the
+evaluation and the training notebook use it too)::
+
+    sampler = sampler_from_checkpoint("RUN/latest.pt", steps=25)   # device "auto", EMA weights
+    images = sampler.draw(64, seed=0)                               # [64, C, H, W] in [−1, 1]
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -26,7 +34,12 @@ from .diffusion import Denoiser, get_schedule, guided_model_fn, null_label, samp
 from .diffusion.dpm_solver import SKIP_TYPES
 from .diffusion.guidance import weight_from_scale
 
-__all__ = ["SamplerConfig", "sample_images", "checkpoint_context", "denoiser_from_checkpoint", "to_uint8", "save_grid", "save_npz", "load_npz", "cli"]
+__all__ = ["SamplerConfig", "CheckpointSampler", "sampler_from_checkpoint", "recipe_sampler", "sample_images",
+           "checkpoint_context", "denoiser_from_checkpoint", "even_labels", "to_uint8", "save_grid", "save_npz",
+           "load_npz", "cli"]
+
+#: what a latent model without a decoder is told (``python -m dimr sample`` and ``evaluate`` alike)
+NEEDS_VAE = "this is a latent model: pass --vae DIR (a local sd-vae-ft-ema folder) to decode"
 
 
 @dataclass(frozen=True)
@@ -157,8 +170,18 @@ def denoiser_from_checkpoint(ckpt: dict, use_ema: bool = True, device="cpu") -> 
     return Denoiser(model, get_schedule(ctx["schedule"]), ctx["prediction"], ctx["null_class"])
 
 
-def _vae_decoder(vae_dir: str, device):
-    from .data.latents import SCALE_FACTOR, load_vae
+def recipe_sampler(ctx: dict, steps: int | None = None, skip: str | None = None, guidance: float | None = None,
+                   **solver) -> SamplerConfig:
+    """The checkpoint recipe's sampler (``ctx`` from :func:`checkpoint_context`): its steps, time grid
+    and CFG weight ``w = 1 + s`` from its scale ``s``. A given value (not ``None``; steps also not 0)
+    overrides the recipe's; ``solver`` sets the other :class:`SamplerConfig` fields (order, method, predict)."""
+    w = guidance if guidance is not None else weight_from_scale(ctx["cfg_scale"])
+    return SamplerConfig(steps=steps or ctx["steps"], skip=skip or ctx["skip"], guidance=w, **solver)
+
+
+def _vae_decoder(vae_dir: str | os.PathLike, device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Latents ``[N, 4, h, w]`` (scaled by the SD-VAE factor) → pixels ``[N, 3, 8h, 8w]`` in about [−1, 1]."""
+    from .data.latents import SCALE_FACTOR, load_vae  # diffusers: only for latent models
 
     vae = load_vae(vae_dir, device=device)
 
@@ -166,6 +189,58 @@ def _vae_decoder(vae_dir: str, device):
         return vae.decode(z / SCALE_FACTOR).sample
 
     return decode
+
+
+@dataclass(frozen=True)
+class CheckpointSampler:
+    """A checkpoint ready to draw pixel images; build it with :func:`sampler_from_checkpoint`.
+
+    ``checkpoint`` is the loaded checkpoint dict, ``context`` its :func:`checkpoint_context`,
+    ``settings`` the DPM-Solver settings :meth:`draw` uses, ``decode`` the VAE decoder of a latent
+    model (``None`` for a pixel model)."""
+
+    checkpoint: dict
+    context: dict
+    denoiser: Denoiser
+    settings: SamplerConfig
+    device: torch.device
+    decode: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of classes the model is conditioned on."""
+        return self.context["num_classes"]
+
+    def draw(self, n: int | None = None, labels: torch.Tensor | None = None, seed: int = 0, batch_size: int = 64,
+             progress: bool = True) -> torch.Tensor:
+        """``n`` class-balanced samples (labels ``i mod K``), or one per entry of ``labels`` (int ``[N]``).
+        Returns float pixels in [−1, 1], ``[N, C, H, W]`` on the CPU (decoded for latent models);
+        sample ``i`` depends only on ``(seed, i)`` (:func:`sample_images`)."""
+        if labels is None:
+            if n is None:
+                raise ValueError("draw needs n or labels")
+            labels = even_labels(n, self.num_classes)
+        return sample_images(self.denoiser, labels, self.settings, seed=seed, batch_size=batch_size,
+                             device=self.device, decode=self.decode, progress=progress)
+
+
+def sampler_from_checkpoint(checkpoint: dict | str | os.PathLike, device: str | torch.device = "auto",
+                            use_ema: bool = True, vae: str | os.PathLike | None = None,
+                            **settings) -> CheckpointSampler:
+    """Checkpoint (a loaded dict, a file or a run folder) → network → denoiser (→ VAE decoder) on
+    ``device`` (:func:`~dimr.device.pick_device`). ``settings`` go to :func:`recipe_sampler` (steps,
+    skip, guidance, order, method, predict; ``None`` takes the recipe's).
+
+    Raises :class:`~dimr.checkpoint.CheckpointError` for an unreadable checkpoint or a latent model
+    without ``vae`` (a local SD-VAE folder), before any network is built."""
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    ctx = checkpoint_context(ckpt)
+    if ctx["latent"] and not vae:
+        raise CheckpointError(NEEDS_VAE)
+    device = pick_device(device)
+    denoiser = denoiser_from_checkpoint(ckpt, use_ema=use_ema, device=device)
+    decode = _vae_decoder(vae, device) if ctx["latent"] else None
+    return CheckpointSampler(ckpt, ctx, denoiser, recipe_sampler(ctx, **settings), device, decode)
 
 
 def cli(argv: list[str]) -> int:
@@ -191,38 +266,31 @@ def cli(argv: list[str]) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    device = pick_device(args.device)
+    guidance = args.guidance if args.guidance is not None else (
+        None if args.cfg_scale is None else weight_from_scale(args.cfg_scale))
     try:
-        ckpt = load_checkpoint(args.checkpoint)
-        ctx = checkpoint_context(ckpt)
-        denoiser = denoiser_from_checkpoint(ckpt, use_ema=not args.no_ema, device=device)
-        decode = None
-        if ctx["latent"]:
-            if not args.vae:
-                raise CheckpointError("this is a latent model: pass --vae DIR (a local sd-vae-ft-ema folder) to decode")
-            decode = _vae_decoder(args.vae, device)
-    except (CheckpointError, FileNotFoundError, OSError) as e:
+        sampler = sampler_from_checkpoint(args.checkpoint, args.device, use_ema=not args.no_ema, vae=args.vae,
+                                          steps=args.steps, skip=args.skip, guidance=guidance, order=args.order,
+                                          method=args.method, predict=args.predict)
+    except (CheckpointError, FileNotFoundError, OSError, ValueError) as e:  # ValueError: a bad --device
         print(f"dimr sample: {e}", file=sys.stderr)
         return 2
-    w = args.guidance if args.guidance is not None else weight_from_scale(
-        args.cfg_scale if args.cfg_scale is not None else ctx["cfg_scale"])
-    sampler = SamplerConfig(steps=args.steps or ctx["steps"], order=args.order, method=args.method,
-                            predict=args.predict, skip=args.skip or ctx["skip"], guidance=w)
+    k = sampler.num_classes
     if args.classes:
-        bad = [c for c in args.classes if not 0 <= c < ctx["num_classes"]]
+        bad = [c for c in args.classes if not 0 <= c < k]
         if bad:
-            print(f"dimr sample: classes {bad} outside [0, {ctx['num_classes']})", file=sys.stderr)
+            print(f"dimr sample: classes {bad} outside [0, {k})", file=sys.stderr)
             return 2
         labels = torch.tensor(args.classes)[torch.arange(args.num_samples) % len(args.classes)]
     else:
-        labels = even_labels(args.num_samples, ctx["num_classes"])
-    images = sample_images(denoiser, labels, sampler, seed=args.seed, batch_size=args.batch_size, device=device, decode=decode,
-                           progress=not args.no_progress)
-    out = Path(args.out) if args.out else Path(ckpt["path"]).parent / "samples"
+        labels = even_labels(args.num_samples, k)
+    images = sampler.draw(labels=labels, seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress)
+    out = Path(args.out) if args.out else Path(sampler.checkpoint["path"]).parent / "samples"
     u8 = to_uint8(images)
     order = np.argsort(labels.numpy(), kind="stable")  # the grid shows one class per row
-    ncol = args.num_samples // ctx["num_classes"] if not args.classes and args.num_samples % ctx["num_classes"] == 0 else None
+    ncol = args.num_samples // k if not args.classes and args.num_samples % k == 0 else None
     save_grid(u8[order], out / "grid.png", ncol=ncol)
     save_npz(out / "samples.npz", u8, labels.numpy())
-    print(f"{len(u8)} samples (steps={sampler.steps}, w={w:g}) -> {out / 'grid.png'}, {out / 'samples.npz'}")
+    print(f"{len(u8)} samples (steps={sampler.settings.steps}, w={sampler.settings.guidance:g}) -> "
+          f"{out / 'grid.png'}, {out / 'samples.npz'}")
     return 0

@@ -49,11 +49,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from dimr.checkpoint import load_checkpoint
-from dimr.diffusion.guidance import weight_from_scale
 from dimr.evaluate import EvaluateConfig, evaluate_checkpoint
 from dimr.evaluate.pca import MODULATIONS, adaln_layers, adaln_pca, collect_modulations, components_for
 from dimr.runs import metric, portable_record, write_metrics
-from dimr.sample import SamplerConfig, checkpoint_context, denoiser_from_checkpoint, even_labels
+from dimr.sample import checkpoint_context, denoiser_from_checkpoint, even_labels, recipe_sampler
 
 run_dir = Path(run_dir)
 work = run_dir / "evaluate"
@@ -131,7 +130,7 @@ except ValueError:
     print("no adaLN-Zero blocks in this model: nothing to analyse")
 else:
     ctx = checkpoint_context(ckpt)
-    sampler = SamplerConfig(steps=steps or ctx["steps"], guidance=weight_from_scale(ctx["cfg_scale"]))
+    sampler = recipe_sampler(ctx, steps=steps)
     pca = adaln_pca(collect_modulations(denoiser, even_labels(pca_samples, ctx["num_classes"]), sampler, seed=seed,
                                         progress=False))
     counts = sorted(components_for(r[name]) for r in pca.values() for name in MODULATIONS)

@@ -64,9 +64,7 @@ import torch
 
 from dimr.checkpoint import load_checkpoint
 from dimr.runs import hardware_info, metric, write_metrics
-from dimr.sample import (SamplerConfig, checkpoint_context, denoiser_from_checkpoint, even_labels, sample_images,
-                         save_grid, to_uint8)
-from dimr.diffusion.guidance import weight_from_scale
+from dimr.sample import even_labels, sampler_from_checkpoint, save_grid, to_uint8
 
 run_dir, ckpt_dir = Path(run_dir), Path(checkpoint_dir)
 run_dir.mkdir(parents=True, exist_ok=True)
@@ -142,12 +140,10 @@ plt.show()
 # output as the prediction target it was trained with (ε for the paper's recipes).
 
 # %%
-ckpt = load_checkpoint(ckpt_dir)
-ctx = checkpoint_context(ckpt)
-denoiser = denoiser_from_checkpoint(ckpt)
+sampler = sampler_from_checkpoint(ckpt_dir, device="cpu", steps=sample_steps)  # the recipe's time grid and w
+ctx, w = sampler.context, sampler.settings.guidance
 labels = even_labels(num_grid_samples, ctx["num_classes"])
-w = weight_from_scale(ctx["cfg_scale"])
-images = sample_images(denoiser, labels, SamplerConfig(steps=sample_steps, guidance=w), seed=seed, progress=False)
+images = sampler.draw(labels=labels, seed=seed, progress=False)
 order = torch.argsort(labels, stable=True).numpy()
 grid = save_grid(to_uint8(images)[order], run_dir / "samples.png", ncol=max(1, num_grid_samples // ctx["num_classes"]))
 fig, ax = plt.subplots(figsize=(6, 6))

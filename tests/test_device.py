@@ -22,6 +22,17 @@ def test_auto_autocast_follows_native_bf16(monkeypatch):
 def test_pick_device():
     assert D.pick_device("cpu") == torch.device("cpu")
     assert D.pick_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert D.pick_device(torch.device("cpu")) == torch.device("cpu")  # an already chosen device passes
+
+
+def test_pick_device_refuses_bad_names_and_absent_gpus(monkeypatch):
+    with pytest.raises(ValueError, match="bad device 'nonsense'"):
+        D.pick_device("nonsense")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert D.pick_device("auto") == torch.device("cpu")
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(ValueError, match=f"device {name} requested but torch sees no CUDA device"):
+            D.pick_device(name)
 
 
 def test_the_allocator_setting_changes_no_result():

@@ -113,12 +113,7 @@ def encode_folder(images: str | os.PathLike, out: str | os.PathLike, vae_dir: st
         raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    try:
-        device = pick_device(device)
-    except RuntimeError as err:
-        raise ValueError(f"bad device {device!r}: {err}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda requested but torch sees no CUDA device; use --device cpu")
+    device = pick_device(device)  # ValueError for a bad name or an absent GPU
     dataset = ImageFolderDataset(images, size=resolution, random_flip=False)
     vae = load_vae(vae_dir, device)
     n = len(dataset)

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..device import pick_device
+
 __all__ = ["INCEPTION_WEIGHTS_FILE", "INCEPTION_WEIGHTS_URL", "MissingWeightsError", "Evaluator", "Metric",
            "default_inception_weights_path", "resolve_inception_weights", "inception_evaluator",
            "classifier_evaluator", "UInt8Images", "fidelity_metrics", "fid_against_statistics",
@@ -149,11 +151,12 @@ class UInt8Images(Dataset):
         return self.images[i].contiguous()
 
 
-def _common_kwargs(evaluator: Evaluator, batch_size: int, progress: bool) -> dict:
+def _common_kwargs(evaluator: Evaluator, batch_size: int, progress: bool, device="auto") -> dict:
+    """torch-fidelity's keyword arguments; it runs on CUDA exactly when ``pick_device(device)`` is a GPU."""
     return dict(feature_extractor=evaluator.extractor, feature_extractor_weights_path=evaluator.weights_path,
                 feature_layer_fid=evaluator.fid_layer, feature_layer_kid=evaluator.fid_layer,
                 feature_layer_prc=evaluator.fid_layer, feature_layer_isc=evaluator.isc_layer,
-                cuda=torch.cuda.is_available(), batch_size=batch_size, cache=False, save_cpu_ram=True,
+                cuda=pick_device(device).type == "cuda", batch_size=batch_size, cache=False, save_cpu_ram=True,
                 verbose=progress, datasets_download=False)
 
 
@@ -178,14 +181,15 @@ def _labelled(raw: dict, evaluator: Evaluator) -> dict[str, Metric]:
 
 def fidelity_metrics(samples: np.ndarray, reference: np.ndarray | None, evaluator: Evaluator, fid: bool = True,
                      isc: bool = True, prc: bool = True, kid: bool = True, batch_size: int = 250,
-                     progress: bool = True, seed: int = 2020) -> dict[str, Metric]:
+                     progress: bool = True, seed: int = 2020, device="auto") -> dict[str, Metric]:
     """Metrics of ``samples`` (uint8 ``[N, H, W, 3]``) against ``reference`` (uint8 ``[M, H', W', 3]``)
     by ``torch_fidelity.calculate_metrics`` with ``evaluator``'s features.
 
     IS needs only the samples (``reference`` may be ``None`` when ``fid = prc = kid = False``).  Small
     sets are handled by shrinking IS splits (≤ N) and the KID subset size (1000, or half the smaller
 set if that is smaller, so that the 100 KID subsets differ and its std means something).
-    Returns labelled :class:`Metric` records (see :func:`_labelled`)."""
+    Features are computed on ``device`` (:func:`~dimr.device.pick_device`; torch-fidelity knows only
+    "CUDA or not"). Returns labelled :class:`Metric` records (see :func:`_labelled`)."""
     import torch_fidelity
 
     binary = fid or prc or kid
@@ -193,7 +197,7 @@ set if that is smaller, so that the 100 KID subsets differ and its std means som
         raise ValueError("FID, precision/recall and KID need a reference set")
     n = len(samples)
     m = len(reference) if reference is not None else n
-    kw = _common_kwargs(evaluator, batch_size, progress)
+    kw = _common_kwargs(evaluator, batch_size, progress, device)
     raw = torch_fidelity.calculate_metrics(
         input1=UInt8Images(samples), input2=UInt8Images(reference) if binary else None,
         fid=fid, isc=isc, prc=prc, kid=kid, isc_splits=max(1, min(10, n)),
@@ -202,25 +206,25 @@ set if that is smaller, so that the 100 KID subsets differ and its std means som
 
 
 def extract_features(images: np.ndarray, evaluator: Evaluator, layer: str | None = None, batch_size: int = 250,
-                     progress: bool = True) -> torch.Tensor:
+                     progress: bool = True, device="auto") -> torch.Tensor:
     """Features ``[N, D]`` of uint8 ``[N, H, W, 3]`` images from ``evaluator``'s FID layer (or ``layer``),
     through torch-fidelity's own extractor construction and batching."""
     from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
     layer = layer or evaluator.fid_layer
-    kw = _common_kwargs(evaluator, batch_size, progress)
+    kw = _common_kwargs(evaluator, batch_size, progress, device)
     fe = create_feature_extractor(evaluator.extractor, [layer], **{k: v for k, v in kw.items() if k != "batch_size"})
     feats = get_featuresdict_from_dataset(UInt8Images(images), fe, batch_size, kw["cuda"], True, progress)
     return feats[layer]
 
 
 def fid_against_statistics(samples: np.ndarray, mu: np.ndarray, sigma: np.ndarray, evaluator: Evaluator,
-                           batch_size: int = 250, progress: bool = True) -> Metric:
+                           batch_size: int = 250, progress: bool = True, device="auto") -> Metric:
     """FID of ``samples`` against reference statistics ``(mu [D], sigma [D, D])`` computed with the
     same evaluator (e.g. the ``mu``/``sigma`` of an ADM reference batch, Inception pool-3, D = 2048)."""
     from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
-    feats = extract_features(samples, evaluator, batch_size=batch_size, progress=progress)
+    feats = extract_features(samples, evaluator, batch_size=batch_size, progress=progress, device=device)
     stats = fid_features_to_statistics(feats.double())
     ref = {"mu": np.asarray(mu, dtype=stats["mu"].dtype), "sigma": np.asarray(sigma, dtype=stats["sigma"].dtype)}
     if ref["mu"].shape != stats["mu"].shape:

@@ -22,7 +22,7 @@ import torch
 
 from ..sample import save_npz, to_uint8
 
-__all__ = ["ReferenceBatch", "checkpoint_dataset", "reference_batch", "save_reference_npz", "load_reference_npz"]
+__all__ = ["ReferenceBatch", "dataset_name", "checkpoint_dataset", "reference_batch", "save_reference_npz", "load_reference_npz"]
 
 
 @dataclass
@@ -38,13 +38,20 @@ class ReferenceBatch:
     sigma: np.ndarray | None = None
 
 
+def dataset_name(ckpt: dict) -> str:
+    """The dataset a checkpoint was trained on, normalised (``"shapes"``, ``"fashion-mnist"``, ...)."""
+    info = ckpt.get("dataset") or {}
+    tc = ckpt.get("train_config") or {}
+    return (info.get("name") or tc.get("dataset") or "shapes").lower().replace("_", "-")
+
+
 def checkpoint_dataset(ckpt: dict, data_root: str | None = None):
     """Rebuild the dataset a checkpoint was trained on (from its ``dataset`` and ``train_config``)."""
     from ..data import build_dataset
 
     info = ckpt.get("dataset") or {}
     tc = ckpt.get("train_config") or {}
-    name = (info.get("name") or tc.get("dataset") or "shapes").lower().replace("_", "-")
+    name = dataset_name(ckpt)
     root = data_root or tc.get("data_root")
     if name == "shapes":
         size = (info.get("image_shape") or [3, 32, 32])[-1]

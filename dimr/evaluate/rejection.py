@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..device import pick_device
 from .metrics import MissingWeightsError
 
 __all__ = ["REJECTION_THRESHOLD", "DEFAULT_VIT_MODEL", "RejectionResult", "class_probability", "reject",
@@ -103,13 +104,14 @@ class TimmClassifier:
     """A timm image classifier used as in §5.3: ``predict(images) -> (None, probabilities [N, K])``.
 
     Images (uint8 ``[N, H, W, 3]`` / ``[N, 3, H, W]`` or float in [−1, 1]) are resized (bicubic) to
-    the model's input size and normalised with its pretrained mean/std."""
+    the model's input size and normalised with its pretrained mean/std; the model runs on ``device``
+    (:func:`~dimr.device.pick_device`)."""
 
     def __init__(self, model, model_name: str, weights_path: str, device="cpu"):
         from timm.data import resolve_model_data_config
 
-        self.model, self.model_name, self.weights_path = model.eval().to(device), model_name, weights_path
-        self.device = torch.device(device)
+        self.device = pick_device(device)
+        self.model, self.model_name, self.weights_path = model.eval().to(self.device), model_name, weights_path
         cfg = resolve_model_data_config(model)
         self.input_size = tuple(cfg["input_size"][-2:])
         self.mean = torch.tensor(cfg["mean"]).view(1, 3, 1, 1)
