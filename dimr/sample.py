@@ -44,7 +44,7 @@ NEEDS_VAE = "this is a latent model: pass --vae DIR (a local sd-vae-ft-ema folde
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """DPM-Solver settings; defaults are the official DiMR sampler (facts §3): data prediction,
+    """DPM-Solver settings; defaults are the official DiMR sampler (docs/official-code.md §6): data prediction,
     third order, singlestep "fast" allocation on a time-uniform grid."""
 
     steps: int = 50

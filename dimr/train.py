@@ -360,17 +360,17 @@ class _Dist:
 
 
 def _init_distributed(device: str) -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    want_cuda = pick_device(device).type == "cuda"
-    if world > 1:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if want_cuda else "gloo")
-        if want_cuda:
-            torch.cuda.set_device(local)
-        dev = torch.device(f"cuda:{local}" if want_cuda else "cpu")
-        return _Dist(dist.get_rank(), world, local, dev)
-    return _Dist(device=pick_device(device))
+    """This process's rank and device: one process, or one of ``WORLD_SIZE`` under ``torchrun`` (NCCL on
+    GPUs, one per local rank; gloo on CPUs)."""
+    device, world = pick_device(device), int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return _Dist(device=device)
+    local, cuda = int(os.environ.get("LOCAL_RANK", "0")), device.type == "cuda"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    if cuda:
+        torch.cuda.set_device(local)
+    return _Dist(dist.get_rank(), world, local, torch.device(f"cuda:{local}") if cuda else device)
 
 
 def _from_rank0(choice: str, choices: tuple[str, ...], env: _Dist) -> str:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-import dimr.data.latents as latents  # sets HF_HUB_OFFLINE before diffusers is imported
+import dimr.data.latents as latents
 from dimr.__main__ import main as dimr_main
 from dimr.data import build_dataset
 from dimr.data.imagenet import ImageFolderDataset

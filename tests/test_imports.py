@@ -71,3 +71,18 @@ def test_no_import_cycle_in_dimr():
     graph = import_graph()
     assert "dimr.plan" in graph["dimr.reproduce"] and "dimr.reproduce" not in graph["dimr.plan"]
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_importing_dimr_leaves_the_environment_alone():
+    """HF_HUB_OFFLINE is set where a VAE is loaded (dimr.data.latents.load_vae), not at import."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    code = ("import os; before = dict(os.environ); "
+            "import dimr.train, dimr.sample, dimr.data.latents, dimr.evaluate, dimr.reproduce, dimr.export; "
+            "print(sorted(set(os.environ.items()) ^ set(before.items())))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "[]"

@@ -22,24 +22,19 @@ Nothing is downloaded: the VAE is read from a local diffusers folder (``config.j
 from __future__ import annotations
 
 import os
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
 
-# huggingface_hub reads HF_HUB_OFFLINE once, at import: set it before diffusers can be imported, or a
-# missing file costs retries against the network (≈23 s) instead of an immediate error.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
 
-import argparse  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, Subset  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from ..device import pick_device  # noqa: E402
-from .imagenet import ImageFolderDataset  # noqa: E402
+from ..device import pick_device
+from .imagenet import ImageFolderDataset
 
 __all__ = ["SCALE_FACTOR", "FORMAT", "load_vae", "encode_moments", "encode_folder", "sample_latent",
            "LatentDataset", "cli"]
@@ -48,6 +43,17 @@ __all__ = ["SCALE_FACTOR", "FORMAT", "load_vae", "encode_moments", "encode_folde
 SCALE_FACTOR = 0.18215
 FORMAT = "dimr-latent-moments-v1"
 _META, _MOMENTS, _LABELS = "latents.json", "moments.npy", "labels.npy"
+
+
+def _hub_offline() -> None:
+    """Hugging Face hub offline for this process, set where a VAE is loaded (importing dimr leaves the
+    environment alone). huggingface_hub reads ``HF_HUB_OFFLINE`` once, at its import: set before that, a
+    missing file is an immediate error instead of seconds of retries against the network; if the hub is
+    already imported, its constant is set too. A user's explicit ``HF_HUB_OFFLINE`` is kept."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None and os.environ["HF_HUB_OFFLINE"].upper() in ("1", "ON", "YES", "TRUE"):
+        constants.HF_HUB_OFFLINE = True
 
 
 def load_vae(vae_dir: str | os.PathLike, device: str | torch.device = "cpu"):
@@ -60,6 +66,7 @@ def load_vae(vae_dir: str | os.PathLike, device: str | torch.device = "cpu"):
         raise FileNotFoundError(
             f"no VAE at {vae_dir}: expected a diffusers AutoencoderKL folder (config.json + weights), "
             f"e.g. stabilityai/sd-vae-ft-ema saved with save_pretrained; nothing is downloaded at run time")
+    _hub_offline()
     from diffusers import AutoencoderKL
 
     try:
