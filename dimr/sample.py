@@ -173,10 +173,10 @@ def denoiser_from_checkpoint(ckpt: dict, use_ema: bool = True, device="cpu") -> 
 def recipe_sampler(ctx: dict, steps: int | None = None, skip: str | None = None, guidance: float | None = None,
                    **solver) -> SamplerConfig:
     """The checkpoint recipe's sampler (``ctx`` from :func:`checkpoint_context`): its steps, time grid
-    and CFG weight ``w = 1 + s`` from its scale ``s``. A given value (not ``None``; steps also not 0)
-    overrides the recipe's; ``solver`` sets the other :class:`SamplerConfig` fields (order, method, predict)."""
+    and CFG weight ``w = 1 + s`` from its scale ``s``. A given value (not ``None``) overrides the recipe's; ``solver`` sets the other :class:`SamplerConfig` fields (order, method, predict)."""
     w = guidance if guidance is not None else weight_from_scale(ctx["cfg_scale"])
-    return SamplerConfig(steps=steps or ctx["steps"], skip=skip or ctx["skip"], guidance=w, **solver)
+    return SamplerConfig(steps=steps if steps is not None else ctx["steps"], skip=skip or ctx["skip"], guidance=w,
+                         **solver)
 
 
 def _vae_decoder(vae_dir: str | os.PathLike, device) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -33,12 +33,15 @@
 # `checkpoint` at any adaLN-Zero checkpoint this package loads — a longer `DiT-T/2` run, or DiT-XL/2
 # converted with `python -m dimr convert` (sampling it needs a GPU) — to analyse that instead.
 
+# %%
+from typing import Optional  # the parameters below: None takes the recipe's value
+
 # %% tags=["parameters"]
 checkpoint: str = ""        # an adaLN-Zero dimr checkpoint to analyse; "" trains DiT-T/2 here
 train_steps: int = 60       # optimiser steps of the in-notebook DiT-T/2 run (CPU: ≈ 0.6 s per step)
 train_batch: int = 32       # its batch size
 num_samples: int = 16       # samples whose sampling trajectories are recorded (classes cycle)
-sampler_steps: int = 0      # DPM-Solver steps; 0 = the checkpoint recipe's
+sampler_steps: Optional[int] = None  # DPM-Solver steps; None takes the checkpoint recipe's
 seed: int = 0               # seed of the recorded samples
 n_components: int = 10      # principal components shown per panel
 
@@ -51,11 +54,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from dimr.checkpoint import load_checkpoint
-from dimr.diffusion.guidance import weight_from_scale
 from dimr.evaluate.pca import (MODULATIONS, adaln_layers, adaln_pca, collect_modulations, plot_explained_variance,
                                quarter_layers)
 from dimr.runs import hardware_info
-from dimr.sample import SamplerConfig, checkpoint_context, denoiser_from_checkpoint, even_labels
+from dimr.sample import checkpoint_context, denoiser_from_checkpoint, even_labels, recipe_sampler
 from dimr.train import TrainConfig, train
 
 torch.manual_seed(seed)
@@ -99,8 +101,8 @@ print(f"{depth} adaLN-Zero blocks; analysed layers (depth quarters): {layers}")
 # (t, y) only, not on the image: the rows differ by time step and class.
 
 # %%
-steps = sampler_steps or ctx["steps"]
-sampler = SamplerConfig(steps=steps, guidance=weight_from_scale(ctx["cfg_scale"]))
+sampler = recipe_sampler(ctx, steps=sampler_steps)  # the recipe's steps, time grid and CFG weight
+steps = sampler.steps
 labels = even_labels(num_samples, ctx["num_classes"])
 mods = collect_modulations(denoiser, labels, sampler, seed=seed, layers=layers, progress=False)
 rows, dim = mods[layers[0]]["gamma1"].shape

@@ -27,13 +27,16 @@
 # that dataset, so a number here is "FID (shapes classifier)", never an ImageNet FID; Inception-V3
 # metrics appear only when its weights are given.
 
+# %%
+from typing import Optional  # the parameters below: None takes the recipe's value
+
 # %% tags=["parameters"]
 profile: str = "smoke"  # scale profile: smoke | cpu | small | paper (set by dimr reproduce)
 run_dir: str = "runs/scratch/evaluate"  # where figures and metrics.json go (set by dimr reproduce)
 checkpoint: str = "checkpoints/scratch/latest.pt"  # the checkpoint to evaluate
 num_samples: int = 64  # generated samples, spread evenly over the classes
-steps: int = 0  # DPM-Solver steps; 0 takes the recipe's
-guidance: float = -1.0  # CFG weight w; negative takes the recipe scale s (w is 1 + s)
+steps: Optional[int] = None  # DPM-Solver steps; None takes the recipe's
+guidance: Optional[float] = None  # CFG weight w; None takes the recipe's scale s (w is 1 + s)
 batch_size: int = 250  # sampling and feature batch
 seed: int = 0  # sample seed
 inception_weights: str = ""  # local Inception-V3 weights for real FID; empty: offline metrics only
@@ -61,8 +64,8 @@ print(f"checkpoint {checkpoint}: preset {ckpt['preset']}, trained {ckpt['step']}
 
 # %%
 report = evaluate_checkpoint(EvaluateConfig(
-    checkpoint=checkpoint, num_samples=num_samples, steps=steps or None,
-    guidance=guidance if guidance >= 0 else None, batch_size=batch_size, seed=seed, out=str(work),
+    checkpoint=checkpoint, num_samples=num_samples, steps=steps,
+    guidance=guidance, batch_size=batch_size, seed=seed, out=str(work),
     inception_weights=inception_weights or None, reference_npz=reference_npz or None, progress=False))
 print(report["scale"]["summary"], "—", report["scale"]["hardware"])
 for m in report["metrics"].values():
