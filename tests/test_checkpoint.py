@@ -64,3 +64,13 @@ def test_upgrade_refuses_what_is_not_a_dimr_checkpoint(tmp_path):
     res = subprocess.run([sys.executable, "-m", "dimr", "upgrade-checkpoint", str(other)], capture_output=True, text=True)
     assert res.returncode == 2 and "not a dimr checkpoint" in res.stderr
     assert torch.load(other, weights_only=True)["weights"].shape == (2,)  # left as it was
+
+
+def test_a_classifier_file_that_would_run_code_is_refused(tmp_path):
+    from dimr.evaluate.classifier import FORMAT as CLASSIFIER, load_classifier
+
+    marker, bad = tmp_path / "pwned", tmp_path / "classifier.pt"
+    torch.save({"format": CLASSIFIER, "config": _RunsCode(str(marker))}, bad)
+    with pytest.raises(ValueError, match="not a safe classifier file"):
+        load_classifier(bad)
+    assert not marker.exists()

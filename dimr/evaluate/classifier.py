@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checkpoint import UnsafeCheckpointError, atomic_save, safe_load
+
 __all__ = ["ClassifierConfig", "SmallCNN", "TrainedClassifier", "default_cache_dir", "classifier_path",
            "to_classifier_input", "render_split", "train_classifier", "load_classifier",
            "load_or_train_classifier", "supported_datasets"]
@@ -269,8 +271,6 @@ def train_classifier(config: ClassifierConfig = ClassifierConfig(), progress: bo
 
 def save_classifier(clf: TrainedClassifier, path: str | os.PathLike) -> Path:
     """Write ``clf`` atomically (state dict + config + held-out accuracy)."""
-    from ..checkpoint import atomic_save
-
     obj = {"format": FORMAT, "config": dataclasses.asdict(clf.config), "state": clf.model.state_dict(),
            "num_classes": clf.num_classes, "class_names": clf.class_names,
            "heldout_accuracy": clf.heldout_accuracy, "train_seconds": clf.train_seconds}
@@ -284,7 +284,10 @@ def load_classifier(path: str | os.PathLike) -> TrainedClassifier:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"classifier file not found: {path}")
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        obj = safe_load(path)  # tensors and plain values only: a file that would run code is refused
+    except UnsafeCheckpointError as e:
+        raise ValueError(f"{path} is not a safe classifier file (it needs unpickling beyond tensors): {e}") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ValueError(f"{path} is not a dimr classifier file")
     cfg = dict(obj["config"])

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..config import from_namespace
+from ..config import config_to_dict, from_namespace
 from ..device import pick_device
 from ..diffusion.dpm_solver import SKIP_TYPES
 from ..runs import atomic_write_json, hardware_info
@@ -433,7 +433,7 @@ def assemble_report(inputs: EvaluationInputs, samples: Samples, reference: Refer
             "inception": "Inception-V3 metrics not requested (offline dataset); pass --inception-weights PATH "
                          "or --inception on to add them"},
         "timings_s": timings,
-        "config": dataclasses.asdict(cfg),
+        "config": config_to_dict(cfg),
     }
 
 
