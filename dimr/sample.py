@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torchvision.utils import make_grid
 
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .config import config_from_dict
@@ -100,17 +101,13 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def save_grid(images: np.ndarray, path: str | Path, ncol: int | None = None, pad: int = 2, scale: int = 2) -> Path:
-    """uint8 ``[N, H, W, 3]`` → a PNG grid (``ncol`` columns, default √N), each image upscaled ×``scale``."""
+    """uint8 ``[N, H, W, 3]`` → a PNG grid (``ncol`` columns, default √N, white ``pad``-pixel gaps; torchvision's
+    ``make_grid``), each image upscaled ×``scale``."""
     from PIL import Image
 
-    n, h, w, _ = images.shape
-    ncol = ncol or math.ceil(math.sqrt(n))
-    nrow = math.ceil(n / ncol)
-    canvas = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
-    for i, img in enumerate(images):
-        r, c = divmod(i, ncol)
-        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
-    img = Image.fromarray(canvas)
+    ncol = ncol or math.ceil(math.sqrt(len(images)))
+    grid = make_grid(torch.from_numpy(images).permute(0, 3, 1, 2), nrow=ncol, padding=pad, pad_value=255)
+    img = Image.fromarray(grid.permute(1, 2, 0).numpy())
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     path = Path(path)

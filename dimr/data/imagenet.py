@@ -7,7 +7,10 @@ square.  Optionally flip horizontally with probability ½ (the pixel-space train
 latent training instead stores both orientations, see :mod:`dimr.data.latents`).
 
 Class indices follow the sorted sub-folder names; files within a class are sorted too, so item
-``i`` is the same file on every machine.
+``i`` is the same file on every machine.  (The scan is this module's, not torchvision's
+``ImageFolder``: that one would take hidden folders such as ``.ipynb_checkpoints`` for classes and
+fail on a class folder without images; torchvision does draw the sample grids and the blur of
+:mod:`dimr.evaluate.degrade`.)
 """
 from __future__ import annotations
 
