@@ -171,6 +171,8 @@ def recipe_sampler(ctx: dict, steps: int | None = None, skip: str | None = None,
                    **solver) -> SamplerConfig:
     """The checkpoint recipe's sampler (``ctx`` from :func:`checkpoint_context`): its steps, time grid
     and CFG weight ``w = 1 + s`` from its scale ``s``. A given value (not ``None``) overrides the recipe's; ``solver`` sets the other :class:`SamplerConfig` fields (order, method, predict)."""
+    if steps is not None and steps < 1:
+        raise ValueError(f"sampler steps must be at least 1, got {steps} (leave them out for the recipe's)")
     w = guidance if guidance is not None else weight_from_scale(ctx["cfg_scale"])
     return SamplerConfig(steps=steps if steps is not None else ctx["steps"], skip=skip or ctx["skip"], guidance=w,
                          **solver)

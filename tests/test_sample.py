@@ -11,7 +11,9 @@ from dimr.sample import (SamplerConfig, checkpoint_context, cli, denoiser_from_c
 def test_recipe_sampler_takes_the_recipe_unless_told():
     ctx = {"steps": 12, "skip": "logSNR", "cfg_scale": 0.5}
     assert recipe_sampler(ctx) == SamplerConfig(steps=12, skip="logSNR", guidance=weight_from_scale(0.5))
-    assert recipe_sampler(ctx, steps=0).steps == 12  # 0 steps means "the recipe's", as on the command lines
+    assert recipe_sampler(ctx, steps=None).steps == 12  # None means "the recipe's", as on the command lines
+    with pytest.raises(ValueError, match="at least 1"):
+        recipe_sampler(ctx, steps=0)
     given = recipe_sampler(ctx, steps=3, skip="time_uniform", guidance=1.0, order=2, method="multistep")
     assert given == SamplerConfig(steps=3, order=2, method="multistep", skip="time_uniform", guidance=1.0)
 
