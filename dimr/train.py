@@ -646,6 +646,21 @@ class StopRequest:
         return local
 
 
+def _progress_line(rec: dict, total: int, start: int, time_limit_s: float | None = None) -> str:
+    """``step 120/4000  loss 0.1234  52 img/s  1m 10s elapsed, ~1h 13m to go`` (at the rate so far, and
+    never past the time limit)."""
+    def hms(s: float) -> str:
+        s = int(s)
+        return f"{s // 3600}h {s % 3600 // 60}m" if s >= 3600 else f"{s // 60}m {s % 60}s"
+    done, elapsed = rec["step"] - start, rec["elapsed_s"]
+    left = elapsed / done * (total - rec["step"]) if done > 0 else float("inf")
+    if time_limit_s is not None:
+        left = min(left, max(time_limit_s - elapsed, 0.0))
+    eta = f", ~{hms(left)} to go" if math.isfinite(left) and rec["step"] < total else ""
+    return (f"step {rec['step']}/{total}  loss {rec['loss']:.4f}  {rec['images_per_s']:.0f} img/s  "
+            f"{hms(elapsed)} elapsed{eta}")
+
+
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, dataset=None,
           time_limit_s: float | None = None, save_checkpoints: bool = True) -> dict:
     """Train ``cfg`` into folder ``out``; returns a summary (final step, loss, throughput, paths).
@@ -672,7 +687,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
             stopping = stop.poll() != StopRequest.RUNNING
             rec = log.add(step, logs, flush=step % cfg.log_every == 0 or step == cfg.steps or stopping)
             bar.update(1)
-            if rec is not None:
+            if rec is not None and bar.disable and env.main:  # no bar (logs, notebooks): one line per record
+                print(_progress_line(rec, cfg.steps, run.start_step, time_limit_s), flush=True)
+            elif rec is not None:
                 bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.0f}")
             if stopping:
                 break

@@ -87,19 +87,27 @@ for flag, value in (("--batch-size", batch_size), ("--lr", lr), ("--warmup-steps
 if grad_checkpointing:
     args += ["--grad-checkpointing"]
 if restart:
-    for stale in ("latest.pt", "metrics.jsonl", "summary.json"):
+    for stale in ("latest.pt", "metrics.jsonl", "summary.json", "train.log"):
         (ckpt_dir / stale).unlink(missing_ok=True)
 elif resume and (ckpt_dir / "latest.pt").exists():
     args += ["--resume"]
 launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
 command = launcher + args
 print(" ".join(["python"] + command[1:]))
+# the child's output streams into this cell and into a log file beside the checkpoint, so a long run can
+# be watched while it trains: `tail -f` the file, or `python -m dimr reproduce --profile P --follow EXPERIMENT`
+train_log = ckpt_dir / "train.log"
+ckpt_dir.mkdir(parents=True, exist_ok=True)
+print(f"training output: {train_log}")
 t0 = time.time()
-proc = subprocess.run(command, capture_output=True, text=True)
-print(proc.stdout[-4000:])
+with train_log.open("a") as log_file, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                       text=True, bufsize=1) as proc:
+    for line in proc.stdout:
+        log_file.write(line)
+        log_file.flush()
+        print(line, end="", flush=True)
 if proc.returncode != 0:
-    print(proc.stderr[-8000:], file=sys.stderr)
-    raise RuntimeError(f"training failed with exit code {proc.returncode}")
+    raise RuntimeError(f"training failed with exit code {proc.returncode}; its output is in {train_log}")
 wall = time.time() - t0
 
 # %% [markdown]

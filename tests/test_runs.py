@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import time
 
 import pytest
 
@@ -228,3 +229,27 @@ def test_git_state_names_changed_code_but_not_run_records(tmp_path):
     (repo / "dimr" / "a.py").write_text("x = 2\n")  # the code changed
     info = runs.git_info(repo)
     assert info["dirty"] is True and info["changed"] == ["dimr/a.py"]
+
+
+def test_follow_prints_a_growing_log_until_the_run_is_recorded(tmp_path):
+    import io
+    import threading
+
+    log, out, recorded = tmp_path / "train.log", io.StringIO(), threading.Event()
+
+    def trainer():
+        for i in range(3):
+            with log.open("a") as f:
+                f.write(f"step {i}\n")
+            time.sleep(0.05)
+        recorded.set()
+
+    threading.Thread(target=trainer).start()
+    reproduce.follow(log, recorded.is_set, poll_s=0.01, out=out)
+    assert out.getvalue() == "step 0\nstep 1\nstep 2\n"
+    from dimr.plan import build_plan
+
+    plan = build_plan()
+    assert str(reproduce.training_log(plan["train-table2-row6"], "smoke")) == "checkpoints/train-table2-row6/smoke/train.log"
+    with pytest.raises(KeyError, match="not a training experiment"):
+        reproduce.training_log(plan["eval-table2-row6"], "smoke")
