@@ -16,7 +16,7 @@ VERBS = {
     "convert": ("dimr.convert", "official DiMR checkpoint -> this package's state dict"),
     "train": ("dimr.train", "train a preset (one process, or many under torchrun)"),
     "sample": ("dimr.sample", "draw class-conditional samples from a checkpoint"),
-    "evaluate": ("dimr.evaluate", "FID/IS/precision/recall, rejection and distortion for a checkpoint"),
+    "evaluate": ("dimr.evaluate.report", "FID/IS/precision/recall, rejection and distortion for a checkpoint"),
     "encode-latents": ("dimr.data.latents", "encode an image folder to SD-VAE latent moments"),
     "reproduce": ("dimr.reproduce", "execute the run plan for a profile and build the book"),
     "export": ("dimr.export", "write a checkpoint as safetensors weights + JSON config (a folder)"),

@@ -11,7 +11,6 @@ SIGKILL — leaves either the old checkpoint or the new one, never a torn file.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pickle
@@ -182,12 +181,16 @@ def upgrade_checkpoint(path: str | os.PathLike, out: str | os.PathLike | None = 
     return target
 
 
-def cli(argv: list[str]) -> int:
+def _parser():
     ap = parser("upgrade-checkpoint", "Rewrite checkpoints of this package written before version "
                                              f"{VERSION} so that they load with torch.load(weights_only=True). "
                                              "It unpickles each file: use it only on files you trust.")
     ap.add_argument("paths", nargs="+", metavar="PATH", help="checkpoint files (rewritten in place, atomically)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def cli(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
     for p in args.paths:
         try:
             print(f"upgraded {upgrade_checkpoint(p)} to checkpoint version {VERSION}")

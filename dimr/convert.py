@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .cli import parser
 from .config import DiMRConfig
 from .nn import build_model
 
@@ -186,16 +187,20 @@ def load_official_state_dict(path: str | Path) -> dict:
         raise ConversionError(f"cannot read {path} as a torch state dict: {e}") from e
 
 
+def _parser() -> argparse.ArgumentParser:
+    ap = parser("convert", "Convert an official DiMR checkpoint to this package's checkpoint format.")
+    ap.add_argument("--checkpoint", required=True, help="official nnet_ema.pth / nnet.pth, or their folder")
+    ap.add_argument("--preset", required=True, help="e.g. DiMR-XL/2R or DiMR-G/2R")
+    ap.add_argument("--out", required=True, help="where to write this package's checkpoint")
+    return ap
+
+
 def cli(argv: list[str]) -> int:
     """``python -m dimr convert --checkpoint nnet_ema.pth --preset DiMR-XL/2R --out dimr-xl-2r.pt``"""
     from .checkpoint import save_checkpoint
     from .presets import get_preset
 
-    ap = argparse.ArgumentParser(prog="python -m dimr convert", description=cli.__doc__)
-    ap.add_argument("--checkpoint", required=True, help="official nnet_ema.pth / nnet.pth, or their folder")
-    ap.add_argument("--preset", required=True, help="e.g. DiMR-XL/2R or DiMR-G/2R")
-    ap.add_argument("--out", required=True, help="where to write this package's checkpoint")
-    args = ap.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
         preset = get_preset(args.preset)
         state = convert_state_dict(load_official_state_dict(args.checkpoint), preset.model)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torchvision.utils import make_grid
 
+from .cli import parser
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .config import config_from_dict
 from .device import pick_device
@@ -242,29 +243,34 @@ def sampler_from_checkpoint(checkpoint: dict | str | os.PathLike, device: str | 
     return CheckpointSampler(ckpt, ctx, denoiser, recipe_sampler(ctx, **settings), device, decode)
 
 
-def cli(argv: list[str]) -> int:
-    """``python -m dimr sample --checkpoint RUN/latest.pt --out DIR``"""
-    ap = argparse.ArgumentParser(prog="python -m dimr sample", description=__doc__.splitlines()[0])
+def _parser() -> argparse.ArgumentParser:
+    ap = parser("sample", __doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a dimr checkpoint file or run folder")
     ap.add_argument("--out", help="output folder (default: CHECKPOINT_DIR/samples)")
-    ap.add_argument("--num-samples", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--num-samples", type=int, default=64, help="images to draw")
+    ap.add_argument("--batch-size", type=int, default=64, help="images per sampler batch (CFG doubles it)")
     ap.add_argument("--classes", type=int, nargs="+", help="labels to cycle through (default: all classes evenly)")
     ap.add_argument("--steps", type=int, help="NFE (default: the recipe's sampling steps)")
-    ap.add_argument("--order", type=int, default=3, choices=[1, 2, 3])
-    ap.add_argument("--method", default="singlestep", choices=["singlestep", "multistep"])
-    ap.add_argument("--predict", default="data", choices=["data", "noise"])
+    ap.add_argument("--order", type=int, default=3, choices=[1, 2, 3], help="DPM-Solver order")
+    ap.add_argument("--method", default="singlestep", choices=["singlestep", "multistep"], help="DPM-Solver variant")
+    ap.add_argument("--predict", default="data", choices=["data", "noise"],
+                    help="the solver's parametrisation (DPM-Solver++ is data)")
     ap.add_argument("--skip", choices=SKIP_TYPES,
                     help="DPM-Solver time grid (default: the recipe's)")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--guidance", type=float, help="CFG weight w (1 = off)")
     g.add_argument("--cfg-scale", type=float, help="official scale s, w = 1 + s (default: the recipe's)")
     ap.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the initial noise")
     ap.add_argument("--vae", help="local SD-VAE folder (latent models only)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return ap
+
+
+def cli(argv: list[str]) -> int:
+    """``python -m dimr sample --checkpoint RUN/latest.pt --out DIR``"""
+    args = _parser().parse_args(argv)
     guidance = args.guidance if args.guidance is not None else (
         None if args.cfg_scale is None else weight_from_scale(args.cfg_scale))
     try:

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from .cli import parser
 from .presets import PRESETS, get_preset
 from .profile import profile_preset
 from .tables import fmt_params
@@ -68,12 +69,16 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def cli(argv: list[str]) -> int:
-    """Print the model zoo."""
-    ap = argparse.ArgumentParser(prog="python -m dimr zoo", description=__doc__.splitlines()[0])
+def _parser() -> argparse.ArgumentParser:
+    ap = parser("zoo", __doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print a JSON list of objects instead of a table")
     ap.add_argument("names", nargs="*", help="only these presets (default: all)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def cli(argv: list[str]) -> int:
+    """Print the model zoo."""
+    args = _parser().parse_args(argv)
     try:
         rows = zoo_rows(args.names or None)
     except KeyError as e:

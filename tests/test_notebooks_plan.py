@@ -67,6 +67,45 @@ def test_the_smoke_plan_executes_every_planned_notebook(smoke_repo):
     assert {f for e in planned for f in e.feeds} >= {f"table2/row{r}" for r in range(1, 7)}
 
 
+def _paths_in(obj, key=""):
+    """Every string of a record that names a file: a value under a key that says so, or any string with a
+    slash that is not prose, a URL or a label."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _paths_in(v, str(k))
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _paths_in(v, key)
+    elif isinstance(obj, str) and "/" in obj and " " not in obj and "://" not in obj and not obj.startswith("<"):
+        looks_like_file = "." in obj.rsplit("/", 1)[-1] or key.endswith(("path", "dir", "file", "checkpoint", "npz"))
+        if looks_like_file or obj.startswith("/"):
+            yield key, obj
+    elif isinstance(obj, str) and obj.startswith(("<external>/", "<not kept>/")):
+        yield key, obj
+
+
+@pytest.mark.slow
+def test_smoke_records_name_only_files_that_exist(smoke_repo):
+    """run.json, metrics.json and evaluation.json name files under their published folder or the
+    repository (relative to its root), or mark them <external>/<not kept>: never the staging folder,
+    never an absolute path of this machine."""
+    root, _, _ = smoke_repo
+    checked = 0
+    for record in sorted((root / "runs").glob("*/smoke")):
+        for name in ("run.json", "metrics.json", "evaluation.json"):
+            if not (record / name).exists():
+                continue
+            text = (record / name).read_text(encoding="utf-8")
+            assert ".partial" not in text and str(root) not in text, f"{record / name} names a staging or absolute path"
+            for key, path in _paths_in(json.loads(text)):
+                checked += 1
+                if path.startswith(("<external>/", "<not kept>/")):
+                    continue
+                assert not path.startswith("/"), f"{record / name}: {key} = {path} is absolute"
+                assert (root / path).exists() or (record / path).exists(), f"{record / name}: {key} = {path} does not exist"
+    assert checked > 0
+
+
 @pytest.mark.slow
 def test_a_second_smoke_plan_skips_what_is_recorded(smoke_repo):
     root, _, _ = smoke_repo

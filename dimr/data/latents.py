@@ -33,6 +33,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from ..cli import parser
 from ..device import pick_device
 from .imagenet import ImageFolderDataset
 
@@ -224,23 +225,25 @@ class LatentDataset(Dataset):
         return z, torch.tensor(self.labels[int(index) // 2], dtype=torch.long)
 
 
-def cli(argv: list[str]) -> int:
-    """``python -m dimr encode-latents IMAGES OUT --vae DIR [...]``: see :func:`encode_folder`."""
-    p = argparse.ArgumentParser(
-        prog="python -m dimr encode-latents",
-        description="Encode a class-per-folder image tree and its horizontal flips to SD-VAE latent "
-                    "moments (mean and logvar), resumably, for LatentDataset.")
+def _parser() -> argparse.ArgumentParser:
+    p = parser("encode-latents", "Encode a class-per-folder image tree and its horizontal flips to SD-VAE latent "
+                                 "moments (mean and logvar), resumably, for LatentDataset.")
     p.add_argument("images", help="image folder: IMAGES/<class>/<files>")
     p.add_argument("out", help="output folder (moments.npy, labels.npy, latents.json)")
     p.add_argument("--vae", required=True, help="local diffusers AutoencoderKL folder (e.g. sd-vae-ft-ema)")
-    p.add_argument("--resolution", type=int, default=256, help="center-crop size in pixels (default 256)")
+    p.add_argument("--resolution", type=int, default=256, help="center-crop size in pixels")
     p.add_argument("--batch-size", type=int, default=32, help="images per batch (each also flipped)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers decoding images")
     p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="storage dtype")
     p.add_argument("--overwrite", action="store_true", help="discard existing latents in OUT")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
+    return p
+
+
+def cli(argv: list[str]) -> int:
+    """``python -m dimr encode-latents IMAGES OUT --vae DIR [...]``: see :func:`encode_folder`."""
+    args = _parser().parse_args(argv)
     try:
         out = encode_folder(args.images, args.out, args.vae, resolution=args.resolution,
                             batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint
+from ..cli import parser
 from ..config import config_to_dict, from_namespace
 from ..device import pick_device
 from ..diffusion.dpm_solver import SKIP_TYPES
@@ -481,16 +481,16 @@ def format_report(report: dict) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m dimr evaluate", description=__doc__.splitlines()[0])
+    ap = parser("evaluate", __doc__.splitlines()[0])
     ap.add_argument("--checkpoint", required=True, help="a dimr checkpoint file or run folder")
-    ap.add_argument("--num-samples", type=int, default=1000)
+    ap.add_argument("--num-samples", type=int, default=1000, help="generated samples, spread evenly over the classes")
     ap.add_argument("--batch-size", type=int, default=100,
                     help="samples per sampler batch (CFG doubles it; 100 is fastest on 2 CPU cores)")
     ap.add_argument("--steps", type=int, help="DPM-Solver steps (default: the recipe's)")
     ap.add_argument("--skip", choices=SKIP_TYPES,
                     help="DPM-Solver time grid (default: the recipe's)")
     ap.add_argument("--guidance", type=float, help="CFG weight w (default: the recipe's 1 + scale)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="sample seed")
     ap.add_argument("--out", help="output folder (default: CHECKPOINT_DIR/evaluate)")
     ap.add_argument("--inception", choices=["auto", "on", "off"], default="auto",
                     help="Inception-V3 metrics: auto = on for ImageNet-scale data, off for offline datasets")
@@ -504,9 +504,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--distortion-threshold", type=float, help="1 − IoU threshold (default 0.05)")
     ap.add_argument("--data-root", help="dataset folder (file datasets)")
     ap.add_argument("--vae", help="local SD-VAE folder (latent models)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--no-ema", action="store_true")
-    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
+    ap.add_argument("--no-ema", action="store_true", help="evaluate the raw weights instead of the EMA")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     return ap
 
 
