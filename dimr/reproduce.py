@@ -34,10 +34,14 @@ from typing import Mapping
 from .cli import parser
 from .files import atomic_write
 from .plan import Experiment, build_plan
-from .runs import COMMITTED_PROFILES, PROFILES, is_complete, recording, repo_root
+from .runs import COMMITTED_PROFILES, PROFILES, git_info, is_complete, recording, repo_root
 
-__all__ = ["planned", "execute", "run_plan", "training_log", "follow", "build_book", "book_env", "PROFILES",
+__all__ = ["DirtyTreeError", "planned", "execute", "run_plan", "training_log", "follow", "build_book", "book_env", "PROFILES",
            "COMMITTED_PROFILES", "cli"]
+
+
+class DirtyTreeError(RuntimeError):
+    """A committed-profile run asked for from a tree whose code differs from its commit."""
 
 
 def planned(profile: str, plan: Mapping[str, Experiment] | None = None,
@@ -108,12 +112,21 @@ def _finish_notebook(path: Path, input_path: str, output_path: str, run_label: s
 
 def run_plan(profile: str, *, plan: Mapping[str, Experiment] | None = None, only: list[str] | None = None,
              root: str | os.PathLike | None = None, runs_root: str | os.PathLike = "runs", force: bool = False,
-             progress: bool = True, log=print) -> list[Path]:
+             progress: bool = True, log=print, allow_dirty: bool = False) -> list[Path]:
     """Execute every planned experiment of ``profile`` in order, skipping recorded runs unless
-    ``force``; stops at the first failure (the exception propagates)."""
+    ``force``; stops at the first failure (the exception propagates).
+
+    Runs of the committed profiles (``small``, ``paper``) are evidence: they are refused from a tree
+    whose code differs from its commit (the record could not say which code made it) unless
+    ``allow_dirty`` — and then the record lists what differed (``git.changed``)."""
     root = Path(root) if root is not None else repo_root()
     done = []
     todo = planned(profile, plan, only)
+    changed = git_info(root).get("changed") if profile in COMMITTED_PROFILES and todo and not allow_dirty else None
+    if changed:
+        raise DirtyTreeError(f"refusing to record {profile!r} runs from a tree with uncommitted changes to "
+                             f"{', '.join(changed[:8])}{' …' if len(changed) > 8 else ''}: commit them, or pass "
+                             "--allow-dirty (the record then lists them)")
     if not todo:
         log(f"reproduce: no experiment planned for profile {profile!r}")
     for i, exp in enumerate(todo, 1):
@@ -165,6 +178,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="scale of the runs: smoke (seconds), cpu (minutes), small (hours on CPU), paper (a cluster)")
     p.add_argument("--force", action="store_true", help="run again even where a run is already recorded")
     p.add_argument("--no-build", action="store_true", help="execute the runs only; do not build the book")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="record small/paper runs although the code has uncommitted changes (the record lists them)")
     p.add_argument("--only", action="append", metavar="EXP", default=None,
                    help="run only this experiment (repeatable, or comma-separated)")
     p.add_argument("--list", action="store_true", help="print the plan for the profile and exit")
@@ -227,7 +242,10 @@ def cli(argv: list[str]) -> int:
             print(f"{e.name:<28} {e.notebook:<28} {state:<9} feeds {', '.join(e.feeds) or '-'}")
         return 0
     try:
-        run_plan(args.profile, only=only, root=root, force=args.force)
+        run_plan(args.profile, only=only, root=root, force=args.force, allow_dirty=args.allow_dirty)
+    except DirtyTreeError as exc:
+        print(f"reproduce: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a failed notebook: report it without a traceback, keep no complete record
         name = getattr(exc, "ename", type(exc).__name__)
         value = getattr(exc, "evalue", str(exc))

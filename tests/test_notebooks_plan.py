@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
@@ -22,17 +25,34 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK_PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "book").rglob("*.py"))
 
 
+def _network_namespace() -> list[str] | None:
+    """``unshare -n`` with only the loopback up (papermill's kernels talk over localhost), or None where
+    this machine does not permit a network namespace."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return None
+    probe = subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True)
+    return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"] if probe.returncode == 0 else None
+
+
 @pytest.fixture(scope="module")
 def smoke_repo(tmp_path_factory):
     """A scratch repository root (the package, notebooks, book and config linked in, empty runs/)
-    in which the whole smoke plan has been executed."""
+    in which the whole smoke plan has been executed — and the book built — inside a network namespace
+    where this machine permits one (``offline`` says whether), else in this process without the book."""
     root = tmp_path_factory.mktemp("repo")
-    for name in ("dimr", "notebooks", "book", "_toc.yml", "_config.yml"):
+    for name in ("dimr", "notebooks", "book", "docs", "_toc.yml", "_config.yml"):
         (root / name).symlink_to(ROOT / name)
     env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "MPLCONFIGDIR": str(root / ".cache/mpl"),
            "IPYTHONDIR": str(root / ".cache/ipython"), "XDG_CACHE_HOME": str(root / ".cache/xdg")}
     for folder in ("mpl", "ipython", "xdg"):
         (root / ".cache" / folder).mkdir(parents=True, exist_ok=True)
+    offline = _network_namespace()
+    if offline is not None:
+        res = subprocess.run([*offline, sys.executable, "-m", "dimr", "reproduce", "--profile", "smoke"], cwd=root,
+                             env={**os.environ, **env}, capture_output=True, text=True)
+        assert res.returncode == 0, (res.stdout + res.stderr)[-6000:]
+        done = [root / "runs" / e.name / "smoke" for e in reproduce.planned("smoke")]
+        return root, done, res.stdout.splitlines(), res
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -44,12 +64,24 @@ def smoke_repo(tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return root, done, log
+    return root, done, log, None
+
+
+@pytest.mark.slow
+def test_the_smoke_plan_and_the_book_need_no_network(smoke_repo):
+    """`python -m dimr reproduce --profile smoke` — every smoke run, then the book build with warnings as
+    errors — succeeded with no network but the loopback (``unshare -n``): nothing reaches for the network."""
+    root, _, _, offline_run = smoke_repo
+    if offline_run is None:
+        pytest.skip("this machine does not permit a network namespace (unshare -n): the smoke plan ran with the "
+                    "network available, so it does not prove that nothing reaches for it")
+    assert (root / "_build" / "html" / "index.html").is_file()
+    assert "book built" in offline_run.stdout
 
 
 @pytest.mark.slow
 def test_the_smoke_plan_executes_every_planned_notebook(smoke_repo):
-    root, done, _ = smoke_repo
+    root, done, _, _ = smoke_repo
     planned = reproduce.planned("smoke")
     assert {e.notebook for e in planned} >= {"notebooks/train.py", "notebooks/evaluate.py"}
     assert [d.relative_to(root).as_posix() for d in done] == [f"runs/{e.name}/smoke" for e in planned]
@@ -89,7 +121,7 @@ def test_smoke_records_name_only_files_that_exist(smoke_repo):
     """run.json, metrics.json and evaluation.json name files under their published folder or the
     repository (relative to its root), or mark them <external>/<not kept>: never the staging folder,
     never an absolute path of this machine."""
-    root, _, _ = smoke_repo
+    root, _, _, _ = smoke_repo
     checked = 0
     for record in sorted((root / "runs").glob("*/smoke")):
         for name in ("run.json", "metrics.json", "evaluation.json"):
@@ -108,7 +140,7 @@ def test_smoke_records_name_only_files_that_exist(smoke_repo):
 
 @pytest.mark.slow
 def test_a_second_smoke_plan_skips_what_is_recorded(smoke_repo):
-    root, _, _ = smoke_repo
+    root, _, _, _ = smoke_repo
     log: list[str] = []
     assert reproduce.run_plan("smoke", root=root, progress=False, log=log.append) == []
     assert log and all("already recorded" in line for line in log)
@@ -117,7 +149,7 @@ def test_a_second_smoke_plan_skips_what_is_recorded(smoke_repo):
 @pytest.mark.slow
 @pytest.mark.parametrize("page", BOOK_PAGES)
 def test_book_page_executes_against_the_smoke_runs(page, smoke_repo, tmp_path, monkeypatch):
-    root, _, _ = smoke_repo
+    root, _, _, _ = smoke_repo
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))

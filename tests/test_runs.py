@@ -253,3 +253,22 @@ def test_follow_prints_a_growing_log_until_the_run_is_recorded(tmp_path):
     assert str(reproduce.training_log(plan["train-table2-row6"], "smoke")) == "checkpoints/train-table2-row6/smoke/train.log"
     with pytest.raises(KeyError, match="not a training experiment"):
         reproduce.training_log(plan["eval-table2-row6"], "smoke")
+
+
+def test_committed_profiles_refuse_a_dirty_tree_unless_allowed(toy_repo):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=toy_repo, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "add", "notebooks")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "toy")
+    plan = {"toy": Experiment("toy", "notebooks/toy.py", {"smoke": {"steps": 2}, "paper": {"steps": 3}})}
+    (toy_repo / "notebooks" / "toy.py").write_text(NOTEBOOK + "\n# an uncommitted edit\n")
+    with pytest.raises(reproduce.DirtyTreeError, match="notebooks/toy.py"):
+        reproduce.run_plan("paper", plan=plan, root=toy_repo, progress=False, log=lambda *_: None)
+    assert not (toy_repo / "runs" / "toy" / "paper").exists()
+    reproduce.run_plan("smoke", plan=plan, root=toy_repo, progress=False, log=lambda *_: None)  # cheap: allowed
+    done = reproduce.run_plan("paper", plan=plan, root=toy_repo, progress=False, log=lambda *_: None, allow_dirty=True)
+    assert runs.load_run(done[0])["git"]["changed"] == ["notebooks/toy.py"]
