@@ -194,6 +194,27 @@ for model, rate in distortion_rates(judgements)["final"].items():
     print(f"{model}: distortion rate among flagged images = {rate:.1%} (1 − IoU > {DISTORTION_THRESHOLD})")
 
 # %% [markdown]
+# ### Judging them yourself
+#
+# The same flagged images, merged and shuffled with their source hidden (`study_items`), can be judged
+# by people: `annotation_widget` shows one at a time with its requested class and saves every click to a
+# JSON file, so an interrupted session loses nothing, and `distortion_rates` averages the answers as the
+# paper does. **In the built book the widget below is only a picture of itself**: open this chapter in
+# JupyterLab (`make lab`, then `notebooks/distortion.py`) and run it to click through the images.
+
+# %%
+import tempfile
+
+from dimr.evaluate.human import annotation_widget, study_items
+
+by_kind = {k: (images[m], labels[m], np.flatnonzero(m))
+           for k in sorted(strongest) for m in [flagged & (kinds == k)]}
+items = study_items(by_kind, CLASS_NAMES, seed=seed)
+answers = Path(tempfile.gettempdir()) / "dimr-human-study-distortion-chapter.json"
+print(f"{len(items)} flagged images to judge; answers go to {answers}")
+annotation_widget(items, evaluator="you", path=answers)
+
+# %% [markdown]
 # ## A trained model (optional)
 #
 # With `evaluate_dir` set to a folder written by `python -m dimr evaluate`, its numbers are shown

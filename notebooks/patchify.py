@@ -83,6 +83,24 @@ for r, branch in enumerate(model.branches, start=1):
           f"{list(tokens.shape)}: {tokens.shape[2] * tokens.shape[3]} positions")
 
 # %% [markdown]
+# `patchify` is a convolution with kernel = stride = p, which is the same as a linear map applied to each
+# patch's p·p·3 numbers. Written with `einops.rearrange` — the way `dimr.nn` writes its reshapes — the
+# pattern says it: cut the image into a grid of p×p patches and flatten each one, then multiply by the
+# kernel. Checked here on a real branch's weights (branch 1 of a freshly initialised DiMR-M/3R):
+
+# %%
+from einops import rearrange
+
+branch1 = build_model(cfg).branches[0]
+p = cfg.patch_size(1)
+patches = rearrange(x, "b c (h p1) (w p2) -> b h w (c p1 p2)", p1=p, p2=p)   # [1, 16, 16, 3·4·4]
+weight = rearrange(branch1.patchify.weight, "d c p1 p2 -> (c p1 p2) d")      # the kernel as a [48, D_1] matrix
+as_linear = patches @ weight + branch1.patchify.bias                         # [1, 16, 16, D_1]
+as_conv = rearrange(branch1.patchify(x), "b d h w -> b h w d")
+print(f"patches {tuple(patches.shape)} · kernel {tuple(weight.shape)} = conv output {tuple(as_conv.shape)}; "
+      f"largest difference {(as_linear - as_conv).abs().max().item():.1e}")
+
+# %% [markdown]
 # What does a token "see"? The convolution keeps all p·p·3 numbers of its patch (its width D_r is far
 # larger), but mixing *between* positions happens only at the token grid. The mean colour of each
 # patch is the coarsest summary a token could hold; the grid lines show the patches.

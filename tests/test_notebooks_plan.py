@@ -36,12 +36,16 @@ def _network_namespace() -> list[str] | None:
 
 @pytest.fixture(scope="module")
 def smoke_repo(tmp_path_factory):
-    """A scratch repository root (the package, notebooks, book and config linked in, empty runs/)
+    """A scratch repository root (the package and config linked in, notebooks and book copied, empty runs/)
     in which the whole smoke plan has been executed — and the book built — inside a network namespace
     where this machine permits one (``offline`` says whether), else in this process without the book."""
     root = tmp_path_factory.mktemp("repo")
-    for name in ("dimr", "notebooks", "book", "docs", "_toc.yml", "_config.yml"):
+    for name in ("dimr", "docs", "_toc.yml", "_config.yml"):
         (root / name).symlink_to(ROOT / name)
+    # pages run with their own folder as cwd, and dimr.runs.repo_root() resolves it: copied (not linked)
+    # folders keep it inside the scratch root, so the pages read the smoke runs, not this checkout's
+    for name in ("notebooks", "book"):
+        shutil.copytree(ROOT / name, root / name)
     env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "MPLCONFIGDIR": str(root / ".cache/mpl"),
            "IPYTHONDIR": str(root / ".cache/ipython"), "XDG_CACHE_HOME": str(root / ".cache/xdg")}
     for folder in ("mpl", "ipython", "xdg"):

@@ -20,11 +20,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..files import atomic_write
 
 __all__ = ["Judgement", "StudyItem", "distortion_rates", "study_items", "load_judgements", "save_judgements",
            "record_judgement", "annotation_widget"]
@@ -106,15 +107,9 @@ def load_judgements(path: str | os.PathLike) -> list[Judgement]:
 
 
 def save_judgements(path: str | os.PathLike, judgements) -> Path:
-    """Write all judgements atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write all judgements atomically (:func:`dimr.files.atomic_write`)."""
     obj = {"format": FORMAT, "judgements": [asdict(j if isinstance(j, Judgement) else Judgement(**j)) for j in judgements]}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: json.dump(obj, f, indent=1))
 
 
 def record_judgement(path: str | os.PathLike, judgement: Judgement) -> list[Judgement]:
