@@ -17,7 +17,7 @@ SUFFIXES = {".py", ".md", ".yml", ".yaml", ".txt", ".toml", ".cfg", ".ipynb"}
 THIS = Path(__file__).resolve()
 
 # Spelled in pieces so that this file does not match itself.
-FORBIDDEN = ["official-dimr-" + "facts", "shared/" + "reference", "facts" + " §"]
+FORBIDDEN = ["official-dimr-" + "facts", "shared/" + "reference", "shared/" + "paper", '"shared" / ' + '"paper"', "facts" + " §"]
 CITATION = re.compile(r"docs/official-code\.md((?:[^\S\n]|[`*\"',;:()])*)((?:§\s*\d+(?:\s*,\s*|\s*and\s*)?)+)")
 
 
