@@ -169,7 +169,12 @@ def portable_record(text: str, staging: str | os.PathLike, removed: str | os.Pat
     staging = Path(staging)
     final = staging.parent / staging.name[1:].removesuffix(".partial")
     text = re.sub(re.escape(Path(removed).as_posix()) + r'(?=["/])', "<not kept>", text)
-    text = text.replace(staging.as_posix(), final.as_posix())
+    return mark_external(text.replace(staging.as_posix(), final.as_posix()))
+
+
+def mark_external(text: str) -> str:
+    """``text`` with every absolute path (outside the repository, so not a file a reader has) reduced to
+    its last name, marked ``<external>/name``: ``/usr/share/datasets/fashion-mnist`` → ``<external>/fashion-mnist``."""
     return re.sub(r'(?<![\w.<>-])/[^\s"\')]*/([^/\s"\')]+)', r"<external>/\1", text)
 
 
@@ -225,7 +230,9 @@ def recording(root: str | os.PathLike, experiment: str, run: str, *, profile: st
     stage.mkdir(parents=True)
     rec = RunRecord(stage, final, {
         "schema": SCHEMA_VERSION, "status": "running", "experiment": experiment, "run": run,
-        "profile": profile, "preset": preset, "parameters": dict(parameters or {}), "feeds": list(feeds),
+        "profile": profile, "preset": preset,
+        # the notebook gets the parameters as given; the record names no path of this machine
+        "parameters": json.loads(mark_external(json.dumps(dict(parameters or {})))), "feeds": list(feeds),
         "notebook": notebook, "git": git_info(repo), "hardware": hardware_info(),
         "started": _now(), "finished": None, "wall_time_s": None, "scale": scale, "metrics": {},
     })

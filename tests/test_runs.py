@@ -272,3 +272,11 @@ def test_committed_profiles_refuse_a_dirty_tree_unless_allowed(toy_repo):
     reproduce.run_plan("smoke", plan=plan, root=toy_repo, progress=False, log=lambda *_: None)  # cheap: allowed
     done = reproduce.run_plan("paper", plan=plan, root=toy_repo, progress=False, log=lambda *_: None, allow_dirty=True)
     assert runs.load_run(done[0])["git"]["changed"] == ["notebooks/toy.py"]
+
+
+def test_a_record_names_no_absolute_path_of_this_machine(tmp_path):
+    with runs.recording(tmp_path / "runs", "fm", "small", profile="small",
+                        parameters={"data_root": "/usr/share/datasets/fashion-mnist", "checkpoint": "checkpoints/x.pt"}):
+        pass
+    rec = runs.load_run(tmp_path / "runs" / "fm" / "small")
+    assert rec["parameters"] == {"data_root": "<external>/fashion-mnist", "checkpoint": "checkpoints/x.pt"}
