@@ -215,14 +215,14 @@ def follow(path: Path, done, poll_s: float = 1.0, out=sys.stdout) -> None:
 def cli(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     only = [n for item in (args.only or []) for n in item.split(",") if n] or None
+    plan = build_plan()
     try:
-        todo = planned(args.profile, only=only)
+        todo = planned(args.profile, plan, only)
     except KeyError as exc:
         print(f"reproduce: {exc.args[0]}", file=sys.stderr)
         return 2
     root = repo_root()
     if args.follow:
-        plan = build_plan()
         try:
             if args.follow not in plan:
                 raise KeyError(f"unknown experiment {args.follow}; `--list` shows the plan")
@@ -242,7 +242,7 @@ def cli(argv: list[str]) -> int:
             print(f"{e.name:<28} {e.notebook:<28} {state:<9} feeds {', '.join(e.feeds) or '-'}")
         return 0
     try:
-        run_plan(args.profile, only=only, root=root, force=args.force, allow_dirty=args.allow_dirty)
+        run_plan(args.profile, plan=plan, only=only, root=root, force=args.force, allow_dirty=args.allow_dirty)
     except DirtyTreeError as exc:
         print(f"reproduce: {exc}", file=sys.stderr)
         return 2
