@@ -20,6 +20,7 @@ VERBS = {
     "encode-latents": ("dimr.data.latents", "encode an image folder to SD-VAE latent moments"),
     "reproduce": ("dimr.reproduce", "execute the run plan for a profile and build the book"),
     "export": ("dimr.export", "write a checkpoint as safetensors weights + JSON config (a folder)"),
+    "chapters": ("dimr.book", "the book's chapters in reading order; --time records how long each runs"),
     "upgrade-checkpoint": ("dimr.checkpoint", "rewrite an old checkpoint of this package so it loads safely"),
 }
 

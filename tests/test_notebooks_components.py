@@ -10,8 +10,9 @@ import papermill
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPONENT_NOTEBOOKS = ["patchify", "branches", "tdln", "multiscale_loss", "solver", "guidance", "distortion", "adaln_pca",
-                       "paper_vs_official"]
+from dimr.book import CHAPTERS
+
+COMPONENT_NOTEBOOKS = [c.name for c in CHAPTERS] + ["paper_vs_official"]
 
 
 @pytest.mark.slow

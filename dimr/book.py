@@ -1,0 +1,219 @@
+"""What every component chapter of the book shares, written once.
+
+A chapter (``notebooks/<name>.py``) opens with what the reader will learn and needs to know (its own
+Markdown), then :func:`run_this_chapter` (how to run it and how long it takes); it has a *claim and
+evidence* section built by :func:`claim_evidence` from the paper's printed numbers (:mod:`dimr.tables`)
+and this repository's claims study (:mod:`dimr.study`); it shows the package's central forward passes
+with :func:`show_source` beside their equations, never a re-implementation; and it closes with
+takeaways and exercises whose solutions are code cells tagged ``solution`` (collapsed in the book,
+executed by the tests).
+
+:data:`CHAPTERS` is the order of the Components part of ``_toc.yml``. How long each chapter runs is a
+record (:data:`TIMES_RECORD`), measured by ``python -m dimr chapters --time`` (:func:`time_chapters`):
+never typed.
+
+Run ``python -m dimr chapters`` to list the chapters with their recorded run times.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from . import study, tables
+from .cli import parser
+from .runs import atomic_write_json, hardware_info, repo_root
+
+__all__ = ["Chapter", "CHAPTERS", "TIMES_RECORD", "chapter", "recorded_times", "time_chapters", "run_this_chapter",
+           "claim_evidence", "paper_table2_fids", "show_source", "cli"]
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A component chapter: ``name`` is ``notebooks/<name>.py``; ``claims`` are the keys of
+    :data:`dimr.study.CLAIMS` whose evidence it shows."""
+
+    name: str
+    title: str
+    claims: tuple[str, ...] = ()
+
+
+#: the component chapters in reading order (``_toc.yml``'s Components part follows it)
+CHAPTERS = (
+    Chapter("patchify", "Patchify: what each branch sees", ("C1-p2",)),
+    Chapter("branches", "The branches and the feature cascade", ("C1", "C1-fmnist", "C4")),
+    Chapter("adaln_pca", "How many directions does adaLN-Zero use?"),
+    Chapter("tdln", "Time-Dependent Layer Normalization", ("C2",)),
+    Chapter("multiscale_loss", "The multi-scale loss", ("C3",)),
+    Chapter("solver", "Noise schedules and the DPM-Solver"),
+    Chapter("guidance", "Classifier-free guidance"),
+    Chapter("distortion", "Distortion: the classifier proxy against ground truth", ("C1",)),
+)
+
+#: where the measured run time of every chapter is recorded (relative to the repository root)
+TIMES_RECORD = "book/_data/chapter-times.json"
+
+
+def chapter(name: str) -> Chapter:
+    """The :class:`Chapter` called ``name``; a clear error for an unknown one."""
+    for c in CHAPTERS:
+        if c.name == name:
+            return c
+    raise KeyError(f"no chapter {name!r}; the chapters are {[c.name for c in CHAPTERS]}")
+
+
+def recorded_times(root: str | Path | None = None) -> dict:
+    """The run-time record: ``{"hardware": {...}, "measured": iso date, "git": sha, "seconds": {name: s}}``,
+    or ``{}`` when nothing was measured yet."""
+    path = Path(root or repo_root()) / TIMES_RECORD
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def time_chapters(names: Iterable[str] | None = None, root: str | Path | None = None,
+                  progress: Callable[[str], None] = print) -> dict:
+    """Execute each chapter once with papermill (cwd = the repository root, as the book does) and
+    record its wall time in :data:`TIMES_RECORD`, merged into what is recorded for other chapters.
+
+    Returns the record written. A chapter that fails raises and records nothing.
+    """
+    import tempfile
+
+    import jupytext
+    import papermill
+
+    from .runs import git_info
+
+    root = Path(root or repo_root())
+    names = list(names) if names else [c.name for c in CHAPTERS]
+    for n in names:
+        chapter(n)
+    record = recorded_times(root)
+    seconds = dict(record.get("seconds", {}))
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in names:
+            progress(f"timing {n} …")
+            nb = jupytext.read(root / "notebooks" / f"{n}.py")
+            start = time.perf_counter()
+            papermill.execute_notebook(nb, str(Path(tmp) / f"{n}.ipynb"), cwd=str(root), kernel_name="python3",
+                                       progress_bar=False)
+            seconds[n] = round(time.perf_counter() - start, 1)
+            progress(f"  {n}: {seconds[n]:.0f} s")
+    record = {"hardware": hardware_info(), "measured": time.strftime("%Y-%m-%d"), "git": git_info(root).get("commit"),
+              "seconds": {c.name: seconds[c.name] for c in CHAPTERS if c.name in seconds}}
+    atomic_write_json(root / TIMES_RECORD, record)
+    return record
+
+
+def _duration(s: float) -> str:
+    return f"about {max(5, round(s / 5) * 5):.0f} s" if s < 90 else f"about {s / 60:.0f} min"
+
+
+def run_this_chapter(name: str, root: str | Path | None = None) -> str:
+    """MyST Markdown of the box every chapter shows under its opening: the chapter's recorded run time
+    (with the machine it was measured on) and how to run it from a clone of the repository."""
+    chapter(name)
+    record = recorded_times(root)
+    s = record.get("seconds", {}).get(name)
+    if s is None:
+        when = "Its run time is not recorded yet (`python -m dimr chapters --time` measures it)."
+    else:
+        hw = record.get("hardware", {})
+        machine = f"{hw.get('cpu_count', '?')} cores of {hw.get('cpu') or 'a CPU'}" + ("" if not hw.get("gpu") else
+                                                                                      f" and {hw['gpu']}")
+        when = (f"It runs in {_duration(s)} on {machine}, no GPU (measured {record.get('measured', '?')} by "
+                "`python -m dimr chapters --time`).")
+    return "\n".join([
+        ":::{admonition} Run this chapter", ":class: note",
+        f"This page is `notebooks/{name}.py`, a Jupytext notebook that runs the `dimr` package. {when}",
+        "",
+        "1. Get the sources: clone the repository, then `make install` (a virtual environment in `.venv`).",
+        f"2. Either `make lab` and open `notebooks/{name}.py` as a notebook, or convert it: "
+        f"`.venv/bin/jupytext --to ipynb notebooks/{name}.py`.",
+        "3. Run all cells. Exercises are at the end; their solutions are the collapsed cells.",
+        "", "The download button at the top of the page gives this page as `.ipynb` or as the `.py` source.",
+        ":::"])
+
+
+def paper_table2_fids() -> dict[int, str]:
+    """Table 2's printed FID-50K per row (ImageNet 64×64, as printed)."""
+    return {r["row"]: r["fid"] for r in tables.paper_rows("2")}
+
+
+def _fmt(iv: study.Interval) -> str:
+    return study.format_interval(iv) + (f" (n = {iv.n})" if iv.n else "")
+
+
+def _claim_block(claim: study.Claim, records: Mapping) -> str:
+    fids = paper_table2_fids()
+    base, treat = study.CONFIGS[claim.baseline], study.CONFIGS[claim.treatment]
+    paper = (f"The paper (Table 2, rows {claim.table2_rows[0]} → {claim.table2_rows[1]}; ImageNet 64×64, FID-50K, "
+             f"one run each): FID {fids[claim.table2_rows[0]]} → {fids[claim.table2_rows[1]]}."
+             if claim.table2_rows else "The paper prints no such pair; this is the comparison at about equal compute.")
+    lines = [f"**{claim.key} — {claim.title}** ({claim.where}). Baseline: {base.label}; treatment: {treat.label}. "
+             + paper, "", "| metric | baseline | treatment | difference (+ = better) | verdict |", "|---|---|---|---|---|"]
+    for v in study.judge(claim, records):
+        iv = {slug: study.t_interval(list(study.metric_values(records, slug, v.metric).values()))
+              for slug in (claim.baseline, claim.treatment)}
+        lines.append(f"| {study.METRICS[v.metric].label} | {_fmt(iv[claim.baseline])} | {_fmt(iv[claim.treatment])} | "
+                     f"{_fmt(v.difference)} | **{v.verdict}** |")
+    return "\n".join(lines)
+
+
+def claim_evidence(keys: Iterable[str], records: Mapping | None = None, runs_root: str | Path | None = None) -> str:
+    """MyST Markdown: for each claim key of :data:`dimr.study.CLAIMS`, the paper's printed pair (where it
+    prints one) and this repository's paired verdict per metric from the recorded ``small`` study, with
+    the study's scale. ``records`` defaults to :func:`dimr.study.collect` over ``runs_root``."""
+    by_key = {c.key: c for c in study.CLAIMS}
+    unknown = [k for k in keys if k not in by_key]
+    if unknown:
+        raise KeyError(f"unknown claims {unknown}; the claims are {list(by_key)}")
+    records = study.collect(runs_root) if records is None else records
+    scale = (f"*This repository's evidence*: the claims study (`dimr.study`), tiny presets trained for "
+             f"{study.STUDY_STEPS:,} steps on the offline shapes or Fashion-MNIST at 32×32 on CPU, seeds "
+             f"{', '.join(map(str, study.SEEDS))}, {study.STUDY_SAMPLES:,} samples per evaluation; mean ± 95% "
+             f"interval over seeds, and the paired difference's interval decides the verdict. The "
+             "{doc}`Evidence chapter </book/evidence>` has every configuration.")
+    return "\n\n".join([scale, *(_claim_block(by_key[k], records) for k in keys)])
+
+
+def show_source(obj, start: str | None = None, stop: str | None = None) -> str:
+    """MyST Markdown: the package's own source of ``obj`` (a function, class or method) as a Python
+    code block headed by where it lives — shown beside an equation instead of re-implemented. ``start``
+    and ``stop`` cut it to the lines from the first containing ``start`` to the first after it containing
+    ``stop`` (both included)."""
+    lines = textwrap.dedent(inspect.getsource(obj)).splitlines()
+    if start is not None:
+        i = next((k for k, line in enumerate(lines) if start in line), None)
+        if i is None:
+            raise ValueError(f"{start!r} is not in the source of {obj.__qualname__}")
+        j = len(lines) - 1 if stop is None else next((k for k in range(i, len(lines)) if stop in lines[k]), None)
+        if j is None:
+            raise ValueError(f"{stop!r} does not follow {start!r} in the source of {obj.__qualname__}")
+        lines = lines[i:j + 1]
+    path = Path(inspect.getsourcefile(obj)).resolve().relative_to(repo_root()).as_posix()
+    line = inspect.getsourcelines(obj)[1]
+    return f"`{obj.__module__}.{obj.__qualname__}` (`{path}`, line {line}):\n\n```python\n" + "\n".join(lines) + "\n```"
+
+
+def _parser():
+    ap = parser("chapters", "The book's component chapters in reading order, with their recorded run times; "
+                            "--time executes them and records how long each takes.")
+    ap.add_argument("--time", action="store_true", help=f"execute the chapters and record their run times in {TIMES_RECORD}")
+    ap.add_argument("names", nargs="*", help="chapters to time (default: all)")
+    return ap
+
+
+def cli(argv: list[str]) -> int:
+    """``python -m dimr chapters [--time] [NAME ...]``."""
+    args = _parser().parse_args(argv)
+    if args.time:
+        time_chapters(args.names or None)
+    seconds = recorded_times().get("seconds", {})
+    for c in CHAPTERS:
+        s = seconds.get(c.name)
+        print(f"{c.name:<16} {'not timed' if s is None else f'{s:6.0f} s'}  {c.title}")
+    return 0
