@@ -34,7 +34,7 @@ __all__ = [
     "PAPER", "PAPER_TABLES", "PAGES", "DERIVED", "derived_note", "Table", "paper_rows", "implementation", "profile_row",
     "fmt_params", "matches_printed", "param_check", "measured_runs", "measured_cell",
     "table1", "table2", "table3", "table4", "table5", "table6", "table7", "TABLES", "markdown",
-    "NOT_RUN", "NOT_IMPLEMENTED",
+    "NOT_RUN", "NOT_IMPLEMENTED", "FIG5_DISTORTION",
 ]
 
 PAPER = "Liu et al., DiMR, NeurIPS 2024 (arXiv:2406.09416)"
@@ -154,6 +154,12 @@ def paper_rows(key: str) -> list[dict]:
     if key not in PAPER_TABLES:
         raise KeyError(f"no transcribed Table {key!r}; Tables 3 and 4 are generated: use table3()/table4()")
     return [dict(r) for r in PAPER_TABLES[key]]
+
+
+#: Fig. 5 (§5.3, p. 8): each model's FID-50K on ImageNet 256×256 with CFG and its human-judged distortion
+#: rate among the images the classifier flags (p(class) < 0.2), as printed: model → (FID, distortion rate).
+#: DiMR's FID here is its 400-epoch model's (Table 1a row 6), not the 800-epoch headline.
+FIG5_DISTORTION = {"U-ViT": ("2.29", "63.5%"), "DiT": ("2.27", "71.0%"), "DiMR (Ours)": ("1.77", "29.2%")}
 
 
 # ---------------------------------------------------------------------------------------------

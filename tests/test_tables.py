@@ -119,6 +119,18 @@ def test_transcription_matches_the_paper_text():
         for r in rows:
             printed = " ".join(r[c] for c in cols[key])
             assert printed in text, (key, r["row"], printed)
+    for model, (fid, rate) in tables.FIG5_DISTORTION.items():
+        assert f"{model}\nFID={fid}\nDistortion rate\n= {rate}" in text, model
+
+
+def test_fig5_distortion_rates_agree_with_the_fids_of_table_1a():
+    """Fig. 5 prints each model's best ImageNet-256 FID with CFG; they are Table 1a's rows."""
+    fids = {r["model"]: r["fid"] for r in tables.paper_rows("1a")}
+    assert tables.FIG5_DISTORTION["U-ViT"][0] == fids["U-ViT-H/2"]
+    assert tables.FIG5_DISTORTION["DiT"][0] == fids["DiT-XL/2"]
+    assert tables.FIG5_DISTORTION["DiMR (Ours)"][0] in {r["fid"] for r in tables.paper_rows("1a") if "DiMR" in r["model"]}
+    rates = {m: float(v[1].rstrip("%")) for m, v in tables.FIG5_DISTORTION.items()}
+    assert min(rates, key=rates.get) == "DiMR (Ours)"
 
 
 def _implemented():
