@@ -40,6 +40,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from dimr import study, tables
+from dimr.book import claim_block, format_with_n, pca_evidence
 from dimr.presets import get_preset
 from dimr.profile import time_conditioning_params
 from dimr.nn import build_model
@@ -79,10 +80,6 @@ display(Markdown("\n".join(rows)))
 # ## Every configuration, mean ± 95% interval over its seeds
 
 # %% tags=["remove-input"]
-def fmt(iv: study.Interval) -> str:
-    return study.format_interval(iv) + (f" (n = {iv.n})" if iv.n else "")
-
-
 def interval(slug: str, metric: str) -> study.Interval:
     return study.t_interval(list(study.metric_values(records, slug, metric).values()))
 
@@ -91,7 +88,7 @@ names = list(study.METRICS)
 rows = ["| configuration | " + " | ".join(f"{study.METRICS[m].label} {'↑' if study.METRICS[m].higher_is_better else '↓'}"
                                           for m in names) + " |", "|---|" + "---|" * len(names)]
 for slug, conf in study.CONFIGS.items():
-    rows.append(f"| {conf.label or slug} | " + " | ".join(fmt(interval(slug, m)) for m in names) + " |")
+    rows.append(f"| {conf.label or slug} | " + " | ".join(format_with_n(interval(slug, m)) for m in names) + " |")
 display(Markdown("\n".join(rows)))
 
 # %% [markdown]
@@ -103,18 +100,8 @@ display(Markdown("\n".join(rows)))
 # prints the comparison (Table 2, ImageNet 64×64, FID-50K), its two FIDs are shown beside it.
 
 # %% tags=["remove-input"]
-paper_fid = {r["row"]: r["fid"] for r in tables.paper_rows("2")}
 for claim in study.CLAIMS:
-    base, treat = study.CONFIGS[claim.baseline], study.CONFIGS[claim.treatment]
-    paper = (f" The paper (Table 2 rows {claim.table2_rows[0]} → {claim.table2_rows[1]}): FID "
-             f"{paper_fid[claim.table2_rows[0]]} → {paper_fid[claim.table2_rows[1]]}."
-             if claim.table2_rows else " The paper prints no such pair; this is the comparison at equal compute.")
-    lines = [f"**{claim.key} — {claim.title}** ({claim.where}). Baseline: {base.label}; treatment: {treat.label}."
-             + paper, "", "| metric | baseline | treatment | difference (+ = better) | verdict |", "|---|---|---|---|---|"]
-    for v in study.judge(claim, records):
-        lines.append(f"| {study.METRICS[v.metric].label} | {fmt(interval(claim.baseline, v.metric))} | "
-                     f"{fmt(interval(claim.treatment, v.metric))} | {fmt(v.difference)} | **{v.verdict}** |")
-    display(Markdown("\n".join(lines)))
+    display(Markdown(claim_block(claim, records)))
 
 # %% [markdown]
 # ### C2's other half: what time conditioning costs
@@ -134,6 +121,17 @@ for r in range(1, 7):
     kind = get_preset(f"Table2/row{r}").model.time_conditioning
     rows.append(f"| {r} | {kind} | " + " | ".join(f"{a / 1e6:.3f}M / {b / 1e6:.2f}M" for a, b in counts) + " |")
 display(Markdown("\n".join(rows)))
+
+# %% [markdown]
+# ### Why TD-LN: how many directions adaLN-Zero uses (Fig. 3/6)
+#
+# The paper motivates TD-LN with a PCA of DiT-XL/2's adaLN-Zero scales and shifts along the sampling
+# trajectory: two principal components explain most of their variance (App. E). The evaluation of
+# every trained adaLN-Zero configuration here asks the same question of its blocks (the
+# {doc}`adaLN-Zero PCA chapter </notebooks/adaln_pca>` shows the procedure):
+
+# %% tags=["remove-input"]
+display(Markdown(pca_evidence(records)))
 
 # %% [markdown]
 # ## Quality against compute (C1)

@@ -29,7 +29,7 @@ from .cli import parser
 from .runs import atomic_write_json, hardware_info, repo_root
 
 __all__ = ["Chapter", "CHAPTERS", "TIMES_RECORD", "chapter", "recorded_times", "time_chapters", "run_this_chapter",
-           "claim_evidence", "paper_table2_fids", "show_source", "cli"]
+           "format_with_n", "claim_evidence", "claim_block", "pca_evidence", "paper_table2_fids", "show_source", "cli"]
 
 
 @dataclass(frozen=True)
@@ -143,11 +143,14 @@ def paper_table2_fids() -> dict[int, str]:
     return {r["row"]: r["fid"] for r in tables.paper_rows("2")}
 
 
-def _fmt(iv: study.Interval) -> str:
+def format_with_n(iv: study.Interval) -> str:
+    """``"0.52 ± 0.03 (n = 3)"``: :func:`dimr.study.format_interval` with its number of seeds."""
     return study.format_interval(iv) + (f" (n = {iv.n})" if iv.n else "")
 
 
-def _claim_block(claim: study.Claim, records: Mapping) -> str:
+def claim_block(claim: study.Claim, records: Mapping) -> str:
+    """MyST Markdown of one claim: its baseline and treatment, the paper's printed pair (Table 2 FIDs,
+    where it prints one) and a table of the computed verdict per metric."""
     fids = paper_table2_fids()
     base, treat = study.CONFIGS[claim.baseline], study.CONFIGS[claim.treatment]
     paper = (f"The paper (Table 2, rows {claim.table2_rows[0]} → {claim.table2_rows[1]}; ImageNet 64×64, FID-50K, "
@@ -158,8 +161,8 @@ def _claim_block(claim: study.Claim, records: Mapping) -> str:
     for v in study.judge(claim, records):
         iv = {slug: study.t_interval(list(study.metric_values(records, slug, v.metric).values()))
               for slug in (claim.baseline, claim.treatment)}
-        lines.append(f"| {study.METRICS[v.metric].label} | {_fmt(iv[claim.baseline])} | {_fmt(iv[claim.treatment])} | "
-                     f"{_fmt(v.difference)} | **{v.verdict}** |")
+        lines.append(f"| {study.METRICS[v.metric].label} | {format_with_n(iv[claim.baseline])} | {format_with_n(iv[claim.treatment])} | "
+                     f"{format_with_n(v.difference)} | **{v.verdict}** |")
     return "\n".join(lines)
 
 
@@ -177,7 +180,26 @@ def claim_evidence(keys: Iterable[str], records: Mapping | None = None, runs_roo
              f"{', '.join(map(str, study.SEEDS))}, {study.STUDY_SAMPLES:,} samples per evaluation; mean ± 95% "
              f"interval over seeds, and the paired difference's interval decides the verdict. The "
              "{doc}`Evidence chapter </book/evidence>` has every configuration.")
-    return "\n\n".join([scale, *(_claim_block(by_key[k], records) for k in keys)])
+    return "\n\n".join([scale, *(claim_block(by_key[k], records) for k in keys)])
+
+
+def pca_evidence(records: Mapping | None = None, runs_root: str | Path | None = None) -> str:
+    """MyST Markdown: Fig. 3/6's question on the study's trained adaLN-Zero configurations — per seed,
+    how many principal components explain 90% of a block's γ or β (:data:`dimr.study.PCA`), and their
+    mean ± 95% interval; configurations without an adaLN-Zero record are left out."""
+    records = study.collect(runs_root) if records is None else records
+    rows = ["| configuration | " + " | ".join(f"seed {s}" for s in study.SEEDS) + " | mean ± 95% interval |",
+            "|---|" + "---|" * (len(study.SEEDS) + 1)]
+    for slug, conf in study.CONFIGS.items():
+        values = study.metric_values(records, slug, "pca")
+        if values:
+            cells = " | ".join(f"{values[s]:g}" if s in values else "·" for s in study.SEEDS)
+            rows.append(f"| {conf.label or slug} | {cells} | {format_with_n(study.t_interval(list(values.values())))} |")
+    if len(rows) == 2:
+        return "No trained adaLN-Zero configuration of the claims study has a recorded evaluation yet."
+    return (f"*This repository's evidence*: {study.PCA.label} (median over blocks and vectors), recorded by "
+            f"the evaluation of each trained adaLN-Zero configuration of the claims study ({study.STUDY_STEPS:,} "
+            "steps on the offline shapes, CPU).\n\n" + "\n".join(rows))
 
 
 def show_source(obj, start: str | None = None, stop: str | None = None) -> str:

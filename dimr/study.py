@@ -28,7 +28,7 @@ from typing import Mapping, Sequence
 from .evaluate.distortion import COARSE_DISTORTION_THRESHOLD
 from .runs import list_runs, repo_root
 
-__all__ = ["SEEDS", "STUDY_STEPS", "STUDY_AMP", "STUDY_SAMPLES", "LEVEL", "StudyConfig", "CONFIGS", "StudyMetric", "METRICS",
+__all__ = ["SEEDS", "STUDY_STEPS", "STUDY_AMP", "STUDY_SAMPLES", "LEVEL", "StudyConfig", "CONFIGS", "StudyMetric", "METRICS", "PCA",
            "Claim", "CLAIMS", "Interval", "Verdict", "t_interval", "format_interval", "paired_verdict", "experiment_names",
            "collect", "metric_values", "judge", "progress"]
 
@@ -91,6 +91,11 @@ METRICS = {
                                    f"distortion rate, 1 − IoU > {COARSE_DISTORTION_THRESHOLD:g}", False),
     "distortion_mean": StudyMetric("geometric_distortion_mean", "mean 1 − IoU", False),
 }
+#: Fig. 3/6's question asked of the adaLN-Zero configurations (Table 2 rows 2 and 3), whose evaluation
+#: records it: how many principal components explain 90% of a block's γ or β along the sampling
+#: trajectory (median over blocks and vectors). Not a quality metric, so no claim judges it; the paper
+#: says two, for DiT-XL/2 (App. E).
+PCA = StudyMetric("adaln_pca_components_90", "principal components for 90% of adaLN-Zero's γ/β variance", False)
 
 
 @dataclass(frozen=True)
@@ -210,7 +215,8 @@ def _value(metrics: Mapping[str, Mapping], m: StudyMetric) -> float | None:
 
 def collect(runs_root: str | Path | None = None, profile: str = "small") -> dict[tuple[str, int], dict]:
     """``{(config slug, seed): record}`` of every complete study evaluation at ``profile``; each record
-    holds ``values`` (metric name of :data:`METRICS` → value) and the run record as ``run``."""
+    holds ``values`` (metric name of :data:`METRICS`, or ``"pca"`` for :data:`PCA`, → value) and the run
+    record as ``run``."""
     root = Path(runs_root) if runs_root is not None else repo_root() / "runs"
     wanted = {experiment_names(c, s)[1]: (c, s) for c in CONFIGS for s in SEEDS}
     out = {}
@@ -218,7 +224,7 @@ def collect(runs_root: str | Path | None = None, profile: str = "small") -> dict
         key = wanted.get(rec.get("experiment"))
         if key is None or rec.get("profile") != profile:
             continue
-        values = {name: _value(rec.get("metrics", {}), m) for name, m in METRICS.items()}
+        values = {name: _value(rec.get("metrics", {}), m) for name, m in {**METRICS, "pca": PCA}.items()}
         out[key] = {"values": {k: v for k, v in values.items() if v is not None}, "run": rec}
     return out
 

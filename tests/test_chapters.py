@@ -126,3 +126,25 @@ def test_show_source_shows_the_package_code_and_cuts_it():
     assert cut.count("\n") < whole.count("\n")
     with pytest.raises(ValueError, match="not in the source"):
         book.show_source(TDLayerNorm.forward, start="no such line")
+
+
+def test_pca_evidence_lists_only_configurations_with_an_adaln_record():
+    assert "No trained adaLN-Zero configuration" in book.pca_evidence(records={})
+    records = {("row3", 0): {"values": {"pca": 1.0}, "run": {}}, ("row3", 1): {"values": {"pca": 3.0}, "run": {}},
+               ("row6", 0): {"values": {"accuracy": 0.9}, "run": {}}}
+    text = book.pca_evidence(records=records)
+    assert study.CONFIGS["row3"].label in text and study.CONFIGS["row6"].label not in text
+    assert "| 1 | 3 | · |" in text and "2 ± " in text and "(n = 2)" in text
+
+
+def test_study_collect_reads_the_pca_a_record_holds(tmp_path):
+    import json
+
+    run = tmp_path / "eval-study-row3-s1" / "small"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({
+        "schema": 1, "status": "complete", "experiment": "eval-study-row3-s1", "run": "small", "profile": "small",
+        "metrics": {"adaln_pca_components_90": {"value": 2.0, "label": "x", "scale": "y"},
+                    "accuracy_shapes_classifier": {"value": 0.5, "label": "x", "scale": "y"}}}))
+    records = study.collect(tmp_path)
+    assert records[("row3", 1)]["values"] == {"pca": 2.0, "accuracy": 0.5}
