@@ -17,21 +17,55 @@
 # %% [markdown]
 # # How many directions does adaLN-Zero use? (Fig. 3, Fig. 6, Appendix E)
 #
+# :::{admonition} What you will learn
+# :class: tip
+# - what adaLN-Zero computes in every block, and what it costs in parameters;
+# - the paper's analysis (App. E): a PCA of the scales and shifts adaLN-Zero produces along the
+#   sampling trajectory, layer by layer;
+# - why its finding — two principal components explain most of the variance — motivates TD-LN;
+# - what the same analysis can and cannot show on a tiny model trained for minutes.
+# :::
+#
+# :::{admonition} What you need to know
+# :class: seealso
+# - the sampling trajectory: a DPM-Solver run evaluates the network at a fixed list of noise levels
+#   ({doc}`the solver chapter </notebooks/solver>`), and with guidance on a conditional and a null
+#   label ({doc}`guidance </notebooks/guidance>`);
+# - a Transformer block with pre-norm attention and MLP sub-blocks ({doc}`the branches chapter
+#   </notebooks/branches>` shows DiMR's);
+# - principal component analysis: the explained-variance ratio of component k is $s_k^2 / \sum_j s_j^2$
+#   for the singular values $s$ of the centred data.
+# :::
+#
 # adaLN-Zero (DiT) gives every Transformer block an MLP that maps the conditioning
-# c = embed(t) + embed(y) to a shift β, a scale γ and a gate α for each of its two sub-blocks — six
-# d-dimensional vectors per block, about 6·d² parameters. The paper asks how much of that capacity
-# is used: it samples with a pretrained **DiT-XL/2** (28 blocks, d = 1152, ImageNet 256²), collects
-# the scales (γ1, γ2) and shifts (β1, β2) each block's MLP produces at every sampling step, and runs
-# PCA on each layer's collection separately. Two principal components explain almost all the
-# variance; from the third on, each usually explains less than 5% (App. E). This observation is what
-# TD-LN builds on: a LayerNorm whose γ(t) and β(t) interpolate between two learnt vectors
-# (eqs. (5)–(7); see the TD-LN chapter).
+# $c = \mathrm{embed}(t) + \mathrm{embed}(y)$ to a shift β, a scale γ and a gate α for each of its two
+# sub-blocks — six d-dimensional vectors per block, about $6d^2$ parameters (paper eqs. (3)–(4)):
+#
+# $$ (\beta_1, \gamma_1, \alpha_1, \beta_2, \gamma_2, \alpha_2) = \mathrm{Linear}(\mathrm{SiLU}(c)), \qquad
+#    x \leftarrow x + \alpha_1 \odot \mathrm{Attn}\big(\mathrm{LN}(x)\,(1 + \gamma_1) + \beta_1\big) $$
+#
+# and the same with index 2 for the MLP. The paper asks how much of that capacity is used: it samples
+# with a pretrained **DiT-XL/2** (28 blocks, d = 1152, ImageNet 256²), collects the scales (γ1, γ2) and
+# shifts (β1, β2) each block's MLP produces at every sampling step, and runs PCA on each layer's
+# collection separately. Two principal components explain almost all the variance; from the third on,
+# each usually explains less than 5% (App. E, §4.2). This observation is what TD-LN builds on: a
+# LayerNorm whose γ(t) and β(t) interpolate between two learnt vectors (eqs. (5)–(7); the
+# {doc}`next chapter </notebooks/tdln>`).
 #
 # **This page is a CPU-scale re-run of that analysis, not Fig. 3/6 itself.** By default it trains the
 # tiny adaLN-Zero baseline `DiT-T/2` (6 blocks, d = 128, 32×32 procedural shapes) for a few dozen
 # steps on the CPU, then applies exactly the Appendix E procedure through `dimr.evaluate.pca`. Point
-# `checkpoint` at any adaLN-Zero checkpoint this package loads — a longer `DiT-T/2` run, or DiT-XL/2
-# converted with `python -m dimr convert` (sampling it needs a GPU) — to analyse that instead.
+# `checkpoint` at any adaLN-Zero checkpoint this package loads — a longer `DiT-T/2` run, a claims-study
+# model of Table 2 rows 2–3, or DiT-XL/2 converted with `python -m dimr convert` (sampling it needs a
+# GPU) — to analyse that instead. The models trained for the claims study are analysed in
+# *Claim and evidence*, below.
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown
+
+from dimr.book import run_this_chapter
+
+Markdown(run_this_chapter("adaln_pca"))
 
 # %%
 from typing import Optional  # the parameters below: None takes the recipe's value
@@ -52,6 +86,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import Markdown, display
 
 from dimr.checkpoint import load_checkpoint
 from dimr.evaluate.pca import (MODULATIONS, adaln_layers, adaln_pca, collect_modulations, plot_explained_variance,
@@ -62,6 +97,15 @@ from dimr.train import TrainConfig, train
 
 torch.manual_seed(seed)
 hardware = hardware_info()
+
+# %% [markdown]
+# The package's modulation is the equation above; `n_chunks = 6` in a block (DiT's final layer uses two):
+
+# %% tags=["remove-input"]
+from dimr.book import show_source
+from dimr.nn.blocks import AdaLNModulation
+
+Markdown(show_source(AdaLNModulation, start="def __init__"))
 
 # %% [markdown]
 # ## The model
@@ -131,7 +175,7 @@ for k in layers:
     for name in MODULATIONS:
         r = pca[k][name]
         lines.append(f"| {k}/{depth} | {name} | {r[0]:.1%} | {r[1]:.1%} | {r[:2].sum():.1%} | {r[2]:.1%} |")
-print("\n".join(lines))
+display(Markdown("\n".join(lines)))
 top2 = min(float(pca[k][n][:2].sum()) for k in layers for n in MODULATIONS)
 third = max(float(pca[k][n][2]) for k in layers for n in MODULATIONS)
 print(f"\nAcross the analysed layers: the first two PCs explain at least {top2:.1%}; "
@@ -141,11 +185,96 @@ print(f"notebook wall time {time.perf_counter() - t0:.0f} s")
 # %% [markdown]
 # **Reading it.** The paper's claim for DiT-XL/2 is that two components explain most of the
 # variance and the third rarely more than 5%. The table above says how far that holds for the model
-# analysed here, at its (much smaller) scale, and the printed line says which model and scale that
-# is. To see how the picture changes with training, train a longer adaLN-Zero baseline
-# (`python -m dimr train --preset DiT-T/2 --out DIR --steps 3000`) and pass `checkpoint=DIR` to this
-# notebook with papermill; we do not quote such a figure here unless a recorded run produced it. After
-# very little training, expect the modulation to be close to one-dimensional (time dominates; the
-# class embeddings have barely moved). A low-dimensional, time-driven modulation
-# is what TD-LN parameterises directly, with two learnt endpoints per norm instead of a
-# 6·d²-parameter MLP per block.
+# analysed here, and the printed line says which model and scale that is. Be careful with a barely
+# trained model: adaLN-Zero starts with its last Linear at **zero**, so at step 0 every γ and β is
+# exactly zero and the PCA has nothing to explain. After a few dozen steps the modulations are what a
+# few gradient steps put on top of that zero: if they look low-dimensional, that may be because
+# little has been learnt yet, not because the model found it needs little. That is why the
+# evidence below comes from models trained to the claims study's budget.
+#
+# ## Claim and evidence
+#
+# **The claim** (§4.2, Fig. 3/6, App. E): adaLN-Zero's per-block MLP is mostly unused capacity — the
+# modulations it produces along the sampling trajectory lie close to a two-dimensional subspace —
+# so a norm whose parameters interpolate between two learnt vectors as time moves (TD-LN) should
+# condition on time as well at a fraction of the parameters. The paper shows it for DiT-XL/2 only;
+# whether TD-LN then *matches* adaLN-Zero is the ablation of Table 2 (rows 3 → 4, the
+# {doc}`TD-LN chapter </notebooks/tdln>`).
+#
+# **This repository's evidence**: the claims study's adaLN-Zero configurations are evaluated with the
+# same procedure (`dimr.evaluate.pca`, 90% of the variance, median over blocks and vectors):
+
+# %% tags=["remove-input"]
+from dimr.book import pca_evidence
+
+Markdown(pca_evidence())
+
+# %% [markdown]
+# What it can say: whether a tiny adaLN-Zero model, trained long enough to draw its shapes, also
+# ends up using a few directions of its modulation space. What it cannot: a DiT-XL/2 trained for
+# days on ImageNet is a different model, and eight classes of shapes ask far less of the class
+# conditioning than a thousand ImageNet classes do. The counts are computed from the committed
+# records, never typed.
+#
+# ## Takeaways
+#
+# - adaLN-Zero spends about $6d^2$ parameters per block to produce six d-vectors from $(t, y)$.
+# - The paper's PCA (App. E) finds those vectors close to a two-dimensional subspace along the sampling
+#   trajectory; TD-LN builds that finding in, with two learnt endpoints per norm.
+# - adaLN-Zero starts at zero, so the analysis only means something for a trained model.
+# - Fig. 3/6's question is asked of every trained adaLN-Zero model of the claims study.
+#
+# ## Exercises
+#
+# **Exercise 1.** Predict the number of parameters of one DiT-XL/2 block's adaLN-Zero MLP (d = 1152,
+# conditioning width 1152, one `SiLU → Linear(d, 6d)`), then check it on the package's module.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 1: a Linear(d, 6d) has d·6d weights and 6d biases.
+from dimr.profile import count_params
+
+d_xl = 1152
+predicted = d_xl * 6 * d_xl + 6 * d_xl
+measured = count_params(AdaLNModulation(d_xl, d_xl))
+print(f"predicted {predicted:,}, the package's module {measured:,}; × 28 blocks = {28 * measured / 1e6:.1f}M")
+assert predicted == measured
+
+# %% [markdown]
+# **Exercise 2.** TD-LN in the paper's form computes $\gamma(t) = s(t)\,p_1 + (1 - s(t))\,p_2$ with one
+# scalar gate $s(t)$ per norm. Along a trajectory of 50 times, how many principal components do its γ
+# vectors need for 99.9% of their variance? Predict, then measure with `dimr.evaluate.pca`. What about
+# the official form, where every channel has its own gate?
+
+# %% tags=["hide-cell", "solution"]
+# Solution 2: γ(t) = p2 + s(t)·(p1 − p2) moves along one line, so after centring it is rank 1.
+from dimr.evaluate.pca import components_for, explained_variance_ratio
+from dimr.nn.tdln import TDLayerNorm, set_time_dependence
+
+g = torch.Generator().manual_seed(1)
+taus = torch.linspace(-2.5, 2.5, 50)
+counts = {}
+for form in ("paper", "official"):
+    norm = TDLayerNorm(64, form=form)
+    set_time_dependence(norm, generator=g, scale=0.8)
+    if form == "official":  # give every channel its own gate, as training would
+        with torch.no_grad():
+            norm.weight.nodecay_weight.copy_(torch.randn(64, generator=g) * 1.5)
+            norm.weight.nodecay_bias.copy_(torch.randn(64, generator=g))
+    with torch.no_grad():
+        gamma, _ = norm.gamma_beta(taus, torch.zeros(1))
+    counts[form] = components_for(explained_variance_ratio(gamma), share=0.999)
+print(f"components for 99.9% of γ's variance: {counts}")
+assert counts["paper"] == 1 and counts["official"] > 1
+
+# %% [markdown]
+# **Exercise 3.** Fig. 6 analyses DiT-XL/2's blocks 7, 14, 21 and 28 — the depth quarters. Which
+# blocks does the same rule pick for a 6-block model such as DiT-T/2? Predict, then ask
+# `dimr.evaluate.pca.quarter_layers`.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 3: ⌈depth·q/4⌉ for q = 1…4: ⌈1.5⌉, ⌈3⌉, ⌈4.5⌉, ⌈6⌉.
+import math
+
+predicted = sorted({math.ceil(6 * q / 4) for q in range(1, 5)})
+print("quarter layers of 6 blocks:", quarter_layers(6), " of 28:", quarter_layers(28))
+assert quarter_layers(6) == predicted == [2, 3, 5, 6] and quarter_layers(28) == [7, 14, 21, 28]

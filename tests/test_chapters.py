@@ -68,8 +68,8 @@ def test_a_chapter_closes_with_takeaways_and_exercises_with_checked_solutions(na
         assert "hide-cell" in tags, f"{name}: solution {i} is not collapsed"
         assert src.lstrip().startswith(f"# Solution {i}"), f"{name}: solution {i} does not say which it is"
         assert "assert " in src, f"{name}: solution {i} checks nothing, so it cannot rot visibly"
-    last_heading = [src for kind, src, _ in cells if kind == "markdown" and src.startswith("## ")][-1]
-    assert last_heading.startswith("## Exercises"), f"{name}: the exercises are not the chapter's last section"
+    headings = re.findall(r"^## .*", md, flags=re.M)
+    assert headings[-1].startswith("## Exercises"), f"{name}: the exercises are not the chapter's last section"
 
 
 def test_run_this_chapter_reports_the_recorded_time_and_the_machine(tmp_path):
