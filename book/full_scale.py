@@ -82,6 +82,50 @@ Markdown("\n".join(lines))
 # EMA) and excludes activations, which checkpointing keeps small. The **CPU** column scales the
 # 0.32 images/s measured for the official DiMR-M/3R (docs/official-code.md §12) by GMACs: the paper's runs are for GPUs.
 #
+# ## Measured on one GPU
+#
+# Full training steps of DiMR-XL/2R (forward, multi-scale loss, backward, AdamW, EMA) on synthetic
+# latents of its shape, recorded on a lent GPU machine under `runs/train-throughput/` (its README says
+# how). Achieved FLOP/s counts three forward passes per image at two FLOPs per MAC, as above; with
+# activation checkpointing the hardware also re-runs the forward pass, which this does not count. The
+# last column is what Table 4's images for DiMR-XL/2R would take at that rate on one such GPU.
+
+# %% tags=["remove-input"]
+import json
+
+from IPython.display import display
+
+from dimr.runs import repo_root
+
+H100_BF16_PEAK_TFLOPS = 989            # dense bf16 tensor-core peak of one H100 SXM (NVIDIA datasheet)
+xl = get_preset("DiMR-XL/2R")
+xl_flops_per_image = 3 * 2 * profile_row("DiMR-XL/2R")["gmacs"] * 1e9
+xl_images = xl.recipe.batch_size * xl.recipe.iterations
+lines = ["| GPU | batch | activation checkpointing | images/s | peak memory | achieved TFLOP/s | of the bf16 peak | "
+         "Table 4's images at this rate |", "|---|---|---|---|---|---|---|---|"]
+for name in ("xl2r_train_bf16_nockpt.json", "xl2r_train_bf16_ckpt.json"):
+    path = repo_root() / "runs" / "train-throughput" / name
+    if not path.exists():
+        continue
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    checkpointing = "yes" if name.endswith("_ckpt.json") else "no"
+    for row in rec["rows"]:
+        if "error" in row:
+            lines.append(f"| {rec['gpu']} | {row['batch_size']} | {checkpointing} | "
+                         f"{row['error']} | | | | |")
+            continue
+        tflops = row["images_per_s"] * xl_flops_per_image / 1e12
+        days = xl_images / row["images_per_s"] / 86400
+        lines.append(f"| {rec['gpu']} ({rec['when'][:10]}) | {row['batch_size']} | "
+                     f"{checkpointing} | {row['images_per_s']:.0f} | "
+                     f"{row['peak_memory_gib']:.0f} GiB | {tflops:.0f} | {100 * tflops / H100_BF16_PEAK_TFLOPS:.0f}% | "
+                     f"{days:.0f} GPU-days |")
+display(Markdown("\n".join(lines) if len(lines) > 2 else "No GPU throughput is recorded under `runs/train-throughput/`."))
+display(Markdown(f"For comparison, Table 4 trains DiMR-XL/2R on {xl.recipe.training_devices} in {xl.recipe.training_time}, "
+                 "at the implied A100 utilisation of the first table. `runs/bench/` holds the forward and "
+                 "backward passes alone, without the optimiser."))
+
+# %% [markdown]
 # ## Profiles
 #
 # | profile | what it is for | where its runs go |
