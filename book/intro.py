@@ -42,7 +42,9 @@
 #   (the count for DiMR-XL/2R is under the figure).
 #
 # The figure is drawn from the `DiMR-M/3R` preset (ImageNet 64×64 pixels, Table 3), so its numbers are
-# the model's.
+# the model's. Block counts are the ones the official code builds: for an even depth N in Table 3 it
+# builds N + 1 ConvNeXt blocks, and the figure prints Table 3's N beside the built count where they
+# differ ({doc}`the branches chapter </notebooks/branches>` shows why).
 
 # %% tags=["remove-input"]
 from fractions import Fraction
@@ -77,7 +79,9 @@ for r in range(1, R + 1):
     ax.add_patch(FancyBboxPatch((3.4, y0 - 0.05), 5.0, 1.45, boxstyle="round,pad=0.05", fc=color, ec="#555"))
     kind = "Transformer" if b.block == "transformer" else "ConvNeXt"
     extra = f"{b.heads} heads" if b.block == "transformer" else f"{b.kernel_size}×{b.kernel_size} depthwise conv"
-    ax.text(5.9, y0 + 1.0, f"branch {r}: {cfg.built_depth(r)} {kind} blocks", ha="center", fontsize=13, weight="bold")
+    built, printed = cfg.built_depth(r), b.depth
+    depth = f"{built} {kind} blocks" + ("" if built == printed else f" (Table 3: {printed})")
+    ax.text(5.9, y0 + 1.0, f"branch {r}: {depth}", ha="center", fontsize=13, weight="bold")
     ax.text(5.9, y0 + 0.4, f"{res}×{res} positions, width {b.dim}, {extra}\nnorms: TD norms of τ = log-SNR/4",
             ha="center", fontsize=10, va="center")
     ax.add_patch(FancyArrowPatch((1.95, 3.15), (3.35, y0 + 0.65), arrowstyle="-|>", mutation_scale=12, color="#777"))
@@ -111,18 +115,59 @@ Markdown(f"In DiMR-XL/2R ({count_params(xl) / 1e6:.1f}M parameters) every time-d
          f"{count_params(dit) / 1e6:.1f}M parameters ({100 * adaln / count_params(dit):.0f}%).")
 
 # %% [markdown]
+# ## What the paper reports
+#
+# The headline numbers, as printed (class-conditional ImageNet, FID-50K with classifier-free guidance;
+# lower is better), read from `dimr.tables` like every printed number in this book:
+
+# %% tags=["remove-input"]
+from dimr import tables
+
+best = {key: min((r for r in tables.paper_rows(key) if "DiMR" in r["model"]), key=lambda r: float(r["fid"]))
+        for key in ("1a", "1b")}
+res = {"1a": "256×256", "1b": "512×512"}
+lines = [f"- **ImageNet {res[k]}**: {r['model'].replace(' (Ours)', '')}, {r['epochs']} epochs, FID **{r['fid']}** "
+         f"({r['fid_wo_cfg']} without guidance; Table 1{k[1]})." for k, r in best.items()]
+rates = ", ".join(f"{m.replace(' (Ours)', '')} {rate}" for m, (_, rate) in tables.FIG5_DISTORTION.items())
+lines.append(f"- **Distortion** (§5.3, Fig. 5): among the images a ViT classifier flags as low-fidelity "
+             f"(p(class) < 0.2), five human evaluators judged the share that is distorted: {rates}.")
+fids = {r["row"]: r["fid"] for r in tables.paper_rows("2")}
+lines.append(f"- **Ablation** (Table 2, ImageNet 64×64): from U-ViT-M/4 (FID {fids[1]}) to DiMR-M/3R (FID {fids[6]}) "
+             f"one component at a time; every component chapter shows its own step.")
+Markdown("\n".join(lines))
+
+# %% [markdown]
+# ## What this book can and cannot show at laptop scale
+#
+# **It can** show every mechanism exactly: each page runs the package, whose models reproduce the
+# paper's parameter counts and GMACs and, after conversion, the official code's outputs. It can test
+# the paper's *claims* at a scale anyone can rerun: tiny models trained for minutes on two CPU cores,
+# on procedural shapes whose geometry is known exactly — so distortion is *measured* rather than
+# judged by people — and on Fashion-MNIST, each with several seeds and a confidence interval, and a
+# verdict computed from the interval ({doc}`Evidence </book/evidence>`).
+#
+# **It cannot** reproduce the paper's FIDs: they need ImageNet and days on clusters of GPUs
+# ({doc}`Running it </book/full_scale>` says how much). A design choice that helps a tiny model learn
+# shapes in minutes need not help at 800 epochs on ImageNet, and the other way round; the paper's
+# numbers are shown beside every claim for that reason, never compared with the ones measured here.
+#
 # ## How to read this book
 #
+# - **Start here**: {doc}`a learning path </book/learning_path>` for a 90-minute session or a week, with
+#   the exercises to assign.
 # - **Components** take the method apart, one idea per chapter, each page running the package:
-#   what each branch sees after patchifying, the branches and the cascade, TD-LN, the multi-scale
-#   loss, the DPM-Solver sampler, classifier-free guidance, the distortion measurements of §5.3, and
-#   the PCA of adaLN-Zero modulations that motivates TD-LN.
-# - **Experiments** lists the run plan and every recorded run; the pages of executed runs follow it.
+#   what each branch sees after patchifying, the branches and the cascade, the PCA of adaLN-Zero
+#   modulations that motivates TD-LN, TD-LN itself, the multi-scale loss, the DPM-Solver sampler,
+#   classifier-free guidance, and the distortion measurements of §5.3. Each opens with what you will
+#   learn and how to run it, says whether its idea worked (the paper's numbers and this repository's
+#   verdict), and closes with takeaways and exercises.
+# - **Evidence** tests the paper's claims with seeds and intervals.
 # - **The paper's tables** regenerate Tables 1–7: the printed values, this package's parameter counts
 #   and GMACs beside them, and measurements from recorded runs where there are any — labelled with the
 #   scale they were measured at, and "not run" where there are none.
 # - **Paper vs official code** shows every place where the released code departs from the text.
 # - **Running it** says how to go from the CPU profile to the paper's scale, and maps the package.
+# - **Run records** lists the run plan and every recorded run, each with its executed notebook.
 #
 # Every number on these pages is either computed by the package when the book is built or printed in
 # the paper and cited as such.

@@ -28,7 +28,7 @@ from . import study, tables
 from .cli import parser
 from .runs import atomic_write_json, hardware_info, repo_root
 
-__all__ = ["Chapter", "CHAPTERS", "TIMES_RECORD", "chapter", "recorded_times", "time_chapters", "run_this_chapter",
+__all__ = ["Chapter", "CHAPTERS", "TIMES_RECORD", "chapter", "exercises", "recorded_times", "duration", "time_chapters", "run_this_chapter",
            "format_with_n", "claim_evidence", "claim_block", "pca_evidence", "paper_table2_fids", "show_source", "cli"]
 
 
@@ -108,8 +108,30 @@ def time_chapters(names: Iterable[str] | None = None, root: str | Path | None = 
     return record
 
 
+def exercises(name: str, root: str | Path | None = None) -> list[tuple[int, str]]:
+    """``[(number, text), …]`` of a chapter's exercises (``**Exercise N.** …`` in its Markdown), so
+    that a page listing them (the learning path) always says what the chapter asks."""
+    import re
+
+    import jupytext
+
+    chapter(name)
+    nb = jupytext.read(Path(root or repo_root()) / "notebooks" / f"{name}.py")
+    text = "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    out = []
+    for m in re.finditer(r"\*\*Exercise (\d+)\.\*\*\s*(.+?)(?:\n\s*\n|$)", text, flags=re.S):
+        out.append((int(m.group(1)), " ".join(m.group(2).split())))
+    return out
+
+
 def _duration(s: float) -> str:
     return f"about {max(5, round(s / 5) * 5):.0f} s" if s < 90 else f"about {s / 60:.0f} min"
+
+
+def duration(name: str, root: str | Path | None = None) -> str:
+    """``"about 40 s"``: a chapter's recorded run time, rounded; ``"not timed"`` without a record."""
+    s = recorded_times(root).get("seconds", {}).get(chapter(name).name)
+    return "not timed" if s is None else _duration(s)
 
 
 def run_this_chapter(name: str, root: str | Path | None = None) -> str:

@@ -148,3 +148,13 @@ def test_study_collect_reads_the_pca_a_record_holds(tmp_path):
                     "accuracy_shapes_classifier": {"value": 0.5, "label": "x", "scale": "y"}}}))
     records = study.collect(tmp_path)
     assert records[("row3", 1)]["values"] == {"pca": 2.0, "accuracy": 0.5}
+
+
+def test_exercises_are_read_from_the_chapter_text(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "tdln.py").write_text(
+        "# %% [markdown]\n# # T\n\n# %% [markdown]\n# **Exercise 1.** Count the\n# parameters. Then check.\n"
+        "\n# %%\nx = 1\n\n# %% [markdown]\n# **Exercise 2.** Fig. 6 uses four layers.\n#\n# Not part of it.\n",
+        encoding="utf-8")
+    assert book.exercises("tdln", root=tmp_path) == [(1, "Count the parameters. Then check."),
+                                                      (2, "Fig. 6 uses four layers.")]
