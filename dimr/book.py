@@ -237,7 +237,7 @@ def show_source(obj, start: str | None = None, stop: str | None = None) -> str:
         j = len(lines) - 1 if stop is None else next((k for k in range(i, len(lines)) if stop in lines[k]), None)
         if j is None:
             raise ValueError(f"{stop!r} does not follow {start!r} in the source of {obj.__qualname__}")
-        lines = lines[i:j + 1]
+        lines = textwrap.dedent("\n".join(lines[i:j + 1])).splitlines()  # a cut inside a method starts at column 0
     path = Path(inspect.getsourcefile(obj)).resolve().relative_to(repo_root()).as_posix()
     line = inspect.getsourcelines(obj)[1]
     return f"`{obj.__module__}.{obj.__qualname__}` (`{path}`, line {line}):\n\n```python\n" + "\n".join(lines) + "\n```"

@@ -158,3 +158,11 @@ def test_exercises_are_read_from_the_chapter_text(tmp_path):
         encoding="utf-8")
     assert book.exercises("tdln", root=tmp_path) == [(1, "Count the parameters. Then check."),
                                                       (2, "Fig. 6 uses four layers.")]
+
+
+def test_a_cut_inside_a_method_is_dedented():
+    from dimr.nn.tdln import TDLayerNorm
+
+    cut = book.show_source(TDLayerNorm, start="def forward", stop="return")
+    code = cut.split("```python\n", 1)[1]
+    assert code.startswith("def forward")
