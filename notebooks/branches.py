@@ -17,6 +17,27 @@
 # %% [markdown]
 # # The branches and the feature cascade
 #
+# :::{admonition} What you will learn
+# :class: tip
+# - what one branch computes (eqs. (1)–(2) of the paper) and how `Branch.forward` and
+#   `MultiResolutionNetwork.forward` implement it;
+# - why §4.1 refines features across branches instead of upsampling patch tokens to pixels in one step;
+# - the two readings of the feature cascade: the paper's (the last block's output goes up) and the official
+#   code's (every block's output goes up), and which one the presets build;
+# - where DiMR-M/3R's parameters go, and what the GeGLU MLP saves against the GELU MLP;
+# - what the paper's Table 2 and this repository's claims study say about the multi-branch design and GeGLU.
+# :::
+#
+# :::{admonition} What you need to know
+# :class: seealso
+# - How each branch cuts the input into tokens: {doc}`the patchify chapter </notebooks/patchify>`.
+# - The network predicts the noise ε at every branch's resolution; how those predictions are trained:
+#   {doc}`the multi-scale loss chapter </notebooks/multiscale_loss>`.
+# - Every norm in a branch is time-dependent: {doc}`the TD-LN chapter </notebooks/tdln>` (τ = log-SNR / 4
+#   is the time it receives).
+# - U-ViT's long skips and what the official code builds: {doc}`what the official code does </docs/official-code>`, §1.
+# :::
+#
 # The multi-resolution network (paper §4.1, eq. (2), Fig. 2) is a stack of R branches, lowest
 # resolution first. Branch r
 #
@@ -26,24 +47,74 @@
 #    skips,
 # 4. and predicts the noise at its own resolution with a TD-LN → 3×3 convolution head.
 #
+# **Why a cascade.** §4.1 starts from DiT's observation that smaller patches give better images at a
+# higher cost, and then puts forward a conjecture about *where* the distortion of U-ViT and DiT comes
+# from: their way back from tokens to pixels is too crude. Both map the low-resolution token features
+# to the full image size in a single step, a linear layer that multiplies the channels followed by a
+# pixel shuffle. Borrowing the idea of image cascades (several diffusion models generating at
+# increasing resolutions), DiMR instead upsamples features **progressively**: each branch doubles the
+# resolution of the previous branch's features and refines them with its own blocks, so detail is
+# added stage by stage rather than all at once by one linear map.
+#
 # Every branch's prediction is trained (the multi-scale loss); sampling uses the last one. This page
-# traces one forward pass of **DiMR-M/3R** (Table 3: N = (15, 8, 8), D = (768, 384, 192)) built on the
-# `meta` device — shapes and parameter counts without allocating a single weight.
+# traces one forward pass of **DiMR-M/3R** (its Table 3 sizes are in `get_preset("DiMR-M/3R")`) built on
+# the `meta` device — shapes and parameter counts without allocating a single weight.
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown
+
+from dimr.book import run_this_chapter
+
+Markdown(run_this_chapter("branches"))
 
 # %%
+import dataclasses
 from collections import defaultdict
 
 import matplotlib.pyplot as plt
 import torch
 
+from dimr.book import show_source
 from dimr.nn import build_model
-from dimr.presets import get_preset
-from dimr.profile import count_params, example_inputs
+from dimr.nn.blocks import GeGLU, GeluMLP, make_mlp
+from dimr.nn.branch import Branch
+from dimr.nn.network import MultiResolutionNetwork
+from dimr.presets import get_preset, preset_names
+from dimr.profile import count_gmacs, count_params, example_inputs
 
 cfg = get_preset("DiMR-M/3R").model
 model = build_model(cfg, device="meta")
 print(f"DiMR-M/3R: {count_params(model):,} parameters, {cfg.num_branches} branches, input "
-      f"{cfg.in_channels}×{cfg.image_size}×{cfg.image_size}")
+      f"{cfg.in_channels}×{cfg.image_size}×{cfg.image_size}; N = {tuple(b.depth for b in cfg.branches)}, "
+      f"D = {tuple(b.dim for b in cfg.branches)}")
+
+# %% [markdown]
+# ## The equations beside the code
+#
+# The paper writes branch r as a function of the noisy input $x_t$ and the previous branch's features
+# $y_{r-1}$ (eq. (1)), built as (eq. (2)):
+#
+# $$
+# \epsilon_\theta(x_t, c, r),\; y_r = f_{\theta,r}(x_t, y_{r-1}, t, c),
+# \qquad
+# f_{\theta,r}(x_t, y_{r-1}, t, c) = \mathrm{Conv}_{3\times 3}\big(g_{\theta,r}(\mathrm{Patchify}(x_t) + \mathrm{Upsample}(y_{r-1}), t, c)\big),
+# $$
+#
+# with $y_0 = 0$, $g_{\theta,r}$ the branch's blocks with long skips, and $\epsilon_\theta(x_t, c, R)$ — the last
+# branch's prediction — used for sampling. In the package, the part of `Branch.forward` that computes it
+# reads line by line: `self.patchify` (+ position embedding) is $\mathrm{Patchify}(x_t)$, `self.upsample(low, tau)`
+# is $\mathrm{Upsample}(y_{r-1})$, `run_with_long_skips` is $g_{\theta,r}$, `self.head` is the (TD-LN →)
+# $\mathrm{Conv}_{3\times 3}$, and `features` is $y_r$ — the one place where the two cascades below differ:
+
+# %% tags=["remove-input"]
+Markdown(show_source(Branch.forward))
+
+# %% [markdown]
+# The network applies the branches in order, lowest resolution first, passing each branch's $y_r$ to the
+# next (`low`), and returns every branch's $\epsilon_\theta(x_t, c, r)$:
+
+# %% tags=["remove-input"]
+Markdown(show_source(MultiResolutionNetwork.forward))
 
 # %% [markdown]
 # ## Shapes through the network
@@ -85,23 +156,41 @@ for name, shapes in trace:
 print("\nreturned, lowest resolution first:", [list(p.shape) for p in predictions])
 
 # %% [markdown]
-# ## The cascade carries every block's output
+# ## The cascade: the paper's reading and the official code's
 #
-# The paper says the last block's output of branch r−1 is upsampled and added to branch r. The
-# released code hands up much more: the branch input and **every block's output**, concatenated on the
-# channel axis — n_blocks + 1 tensors of width D_r (docs/official-code.md §1). The upsample is then
-# TD-LN → Linear(C_low → 4·D_r) → pixel shuffle ×2 → TD-LN, and that one Linear is large:
+# Two readings of $y_r$ exist, and the package builds either (`DiMRConfig.cascade`):
+#
+# | | what branch r hands up as $y_r$ | width | `cascade=` |
+# |---|---|---|---|
+# | **the paper** (§4.1: "intermediate features from the previous branch (last block's output)"; eq. (1): the last block's output, before the 3×3 convolution) | the last block's output | D_r | `"last"` |
+# | **the official code** (docs/official-code.md §1) | the branch input and **every block's output**, concatenated on the channel axis | D_r·(n_blocks + 1) | `"all"` |
+#
+# Both then go through the same upsample: TD-LN → Linear(C_low → 4·D_r) → pixel shuffle ×2 → TD-LN.
+# **Every preset builds the official reading** — the paper's is available, but only by asking for it:
 
 # %%
-for r, branch in enumerate(model.branches, start=1):
-    n_blocks = len(branch.blocks)
-    line = (f"branch {r}: {n_blocks:>2} blocks of width {branch.dim:>3} → hands up "
-            f"{branch.dim}·({n_blocks}+1) = {branch.feature_dim:>6,} channels")
-    if branch.upsample is not None:
-        proj = branch.upsample.proj
-        line += (f" | its upsample Linear({proj.in_features:,} → {proj.out_features:,}) has "
-                 f"{count_params(proj) / 1e6:5.2f}M parameters")
-    print(line)
+cascades = defaultdict(list)
+for name in preset_names():
+    m = get_preset(name).model
+    if getattr(m, "arch", None) == "dimr":
+        cascades[m.cascade].append(name)
+for kind, names in cascades.items():
+    print(f'cascade="{kind}": {len(names)} presets: {", ".join(names)}')
+assert set(cascades) == {"all"}
+paper_cascade = build_model(dataclasses.replace(cfg, cascade="last"), device="meta")   # the paper's reading
+
+# %% [markdown]
+# What each branch of DiMR-M/3R hands up, in both readings. The width of $y_r$ is the input width of the
+# next branch's upsample Linear, so the official reading makes those Linears wide:
+
+# %%
+readings = {'paper, cascade="last"': paper_cascade, 'official, cascade="all" (the presets)': model}
+for r in range(1, cfg.num_branches):
+    for label, net in readings.items():
+        proj = net.branches[r].upsample.proj            # branch r + 1's upsample reads y_r
+        print(f"branch {r} → {r + 1}, {label:<38} y_{r}: {net.branches[r - 1].feature_dim:>6,} channels → "
+              f"Linear({proj.in_features:,} → {proj.out_features:,}), {count_params(proj) / 1e6:5.2f}M parameters")
+print(f"(branch {cfg.num_branches}, the last, hands nothing up in either reading)")
 
 # %% [markdown]
 # ## Where the parameters go
@@ -158,7 +247,8 @@ fig.tight_layout()
 
 # %% [markdown]
 # The Transformer branch holds most of the model; of the rest, the cascade upsample Linears are the
-# largest single item (wide inputs, because every block's output is handed up). TD norms, the time
+# largest single item (wide inputs, because in the official reading every block's output is handed up;
+# Exercise 1 counts what the paper's reading would save). TD norms, the time
 # conditioning of the whole network, are a rounding error — see {doc}`tdln`.
 #
 # ## Even N gets one more block
@@ -197,3 +287,143 @@ ax.set_title(f"Branch 2 of DiMR-M/3R: N = {cfg.branches[1].depth} printed, {n_bu
              f"{half} in-blocks (blue), 1 middle block, {half} out-blocks (green)\n"
              "arcs are long skips: each out-block first applies Linear(2C → C) to [x, skip]", fontsize=10)
 fig.tight_layout()
+
+# %% [markdown]
+# ## The MLP: GeGLU instead of GELU
+#
+# Both block types end in an MLP. Table 2's rows 1–4 use the vanilla one, two linear maps with a GELU
+# between and a 4× hidden width; DiMR replaces the first linear map by GeGLU, a gated linear unit, at a 2×
+# hidden width (§4.3 "Gated linear unit", Table 2 row 5):
+#
+# $$
+# \mathrm{MLP}(x) = W_2\,\mathrm{GELU}(W_1 x + b_1) + b_2,
+# \qquad
+# \mathrm{GeGLU}(x) = W_2\big(\mathrm{GELU}(W_0 x + b_0) \odot (W_1 x + b_1)\big) + b_2 .
+# $$
+
+# %% tags=["remove-input"]
+Markdown(show_source(GeGLU.forward) + "\n\n" + show_source(GeluMLP.forward))
+
+# %% [markdown]
+# Two input maps d → 2d hold as many weights as one map d → 4d (4d²), and the output map 2d → d is half
+# as large as 4d → d: GeGLU has 6d² weights where the GELU MLP has 8d². Per block, at DiMR-M/3R's three
+# widths:
+
+# %%
+for r, b in enumerate(cfg.branches, start=1):
+    d = b.dim
+    geglu_n, gelu_n = count_params(make_mlp("geglu", d, 2.0)), count_params(make_mlp("gelu", d, 4.0))
+    print(f"branch {r}, d = {d}: GeGLU (2×) {geglu_n:>10,}   GELU MLP (4×) {gelu_n:>10,}   "
+          f"GeGLU / GELU = {geglu_n / gelu_n:.2f}")
+
+# %% [markdown]
+# ## Claim and evidence
+#
+# **What the paper claims.** The multi-branch design with its feature cascade "improves visual fidelity
+# and alleviates distortions" (§5.4): Table 2 row 6 (DiMR-M/3R: multi-branch + TD-LN + GLU + multi-scale
+# loss) against row 1 (the U-ViT-M/4 baseline) at almost the same size, and Fig. 5's human study of the
+# images a classifier flags, where a smaller share of DiMR's are judged distorted than of DiT's or
+# U-ViT's (§5.3). GeGLU "further reduces model size" and slightly improves FID (§5.4, rows 4 → 5). As
+# printed (ImageNet 64×64, FID-50K, one training run each):
+
+# %% tags=["remove-input"]
+from dimr.book import claim_evidence, paper_table2_fids
+from dimr.tables import paper_rows
+
+fids = paper_table2_fids()
+printed = {r["row"]: r["params"] for r in paper_rows("2")}
+Markdown("\n".join(["| Table 2 | FID-50K | #Params |", "|---|---|---|"]
+                   + [f"| row {i} | {fids[i]} | {printed[i]} |" for i in (1, 4, 5, 6)]))
+
+# %% [markdown]
+# This repository's test of both claims at CPU scale (the multi-branch design on the offline shapes and on
+# Fashion-MNIST, GeGLU on the shapes):
+
+# %% tags=["remove-input"]
+Markdown(claim_evidence(("C1", "C1-fmnist", "C4")))
+
+# %% [markdown]
+# The verdicts above are computed from the committed records; they change when the study is re-run, so this
+# text repeats none of them. What this scale can say: whether, for tiny models trained for minutes, the
+# multi-branch design draws shapes closer to their exact templates (a distortion measured, not judged by a
+# classifier or by people) and whether GeGLU changes that. What it cannot say: anything about ImageNet FIDs
+# after hundreds of thousands of iterations. Note also that the study, like the presets, builds the official
+# cascade (`cascade="all"`), not the paper's: it tests the design as released, and says nothing about
+# which of the two readings matters.
+
+# %% [markdown]
+# ## Takeaways
+#
+# - A branch is eq. (2) in code: patchify the full-resolution input, add the upsampled $y_{r-1}$, run the
+#   blocks with long skips, predict ε at its own resolution with a 3×3 convolution head.
+# - The paper conjectures that U-ViT's and DiT's one-shot linear + pixel-shuffle upsampler causes
+#   distortion; DiMR doubles the resolution branch by branch and refines at every step.
+# - The paper hands up the last block's output (`cascade="last"`); the official code, and every preset
+#   here, hands up the branch input and every block's output (`cascade="all"`), which makes the upsample
+#   Linears large.
+# - GeGLU at 2× has fewer parameters than the GELU MLP at 4× (6d² against 8d², plus biases).
+# - The official code builds N//2·2 + 1 blocks, so an even N gets one more block than Table 3 prints.
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** Switch DiMR-M/3R to the paper's cascade (`cascade="last"`). Predict how many parameters
+# disappear — only the upsample's input side depends on the width of $y_{r-1}$: its TD-LN (8 parameters per
+# channel in the official form) and its Linear's weight (4·D_r per input channel) — and check on the model.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 1
+last = dataclasses.replace(cfg, cascade="last")
+predicted = 0
+for r in range(2, cfg.num_branches + 1):
+    low = cfg.branches[r - 2].dim
+    extra_channels = low * (cfg.built_depth(r - 1) + 1) - low     # "all" hands up n_blocks + 1 tensors, "last" one
+    predicted += extra_channels * (8 + 4 * cfg.branches[r - 1].dim)
+measured = count_params(model) - count_params(build_model(last, device="meta"))
+print(f'cascade="all" − cascade="last": predicted {predicted:,}, measured {measured:,} parameters '
+      f"({100 * measured / count_params(model):.1f}% of the model)")
+assert measured == predicted
+
+# %% [markdown]
+# **Exercise 2.** Predict, then measure, the GMACs the paper's cascade saves on one 64×64 image. The
+# upsample Linear of branch r runs at the grid of branch r − 1 (before the pixel shuffle doubles it), so it
+# costs (positions of branch r − 1) × (input width) × (4·D_r) multiply-accumulates; `dimr.profile` also
+# charges 4 per element for the LayerNorm over that input.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 2
+predicted = 0
+for r in range(2, cfg.num_branches + 1):
+    low = cfg.branches[r - 2].dim
+    extra_channels = low * cfg.built_depth(r - 1)
+    positions = cfg.resolution(r - 1) ** 2
+    predicted += positions * extra_channels * (4 * cfg.branches[r - 1].dim + 4)   # Linear + LayerNorm
+measured = count_gmacs(cfg, model=model) - count_gmacs(last)
+print(f"GMACs saved by cascade='last': predicted {predicted / 1e9:.3f}, measured {measured:.3f}")
+assert abs(measured - predicted / 1e9) < 1e-6
+
+# %% [markdown]
+# **Exercise 3.** Table 2 rows 4 and 5 differ only in the MLP (GELU at 4× against GeGLU at 2×). Write the
+# parameter count of each MLP at width d (the biases included), predict the difference between the two
+# whole networks from the built block counts, and check it against the `Table2/row4` and `Table2/row5`
+# presets.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 3
+def gelu_mlp_params(d):      # Linear(d, 4d) + Linear(4d, d)
+    return d * 4 * d + 4 * d + 4 * d * d + d
+
+
+def geglu_params(d):         # two Linear(d, 2d) + Linear(2d, d)
+    return 2 * (d * 2 * d + 2 * d) + 2 * d * d + d
+
+
+for d in (192, 384, 768):
+    assert count_params(make_mlp("gelu", d, 4.0)) == gelu_mlp_params(d)
+    assert count_params(make_mlp("geglu", d, 2.0)) == geglu_params(d)
+row4, row5 = get_preset("Table2/row4").model, get_preset("Table2/row5").model
+predicted = sum(row5.built_depth(r) * (gelu_mlp_params(b.dim) - geglu_params(b.dim))
+                for r, b in enumerate(row5.branches, start=1))
+measured = count_params(build_model(row4, device="meta")) - count_params(build_model(row5, device="meta"))
+print(f"row 4 − row 5: predicted {predicted:,}, measured {measured:,} parameters (2·d² per block)")
+assert measured == predicted

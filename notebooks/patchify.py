@@ -17,11 +17,33 @@
 # %% [markdown]
 # # Patchify: what each branch sees
 #
+# :::{admonition} What you will learn
+# :class: tip
+# - how branch *r* of *R* patchifies the full-resolution input with a convolution of kernel = stride = 2^(R−r),
+#   and why that convolution is the same as one linear map per patch;
+# - what a token at patch size *p* can and cannot "see" of a test chart with detail at every scale;
+# - why the attention cost grows with the *square* of the token count, counted in GMACs with `dimr.profile`
+#   for U-ViT at four patch sizes and for DiMR-M/3R;
+# - which claim of the paper this trade-off motivates, and what this repository's claims study says about
+#   U-ViT-T/2 against DiMR-T/2R at about equal compute.
+# :::
+#
+# :::{admonition} What you need to know
+# :class: seealso
+# - A Vision Transformer cuts an image into patches and treats each as one token (the paper's §1 and §4.1
+#   "Motivation" recall this for DiT and U-ViT).
+# - Self-attention: every token attends to every other, so its cost grows with the square of the token count.
+# - Where the patchify sits in the network: {doc}`the branches chapter </notebooks/branches>` (next).
+# - "GFLOPs" in the paper are multiply-accumulates with attention included:
+#   {doc}`what the official code does </docs/official-code>`, §7, and {doc}`Table 5 </book/tables/table5>`.
+# :::
+#
 # A Transformer does not look at pixels: it cuts the image into *p×p* patches and turns each into one
 # token. A big patch means few tokens and cheap attention, but everything finer than a patch has to be
-# carried inside a single token's vector and is never attended to — the paper's explanation of the
-# distortions in DiT and U-ViT samples (§1, §3). A small patch keeps detail, but attention costs grow
-# with the *square* of the token count.
+# carried inside a single token's vector and is never attended to. The paper blames the distortions
+# in DiT and U-ViT samples on this trade-off (§1, and §4.1 "Motivation", which leans on DiT's own
+# patch-size study). A small patch keeps detail, but attention costs grow with the *square* of the
+# token count.
 #
 # DiMR sidesteps the trade-off with branches at several resolutions (§4.1). Branch *r* of *R* gets the
 # **same full-resolution noisy input** and patchifies it itself, with a convolution whose
@@ -30,6 +52,13 @@
 #
 # This page builds that picture from the package: `DiMRConfig.patch_size(r)`, the branches'
 # `patchify` convolutions, and GMACs counted by `dimr.profile`.
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown
+
+from dimr.book import run_this_chapter
+
+Markdown(run_this_chapter("patchify"))
 
 # %%
 import dataclasses
@@ -68,6 +97,19 @@ x.shape
 # %% [markdown]
 # ## Patch size and token grid per branch
 #
+# In eq. (2) of the paper, branch *r* starts with $\mathrm{Patchify}(x_t)$, "a convolution with a kernel size
+# of $2^{R-r}\times 2^{R-r}$ and a stride of $2^{R-r}$" (§4.1). In the package that is `DiMRConfig.patch_size`
+# and the first two lines of `Branch.forward` (a learned position embedding is added to the token grid):
+
+# %% tags=["remove-input"]
+from dimr.book import show_source
+from dimr.config import DiMRConfig
+from dimr.nn.branch import Branch
+
+Markdown(show_source(DiMRConfig.patch_size) + "\n\n"
+         + show_source(Branch.forward, start="h = rearrange(self.patchify", stop="h = h + self.pos_embed"))
+
+# %% [markdown]
 # For DiMR-M/3R (R = 3) the config gives patch sizes 4, 2, 1. The branch's own `patchify`
 # convolution turns the image into a grid of tokens of width D_r:
 
@@ -184,5 +226,107 @@ for name in ("U-ViT-M/2", "U-ViT-M/1", "DiMR-M/3R"):
 # Going from patch 4 to patch 2 multiplies U-ViT's attention by about 16 (four times the tokens,
 # squared); at patch 1 attention dominates everything. DiMR-M/3R keeps attention at the 16×16 grid —
 # the same attention cost as U-ViT-M/4 — and adds 64×64 detail with convolutions, at a fraction of
-# the cost of a smaller patch. The paper prints these two models at 35 and 54 GFLOPs
-# ({doc}`Table 5 </book/tables/table5>`).
+# the cost of a smaller patch. The paper's own figures for the two models ({doc}`Table 5 </book/tables/table5>`):
+
+# %% tags=["remove-input"]
+from dimr.tables import paper_rows
+
+table5 = {r["model"].replace(" (Ours)", ""): r for r in paper_rows("5")}
+Markdown(" · ".join(f"**{m}**: {table5[m]['gflops']} GFLOPs, {table5[m]['params']} parameters, FID {table5[m]['fid']}"
+                    for m in ("U-ViT-M/4", "DiMR-M/3R")) + " (Table 5, ImageNet 64×64, as printed).")
+
+# %% [markdown]
+# ## Claim and evidence
+#
+# **What the paper claims.** A smaller patch gives better images at a higher compute cost: the paper
+# takes this from DiT's systematic patch-size study (Fig. 7 of the DiT paper, cited in the paper's §1
+# and §4.1), which is why DiT settled on patch 2 and U-ViT on patch 2 or 4. Even so, their samples
+# show distortion (§1, Fig. 1). DiMR's answer is not patch 1 everywhere, which would be far too
+# expensive, but a Transformer branch at a large patch plus higher-resolution ConvNeXt branches that
+# refine its features (§4.1). The paper's evidence is Table 2 (rows 1 → 6, U-ViT-M/4 → DiMR-M/3R,
+# see {doc}`the branches chapter </notebooks/branches>`) and Table 5: DiMR-M/3R costs more than
+# U-ViT-M/4 (above) and scores a better FID. The paper prints no comparison **at equal compute**.
+#
+# **This repository's test.** The claims study adds that comparison at CPU scale (claim C1-p2): U-ViT-T/2
+# against DiMR-T/2R. Both attend over the same 16×16 grid of patch-2 tokens of a 32×32 image; DiMR-T/2R
+# adds a second branch of ConvNeXt blocks at the full 32×32 resolution and pays for it with fewer
+# Transformer blocks, so that the two cost about the same. Their counts, computed on the meta device:
+
+# %% tags=["remove-input"]
+from dimr.profile import profile_preset
+
+pair = {name: profile_preset(name) for name in ("U-ViT-T/2", "DiMR-T/2R")}
+Markdown("\n".join(["| model | parameters | GMACs per 32×32 image |", "|---|---|---|"]
+                   + [f"| {n} | {r.params / 1e6:.2f}M | {r.gmacs:.3f} |" for n, r in pair.items()]))
+
+# %% tags=["remove-input"]
+from dimr.book import claim_evidence
+
+Markdown(claim_evidence(("C1-p2",)))
+
+# %% [markdown]
+# The verdicts above are computed from the committed records of the study; they change when the study is
+# re-run, so this text does not repeat them. What this scale can say: whether, for a tiny model trained
+# for minutes on the offline shapes, spending about the same compute on a multi-resolution network
+# instead of on a smaller patch draws shapes closer to their templates (mean 1 − IoU, measured exactly).
+# What it cannot say: anything about ImageNet FIDs at hundreds of thousands of iterations, or about the
+# paper's DiT/U-ViT models; and a 32×32 image at patch 2 has only 256 tokens, where attention is still
+# cheap, so the quadratic cost that motivates the design barely bites here.
+
+# %% [markdown]
+# ## Takeaways
+#
+# - Patchify is a convolution with kernel = stride = *p*, i.e. one linear map per *p×p* patch; every branch
+#   of DiMR applies its own to the same full-resolution input, with *p* = 2^(R−r).
+# - Mixing between positions happens only at the token grid: detail finer than a patch must survive inside a
+#   token's vector.
+# - Attention costs grow with the square of the token count: halving the patch multiplies them by about 16.
+# - DiMR keeps attention at the coarsest grid and reaches full resolution with ConvNeXt blocks, whose cost
+#   is linear in the pixel count; the paper prints no equal-compute comparison, the claims study runs one.
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** DiMR-T/3R (the tiny three-branch preset, 32×32 inputs) has R = 3. Predict each branch's
+# patch size and token grid, then check against the package's config and the branches' `patchify`
+# convolutions.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 1
+tiny = get_preset("DiMR-T/3R").model
+tiny_model = build_model(tiny, device="meta")
+x32 = torch.zeros(1, tiny.in_channels, tiny.image_size, tiny.image_size, device="meta")
+for r, branch in enumerate(tiny_model.branches, start=1):
+    predicted_p = 2 ** (tiny.num_branches - r)            # kernel = stride = 2^(R−r)
+    grid = branch.patchify(x32).shape[-1]
+    print(f"branch {r}: patch {predicted_p}, grid {grid}×{grid}")
+    assert tiny.patch_size(r) == predicted_p == branch.patchify.kernel_size[0] == branch.patchify.stride[0]
+    assert grid == tiny.image_size // predicted_p
+
+# %% [markdown]
+# **Exercise 2.** How many parameters does the `patchify` convolution of each branch of DiMR-M/3R have?
+# Write the count as a formula in the input channels C, the patch size *p* and the width D_r (a linear map
+# from each patch's C·p·p numbers to D_r, plus a bias), and check it on the model.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 2
+for r, branch in enumerate(model.branches, start=1):
+    p = cfg.patch_size(r)
+    formula = cfg.in_channels * p * p * branch.dim + branch.dim
+    print(f"branch {r}: {cfg.in_channels}·{p}·{p}·{branch.dim} + {branch.dim} = {formula:,}")
+    assert count_params(branch.patchify) == formula
+
+# %% [markdown]
+# **Exercise 3.** Predict by how much the attention matmuls of U-ViT-T grow from patch 4 to patch 2 on
+# 32×32 images. Careful: besides the patch tokens, U-ViT carries a time token and a label token. Then
+# measure with `gmacs_split` (defined above) on the `U-ViT-T/4` and `U-ViT-T/2` presets.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 3
+t4, t2 = get_preset("U-ViT-T/4").model, get_preset("U-ViT-T/2").model
+extra = build_model(t4, device="meta").extras            # the time token and the label token
+tokens = {c.patch_size: (c.image_size // c.patch_size) ** 2 + extra for c in (t4, t2)}
+predicted = (tokens[2] / tokens[4]) ** 2                  # attention ∝ L² at fixed width and depth
+measured = gmacs_split(t2)[2] / gmacs_split(t4)[2]
+print(f"tokens {tokens[4]} → {tokens[2]}: predicted ×{predicted:.2f}, measured ×{measured:.2f}")
+assert abs(measured / predicted - 1) < 0.01
