@@ -78,7 +78,7 @@ if runs:
         hw = r["hardware"].get("gpu") or r["hardware"].get("cpu")
         commit = (r["git"].get("commit") or "unknown")[:10] + (" (dirty)" if r["git"].get("dirty") else "")
         metrics = "; ".join(f"{m['label']} **{m['value']:.4g}** ({m['scale']})" for m in r.get("metrics", {}).values())
-        kind = "committed" if r["profile"] in COMMITTED_PROFILES else "fresh"
+        kind = "committed" if r["profile"] in COMMITTED_PROFILES else "your machine, just now"
         lines.append(f"| {link} | {r['profile']} ({kind}) | {r.get('preset') or '—'} | {r['wall_time_s']:.0f} s | "
                      f"{hw} | `{commit}` | {metrics or '—'} |")
     out = "\n".join(lines)

@@ -221,7 +221,8 @@ def test_measured_cells_come_from_complete_runs_only(tmp_path):
     root = tmp_path / "runs"
     with recording(root, "train-table2-row6", "cpu", profile="cpu", preset="DiMR-T/3R",
                    feeds=["table2/row6"]) as rec:
-        write_metrics(rec.dir, {"fid": metric(41.234, "FID (shapes classifier)", "32×32 shapes, 2k steps, CPU")})
+        write_metrics(rec.dir, {"fid": metric(41.234, "FID (shapes classifier)", "32×32 shapes, 2k steps, CPU"),
+                                "precision": metric(0.5, "precision", "32×32 shapes, 2k steps, CPU")})
     with pytest.raises(RuntimeError):  # a failed run feeding row 5 leaves nothing measurable
         with recording(root, "train-table2-row5", "cpu", profile="cpu", feeds=["table2/row5"]) as rec:
             write_metrics(rec.dir, {"fid": metric(1.0, "FID (shapes classifier)", "never finished")})
@@ -232,7 +233,8 @@ def test_measured_cells_come_from_complete_runs_only(tmp_path):
     # the scale is said once, in a numbered note whose marker the cell carries
     note = t2.notes.index("Measured at: 32×32 shapes, 2k steps, CPU.")
     assert str(note + 1).translate(tables._SUPERSCRIPT) in cell6 and "2k steps" not in cell6
-    assert "train-table2-row6/cpu, fresh" in cell6 and "{download}" in cell6  # links the run (no notebook: run.json)
+    assert "train-table2-row6/cpu, your machine, just now" in cell6 and "{download}" in cell6  # links the run (run.json)
+    assert "precision" not in cell6  # Table 2 shows FID, distortion rate and accuracy; the run's page the rest
     assert t2.rows[4]["Measured (this repo)"] == tables.NOT_RUN
     plain = tables.measured_cell("2", 6, True, runs_root=root, style="text")
     assert "runs/train-table2-row6/cpu" in plain and "{" not in plain
