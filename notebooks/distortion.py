@@ -17,16 +17,37 @@
 # %% [markdown]
 # # Distortion: the classifier proxy against ground truth (§5.3, Fig. 5)
 #
-# The paper's last experiment asks how often generated images are *distorted* — wrong geometry,
-# melted objects. It proceeds in two stages (§5.3):
+# :::{admonition} What you will learn
+# :class: tip
+# - the paper's two-stage distortion measurement (§5.3): a classifier flags low-probability images, then
+#   humans judge which flagged images are distorted;
+# - how to test the first stage against ground truth: on procedural shapes, distortion is $1 - \mathrm{IoU}$
+#   to the exact template of the requested class;
+# - where "p(class) < 0.2" finds distortion and where it misses it (it measures recognisability);
+# - what a trained tiny U-ViT and DiMR look like under the same analysis, and what the claims study says
+#   about the paper's claim that multi-resolution lowers distortion.
+# :::
+#
+# :::{admonition} What you need to know
+# :class: seealso
+# - What the claim is about: patch tokens and why a large patch may distort
+#   ({doc}`the patchify chapter </notebooks/patchify>`, paper §1 and §4.1), and DiMR's branches
+#   ({doc}`the branches chapter </notebooks/branches>`).
+# - How samples are drawn from a trained model: {doc}`the solver chapter </notebooks/solver>` and
+#   {doc}`the guidance chapter </notebooks/guidance>`.
+# - Precision and recall of a binary test; Spearman rank correlation.
+# :::
+#
+# In §5.3 the paper asks how often generated images are *distorted* — wrong geometry, melted objects
+# (the ablations of §5.4 follow it). It proceeds in two stages:
 #
 # 1. **Rejection.** Generate 80K images per model, classify each with a pretrained ViT, and flag an
 #    image as "low-fidelity or potentially distorted" when the probability of the class it was
 #    generated for is below **0.2**. Fig. 5 shows random flagged images.
 # 2. **Humans.** Not every flagged image is distorted ("many are classified with low probability due
 #    to classifier errors"), so five human evaluators judge the flagged images of all models, merged;
-#    each evaluator's per-model distortion rate is averaged over evaluators: 29.2% for DiMR against
-#    63.5% and 71.0% for the baselines.
+#    each evaluator's per-model distortion rate is averaged over evaluators. Fig. 5 prints the rates
+#    (shown in *Claim and evidence* below).
 #
 # On ImageNet nobody knows the true geometry of a generated dog. On this package's procedural shapes
 # everybody does: each class is an exact template, so a sample's **geometric distortion** is
@@ -34,11 +55,18 @@
 # That gives a ground truth against which to measure the paper's stage 1 — how well does
 # "p(class) < 0.2" find distorted images? — with no human in the loop.
 #
-# Here the "models" are controlled damages of **real** shapes (Gaussian blur, elastic warp, at
+# Here the "models" are first controlled damages of **real** shapes (Gaussian blur, elastic warp, at
 # increasing strength; `dimr.evaluate.degrade`), so the truth is known twice over. The classifier is
 # the package's offline stand-in for the ViT (a small CNN trained on the shapes, `dimr.evaluate.classifier`).
-# To see a trained diffusion model, run `python -m dimr evaluate --checkpoint RUN` and pass its output
-# folder as `evaluate_dir`: the same analysis is then shown for its samples.
+# Then comes a trained diffusion model: the recorded evaluations of the claims study, or any output
+# folder of `python -m dimr evaluate` passed as `evaluate_dir`.
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown
+
+from dimr.book import run_this_chapter
+
+Markdown(run_this_chapter("distortion"))
 
 # %% tags=["parameters"]
 n_images: int = 96              # real shapes per damage level (12 per class)
@@ -47,17 +75,17 @@ warp_strengths: str = "0,1,2,3"      # elastic warp amplitude, pixels at 32², c
 classifier_items: int = 6000    # training images of the offline classifier (cached after the first run)
 classifier_epochs: int = 6      # its epochs
 threshold: float = 0.2          # rejection threshold on p(class) (§5.3: 0.2)
-evaluate_dir: str = ""          # optional: an output folder of `python -m dimr evaluate` (shapes model)
+evaluate_dir: str = ""          # optional: an output folder of `python -m dimr evaluate` (overrides the study records)
 seed: int = 0                   # seed of the real shapes and of the warp fields
 
 # %%
 import json
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import Markdown, display
 
 from dimr.data import CLASS_NAMES, ShapesDataset
 from dimr.evaluate.classifier import ClassifierConfig, load_or_train_classifier
@@ -65,11 +93,10 @@ from dimr.evaluate.degrade import degrade
 from dimr.evaluate.distortion import DISTORTION_THRESHOLD, distortion_analysis, proxy_agreement
 from dimr.evaluate.human import Judgement, distortion_rates
 from dimr.evaluate.metrics import classifier_evaluator, fidelity_metrics
-from dimr.evaluate.rejection import rejection_analysis
+from dimr.evaluate.rejection import reject, rejection_analysis
 from dimr.runs import hardware_info
 from dimr.sample import to_uint8
 
-t0 = time.perf_counter()
 hardware = hardware_info()["cpu"]
 
 
@@ -83,16 +110,16 @@ x_real, y_real = real_shapes(n_images, seed=1000 + seed)
 reference = to_uint8(real_shapes(n_images, seed=2000 + seed)[0])  # FID's reference: other real shapes
 clf = load_or_train_classifier(ClassifierConfig(train_items=classifier_items, epochs=classifier_epochs), progress=False)
 evaluator = classifier_evaluator(clf)
-print(f"offline classifier: held-out accuracy {clf.heldout_accuracy:.2%} on real shapes ({clf.path})")
+print(f"offline classifier: held-out accuracy {clf.heldout_accuracy:.2%} on real shapes")
 
 # %% [markdown]
 # ## Damage levels: FID, rejection and geometric distortion
 #
 # For every level: FID against other real shapes (with the classifier's features — so it is
 # **FID (shapes classifier)**, not comparable with Inception FID), the flagged fraction
-# (p(class) < 0.2), the geometric distortion rate (1 − IoU > 0.05; the threshold sits above every one
-# of 4,000 real shapes measured, see `dimr.evaluate.distortion`), and the proxy's precision and recall
-# for "geometrically distorted".
+# (p(class) < 0.2), the geometric distortion rate (1 − IoU > 0.05; the threshold sits above every real
+# shape of the calibration described in `dimr.evaluate.distortion`), and the proxy's precision and
+# recall for "geometrically distorted".
 
 # %%
 levels = [("blur", float(s)) for s in blur_sigmas.split(",")] + [("warp", float(s)) for s in warp_strengths.split(",")]
@@ -113,24 +140,31 @@ for kind, s in levels:
     pooled["flagged"].append(rej.flagged)
 
 fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-print(f"Scale: {n_images} real 32×32 shapes per level, offline classifier, CPU ({hardware}).\n")
-print("| damage | strength (px) | FID (shapes classifier) | flagged, p(class) < 0.2 | geometric distortion rate "
-      "| mean 1 − IoU | precision of flag | recall of flag |")
-print("|---|---|---|---|---|---|---|---|")
+table = [f"Scale: {n_images} real 32×32 shapes per level, offline classifier, CPU ({hardware}).", "",
+         f"| damage | strength (px) | FID (shapes classifier) | flagged, p(class) < {threshold:g} "
+         "| geometric distortion rate | mean 1 − IoU | precision of flag | recall of flag |",
+         "|---|---|---|---|---|---|---|---|"]
 for kind, s, fid, flag, rate, mean, prec, rec in rows:
-    print(f"| {kind} | {s:g} | {fid:.2f} | {flag:.2f} | {rate:.2f} | {mean:.3f} | {fmt(prec)} | {fmt(rec)} |")
+    table.append(f"| {kind} | {s:g} | {fid:.2f} | {flag:.2f} | {rate:.2f} | {mean:.3f} | {fmt(prec)} | {fmt(rec)} |")
+Markdown("\n".join(table))
 
 # %% [markdown]
-# Both columns that should grow with the damage do, FID and geometric distortion. The flag's
-# recall is the interesting column: a warp of one or two pixels bends most shapes beyond what any real
-# shape shows, yet the classifier, which only has to tell eight classes apart, still recognises most
-# of them — so "p(class) < 0.2" misses them. Blur is the opposite case: it softens corners (a star
-# starts to look like a pentagon, a hexagon like a circle) and is flagged readily, sometimes before
-# the outline has moved much (in the grid below, blurred squares keep IoU 0.97 yet get p ≈ 0: the
-# "classifier errors" of §5.3). The classifier proxy measures *recognisability*, which is what §5.3's
-# human stage is there to correct.
+# Two columns should grow with the damage, FID and geometric distortion. The flag's recall is the
+# interesting column. A warp of a pixel or two bends a shape's outline beyond what any real shape
+# shows, yet a classifier that only has to tell eight classes apart may still recognise it — so
+# "p(class) < 0.2" can miss it. Blur is the opposite case: it softens corners (a star starts to look
+# like a pentagon, a hexagon like a circle) and can be flagged before the outline has moved much —
+# the "classifier errors" of §5.3. The classifier proxy measures *recognisability*, which is what
+# §5.3's human stage is there to correct. Where the flag missed most, in this run:
 
 # %%
+damaged = [r for r in rows if r[1] > 0 and r[7] is not None]
+if damaged:
+    kind, s, *_, rec = min(damaged, key=lambda r: r[7])
+    display(Markdown(f"lowest recall: **{kind} {s:g} px**, where the flag found {rec:.0%} of the geometrically "
+                     "distorted shapes."))
+
+# %% tags=["hide-input"]
 p = np.concatenate(pooled["p"])
 iou = np.concatenate(pooled["iou"])
 kinds = np.array(pooled["kind"])
@@ -147,18 +181,20 @@ ax.set_ylabel("classifier p(requested class)")
 ax.set_title(f"Classifier proxy vs geometric truth — {n_images} real 32² shapes per level, CPU", fontsize=9)
 ax.legend(fontsize=7, ncol=2, loc="lower left")
 plt.show()
+
+# %%
 all_agree = proxy_agreement(np.concatenate(pooled["flagged"]), iou < 1 - DISTORTION_THRESHOLD, p, iou)
-print(f"pooled over all levels: Spearman(p(class), IoU) = {all_agree['spearman_p_class_iou']:.2f}, "
-      f"Pearson = {all_agree['pearson_p_class_iou']:.2f}; flag precision {fmt(all_agree['precision'])}, "
-      f"recall {fmt(all_agree['recall'])} (n = {all_agree['n']})")
+Markdown(f"Pooled over all levels: Spearman(p(class), IoU) = {all_agree['spearman_p_class_iou']:.2f}, "
+         f"Pearson = {all_agree['pearson_p_class_iou']:.2f}; flag precision {fmt(all_agree['precision'])}, "
+         f"recall {fmt(all_agree['recall'])} (n = {all_agree['n']}).")
 
 # %% [markdown]
 # ## Flagged samples (as in Fig. 5)
 #
 # The flagged images of the strongest blur and warp, lowest p(class) first, each with the class it
-# was made as and the classifier's probability for it.
+# was made as, the classifier's probability for it and its IoU with the template.
 
-# %%
+# %% tags=["hide-input"]
 images = np.concatenate(pooled["images"])
 labels = np.concatenate(pooled["labels"])
 flagged = np.concatenate(pooled["flagged"])
@@ -171,7 +207,7 @@ if idx:
     for ax, i in zip(axes.ravel(), idx):
         ax.imshow(images[i])
         ax.set_title(f"{CLASS_NAMES[labels[i]]}\np={p[i]:.2f}, IoU={iou[i]:.2f}\n{kinds[i]}", fontsize=7)
-    fig.suptitle("Flagged (p(class) < 0.2): damaged real shapes, 32×32", fontsize=9)
+    fig.suptitle(f"Flagged (p(class) < {threshold:g}): damaged real shapes, 32×32", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     plt.show()
 else:
@@ -190,8 +226,8 @@ else:
 # %%
 judgements = [Judgement("geometry", kinds[i], str(i), bool(iou[i] < 1 - DISTORTION_THRESHOLD))
               for i in np.flatnonzero(flagged) if kinds[i] in strongest]
-for model, rate in distortion_rates(judgements)["final"].items():
-    print(f"{model}: distortion rate among flagged images = {rate:.1%} (1 − IoU > {DISTORTION_THRESHOLD})")
+Markdown("\n".join(f"- {model}: distortion rate among flagged images = {rate:.1%} (1 − IoU > {DISTORTION_THRESHOLD})"
+                   for model, rate in distortion_rates(judgements)["final"].items()) or "nothing flagged")
 
 # %% [markdown]
 # ### Judging them yourself
@@ -211,26 +247,137 @@ by_kind = {k: (images[m], labels[m], np.flatnonzero(m))
            for k in sorted(strongest) for m in [flagged & (kinds == k)]}
 items = study_items(by_kind, CLASS_NAMES, seed=seed)
 answers = Path(tempfile.gettempdir()) / "dimr-human-study-distortion-chapter.json"
-print(f"{len(items)} flagged images to judge; answers go to {answers}")
+print(f"{len(items)} flagged images to judge; answers go to {answers.name} in the temporary folder")
 annotation_widget(items, evaluator="you", path=answers)
 
 # %% [markdown]
-# ## A trained model (optional)
+# ## A trained model
 #
-# With `evaluate_dir` set to a folder written by `python -m dimr evaluate`, its numbers are shown
-# here with the scale they were measured at.
+# The same analysis for samples of trained diffusion models. By default these are the recorded
+# evaluations of the claims study (`dimr.study.collect()`, the `small` records under
+# `runs/eval-study-<config>-s<seed>/`): the tiny U-ViT-T/4 and DiMR-T/3R (Table 2 rows 1 and 6 at CPU
+# scale) on the shapes, each at its lowest recorded seed — a U-ViT against a DiMR, as Fig. 5 compares
+# them at full scale.
+# With `evaluate_dir` set to an output folder of `python -m dimr evaluate`, that folder is shown instead.
+#
+# A record keeps the evaluation's summary (`evaluation.json`: every metric, the rejection and the
+# proxy-against-geometry comparison) and two pictures (a sample grid and the flagged samples, lowest
+# p(class) first), not the raw samples; an `evaluate` folder also keeps per-sample p(class) and
+# 1 − IoU (`per_sample.npz`), and then the scatter of the damage levels is drawn for it too.
 
 # %%
-if evaluate_dir:
-    report = json.loads((Path(evaluate_dir) / "metrics.json").read_text())
-    print(report["scale"]["summary"], "—", report["scale"]["hardware"], "— preset", report["preset"],
-          "step", report["train_step"])
-    for m in report["metrics"].values():
-        print(f"  {m['label']}: {m['value']:.4g}")
-    geo = report.get("geometric_distortion") or {}
-    if geo.get("proxy"):
-        print("  proxy vs geometry:", {k: v for k, v in geo["proxy"].items() if k != "classifier"})
-    per = np.load(Path(evaluate_dir) / "per_sample.npz")
+from dimr import study
+
+
+def load_evaluation(folder):
+    """The report of `python -m dimr evaluate` in ``folder``: a study record keeps it as evaluation.json,
+    an evaluate output folder as metrics.json."""
+    for name in ("evaluation.json", "metrics.json"):
+        path = Path(folder) / name
+        if path.exists():
+            report = json.loads(path.read_text(encoding="utf-8"))
+            if report.get("format") == "dimr-metrics":
+                return report
+    raise FileNotFoundError(f"{folder} holds no report of `python -m dimr evaluate` (evaluation.json or metrics.json)")
+
+
+def trained_evaluations(evaluate_dir=""):
+    """{label: folder} of the evaluations to show: evaluate_dir if given, else the study's records of
+    U-ViT-T/4 (row1) and DiMR-T/3R (row6) on the shapes at their lowest seed (any shapes configuration
+    if neither is recorded)."""
+    if evaluate_dir:
+        return {Path(evaluate_dir).name: Path(evaluate_dir)}
+    records = study.collect()
+    recorded = [c for c, cfg in study.CONFIGS.items() if cfg.dataset == "shapes" and any(k[0] == c for k in records)]
+    chosen = [c for c in ("row1", "row6") if c in recorded] or recorded[:1]
+    out = {}
+    for c in chosen:
+        s = min(seed for slug, seed in records if slug == c)
+        out[f"{study.CONFIGS[c].label}, seed {s}"] = Path(records[(c, s)]["run"]["path"])
+    return out
+
+
+trained = {label: (folder, load_evaluation(folder)) for label, folder in trained_evaluations(evaluate_dir).items()}
+Markdown("\n".join(f"- **{label}**: preset `{r['preset']}` at step {r['train_step']}; {r['scale']['summary']} "
+                   f"({r['scale']['hardware']})" for label, (folder, r) in trained.items())
+         or "No trained model's evaluation is recorded: only the controlled damages above.")
+
+# %% tags=["hide-input"]
+if trained:
+    fig, axes = plt.subplots(2, len(trained), figsize=(5 * len(trained), 10), squeeze=False)
+    for col, (label, (folder, r)) in enumerate(trained.items()):
+        pictures = [("samples", folder / "grid.png")] + [("flagged, lowest p(class) first", f)
+                                                         for f in sorted(folder.glob("flagged_*.png"))[:1]]
+        for row in range(2):
+            axes[row, col].axis("off")
+            if row < len(pictures) and pictures[row][1].exists():
+                axes[row, col].imshow(plt.imread(pictures[row][1]))
+                axes[row, col].set_title(f"{label}\n{pictures[row][0]}", fontsize=9)
+    fig.tight_layout()
+    plt.show()
+
+# %% [markdown]
+# Each model's numbers from its record: the metrics, then the proxy against geometry. The *distortion
+# rate among flagged samples* is Fig. 5's quantity with geometry as the judge; set beside the rate among
+# *unflagged* samples it says whether the flag selects distorted images or only unrecognisable ones.
+
+
+# %%
+def metric_value(report, prefix):
+    """The classifier-named metric of the report (``fid_``, ``flagged_fraction_``, …), or None."""
+    hits = [m for k, m in report["metrics"].items() if k.startswith(prefix) and k.endswith("_classifier")]
+    return hits[0]["value"] if hits else None
+
+
+def report_rows(r):
+    geo = r.get("geometric_distortion") or {}
+    proxy = geo.get("proxy") or {}
+    coarse = r["metrics"].get("geometric_distortion_rate_coarse", {})
+    thr = geo.get("threshold", DISTORTION_THRESHOLD)
+    return {
+        "FID (shapes classifier)": fmt(metric_value(r, "fid_")),
+        "classifier accuracy": fmt(metric_value(r, "accuracy_")),
+        "flagged fraction, p(class) < 0.2": fmt(metric_value(r, "flagged_fraction_")),
+        f"geometric distortion rate, 1 − IoU > {thr:g}": fmt(geo.get("rate_all")),
+        f"the same on {geo.get('real_n', '?')} real shapes": fmt(geo.get("real_rate")),
+        "geometric distortion rate, 1 − IoU > 0.15 (the study's)": fmt(coarse.get("value")),
+        "mean 1 − IoU": fmt(geo.get("mean_one_minus_iou")),
+        f"**distortion rate among flagged** (precision of the flag, 1 − IoU > {thr:g})": fmt(proxy.get("precision")),
+        "distortion rate among unflagged": fmt(proxy.get("distortion_rate_unflagged")),
+        "recall of the flag": fmt(proxy.get("recall")),
+        "Spearman(p(class), IoU)": fmt(proxy.get("spearman_p_class_iou")),
+    }
+
+
+if trained:
+    cols = {label: report_rows(r) for label, (folder, r) in trained.items()}
+    names = list(next(iter(cols.values())))
+    display(Markdown("\n".join(["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+                               + [f"| {n} | " + " | ".join(c[n] for c in cols.values()) + " |" for n in names])))
+
+# %% tags=["hide-input"]
+bars = {label: (r.get("geometric_distortion") or {}).get("proxy") for label, (folder, r) in trained.items()}
+bars = {k: v for k, v in bars.items() if v}
+if bars:
+    parts = [("distortion_rate_flagged", "among flagged"), ("distortion_rate_unflagged", "among unflagged"),
+             ("distortion_rate_all", "all samples")]
+    x = np.arange(len(bars))
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for i, (key, name) in enumerate(parts):
+        ax.bar(x + (i - 1) * 0.27, [v[key] or 0 for v in bars.values()], 0.27, label=name)
+    ax.set_xticks(x, list(bars), fontsize=8)
+    ax.set_ylabel(f"geometric distortion rate (1 − IoU > {DISTORTION_THRESHOLD:g})")
+    ax.set_ylim(0, 1.3)
+    ax.legend(fontsize=8, ncol=3, loc="upper center")
+    ax.set_title("Does the flag select geometrically distorted samples? (recorded evaluations)", fontsize=9)
+    plt.show()
+
+# %% tags=["hide-input"]
+for label, (folder, r) in trained.items():
+    per = Path(folder) / "per_sample.npz"
+    if not per.exists():
+        continue
+    per = np.load(per)
     if "p_class" in per.files:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.scatter(1 - per["one_minus_iou"], per["p_class"], s=6, alpha=0.5)
@@ -238,8 +385,107 @@ if evaluate_dir:
         ax.axvline(1 - DISTORTION_THRESHOLD, color="r", lw=0.8, ls="--")
         ax.set_xlabel("IoU with the class template")
         ax.set_ylabel("p(requested class)")
-        ax.set_title(report["scale"]["summary"], fontsize=8)
+        ax.set_title(f"{label}: {r['scale']['summary']}", fontsize=8)
         plt.show()
-else:
-    print("no evaluate_dir given: only the controlled damages above")
-print(f"notebook wall time {time.perf_counter() - t0:.0f} s")
+
+# %% [markdown]
+# The 0.05 threshold is calibrated on real shapes; a model trained for minutes on a CPU exceeds it on
+# most of its samples, which is why the claims study judges distortion at the coarser 0.15
+# (`dimr.evaluate.distortion.COARSE_DISTORTION_THRESHOLD`) and by the mean 1 − IoU. The record's proxy
+# comparison is at 0.05.
+
+# %% [markdown]
+# ## Claim and evidence
+#
+# The paper's claim (C1; §1, §4.1, §5.3, §5.4): the multi-resolution network alleviates distortion.
+# §5.3 supports it with Fig. 5 — among the images that the classifier flags, humans judged far fewer of
+# DiMR's distorted than of the best baselines'. The numbers as printed in Fig. 5 (ImageNet 256×256):
+
+# %% tags=["remove-input"]
+from dimr.tables import FIG5_DISTORTION
+
+Markdown("\n".join(["| model (Fig. 5) | FID-50K | distortion rate among flagged images (human evaluation) |",
+                    "|---|---|---|"] + [f"| {m} | {fid} | {rate} |" for m, (fid, rate) in FIG5_DISTORTION.items()]))
+
+# %% [markdown]
+# §5.4 adds the ablation: Table 2's row 6 against row 1, the same comparison at 64×64 as FID. The claims
+# study makes that comparison on the shapes with the tiny U-ViT-T/4 and DiMR-T/3R, where distortion is
+# measured, not judged:
+
+# %% tags=["remove-input"]
+from dimr.book import claim_evidence
+
+Markdown(claim_evidence(("C1",)))
+
+# %% [markdown]
+# The verdicts above are computed from the committed records. What this scale can say: whether, at the
+# same training steps and seeds, the tiny DiMR draws the shapes' outlines closer to their templates than
+# the tiny U-ViT, measured on all the samples of each evaluation — a ground truth the paper did not
+# have. What it cannot say: anything about ImageNet at 256×256, about a pretrained ViT as the rejection
+# classifier, or about human judgement; and its distortion rate is over all samples, while Fig. 5's is
+# over flagged samples only (the table of the previous section shows both for one seed). This chapter's
+# first part says how far the flag can be trusted as a stand-in: on the shapes it finds what the
+# classifier cannot recognise, which is not the same set as what is geometrically wrong.
+
+# %% [markdown]
+# ## Takeaways
+# - §5.3 measures distortion in two stages: a classifier flags images with p(class) < 0.2, then people
+#   judge which flagged images are distorted; Fig. 5 reports the second stage's rate per model.
+# - On procedural shapes, 1 − IoU to the exact template is a ground truth for distortion, so the first
+#   stage can be tested: the flag measures recognisability, and it misses damage that leaves a shape
+#   recognisable while flagging damage that only confuses classes.
+# - The distortion rate among flagged images means something only beside the rate among unflagged ones.
+# - The claims study tests C1 on all samples with geometry; its verdicts come from the records, at a
+#   scale that says nothing about ImageNet.
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** Change the rejection threshold. Raise it from 0.2 to 0.5 on the pooled damaged shapes
+# of this chapter. Predict what happens to the number flagged and to the recall of the flag, then
+# measure precision and recall against geometry.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 1
+distorted = iou < 1 - DISTORTION_THRESHOLD
+by_threshold = {thr: proxy_agreement(reject(p, thr), distorted, p, iou) for thr in (0.2, 0.5)}
+for thr, a in by_threshold.items():
+    print(f"threshold {thr}: {a['n_flagged']} flagged, precision {fmt(a['precision'])}, recall {fmt(a['recall'])}")
+# a higher threshold flags a superset, so it can only find more of the distorted shapes
+assert by_threshold[0.5]["n_flagged"] >= by_threshold[0.2]["n_flagged"]
+assert (by_threshold[0.5]["recall"] or 0) >= (by_threshold[0.2]["recall"] or 0)
+
+# %% [markdown]
+# **Exercise 2.** A blur level's distortion. Predict the mean 1 − IoU of a blur of σ = 1.6 px, between
+# the chapter's 1.2 and 2.0, then measure it with `degrade` and `distortion_analysis`.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 2
+def mean_distortion(sigma):
+    return float(distortion_analysis(to_uint8(degrade(x_real, "blur", sigma, seed=seed)), y_real).score.mean())
+
+
+measured = {s: mean for kind, s, fid, flag, rate, mean, prec, rec in rows if kind == "blur"}
+for sigma in (1.2, 2.0):
+    if sigma not in measured:  # the parameters may have left it out
+        measured[sigma] = mean_distortion(sigma)
+m16 = mean_distortion(1.6)
+print(f"mean 1 − IoU: σ 1.2 → {measured[1.2]:.3f}, σ 1.6 → {m16:.3f}, σ 2.0 → {measured[2.0]:.3f}")
+assert measured[1.2] <= m16 <= measured[2.0]
+
+# %% [markdown]
+# **Exercise 3.** From a trained model's record, recompute Fig. 5's quantity with geometry as the judge —
+# the distortion rate among flagged samples — from the counts the record keeps, and check it against the
+# recorded value.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 3
+for label, (folder, r) in trained.items():
+    proxy = (r.get("geometric_distortion") or {}).get("proxy")
+    if not proxy:  # an evaluation without the shapes classifier has no proxy comparison
+        continue
+    rate = proxy["n_flagged_and_distorted"] / proxy["n_flagged"]
+    print(f"{label}: {proxy['n_flagged_and_distorted']} of {proxy['n_flagged']} flagged samples distorted = {rate:.3f}")
+    assert abs(rate - proxy["distortion_rate_flagged"]) < 1e-12
+    assert abs(rate - proxy["precision"]) < 1e-12
+    assert proxy["n_flagged"] == round(metric_value(r, "flagged_fraction_") * proxy["n"])

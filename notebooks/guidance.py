@@ -17,35 +17,87 @@
 # %% [markdown]
 # # Classifier-free guidance
 #
-# The 256×256 and 512×512 DiMR models are trained with label dropout (p_uncond = 0.1, null label
-# 1000, so the class table has 1001 rows) and sampled with classifier-free guidance (Ho & Salimans):
+# :::{admonition} What you will learn
+# :class: tip
+# - how classifier-free guidance combines a conditional and an unconditional noise prediction, and how
+#   the official code's *scale* relates to the usual *weight* ($s = 0.4 \Leftrightarrow w = 1.4$);
+# - how one network is both models: label dropout to a null label at training, one doubled-batch forward at sampling;
+# - what growing guidance does to samples, on a toy problem where both models are exact;
+# - what the paper reports with and without guidance (Table 1).
+# :::
 #
-# $$\hat\epsilon = \epsilon_u + w\,(\epsilon_c - \epsilon_u).$$
+# :::{admonition} What you need to know
+# :class: seealso
+# - The noise prediction $\epsilon_\theta(x_t, c)$ and the ODE sampler that turns it into an image:
+#   {doc}`the solver chapter </notebooks/solver>` (paper §3).
+# - Class conditioning in DiMR: the label is a token of the first, Transformer branch, from a class table
+#   with one row per label ({doc}`the branches chapter </notebooks/branches>`; docs/official-code.md §1).
+# - Ho & Salimans, "Classifier-free diffusion guidance" (the paper's reference [18]).
+# :::
 #
-# The official code writes it as $\epsilon_c + s(\epsilon_c - \epsilon_u)$ with $s = 0.4$, i.e.
-# $w = 1 + s = 1.4$. Conditional and unconditional predictions come from **one** forward pass of the
-# doubled batch (`dimr.diffusion.guided_prediction`).
+# The 256×256 and 512×512 DiMR models are trained with label dropout (a label is replaced by a null
+# label with probability $p_\text{uncond}$, so the class table has one row more than there are
+# classes) and sampled with classifier-free guidance:
+#
+# $$
+# \hat\epsilon(x_t, c) = \epsilon_u + w \, (\epsilon_c - \epsilon_u),
+# \qquad \epsilon_c = \epsilon_\theta(x_t, c), \quad \epsilon_u = \epsilon_\theta(x_t, \varnothing).
+# $$
+#
+# $w = 1$ is the conditional model and $w = 0$ the unconditional one. The official code writes it as
+# $\epsilon_c + s\,(\epsilon_c - \epsilon_u)$ with a *scale* $s$, i.e. $w = 1 + s$
+# (docs/official-code.md §6). Conditional and unconditional predictions come from **one** forward pass
+# of the doubled batch (`dimr.diffusion.guided_prediction`).
+
+# %% tags=["remove-input"]
+from IPython.display import Markdown
+
+from dimr.book import run_this_chapter
+
+Markdown(run_this_chapter("guidance"))
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import Markdown
 
-from dimr.diffusion import VPLinearSchedule, analytic, cosine_ramp_weight, sample_dpm_solver, weight_from_scale
+from dimr.book import show_source
+from dimr.diffusion import (VPLinearSchedule, analytic, apply_guidance, cosine_ramp_weight, drop_labels,
+                            guided_prediction, null_label, sample_dpm_solver, weight_from_scale)
+from dimr.presets import get_preset
 
-print("official scale 0.4 -> w =", weight_from_scale(0.4))
+# %% [markdown]
+# The official setting, from the DiMR-XL/2R preset (ImageNet 256×256):
+
+# %%
+xl = get_preset("DiMR-XL/2R")
+K = xl.model.num_classes - 1  # data classes; the last row of the class table is the null label
+Markdown(f"label dropout $p_\\text{{uncond}}$ = {xl.recipe.p_uncond:g}; class table of {xl.model.num_classes} rows, "
+         f"null label {null_label(xl.model, K)}; scale $s$ = {xl.recipe.cfg_scale:g}, i.e. weight "
+         f"$w$ = {weight_from_scale(xl.recipe.cfg_scale):g}.")
+
+# %% [markdown]
+# The guidance equation and the doubled batch, in the package:
+
+# %%
+Markdown(show_source(apply_guidance, start="w = torch.as_tensor"))
+
+# %%
+Markdown(show_source(guided_prediction, start="B = x.shape[0]"))
 
 # %% [markdown]
 # ## The official cosine-ramped option
 # With `cfg_scale_pow > 0` the official sampler ramps the weight from 1 at pure noise to `scale` at
-# t → 0. The paper does not say which setting produced FID 1.70.
+# t → 0 (docs/official-code.md §6). The paper does not say which setting produced its Table 1 FIDs.
 
-# %%
+# %% tags=["hide-input"]
 t = torch.linspace(0, 1, 200)
 fig, ax = plt.subplots(figsize=(5, 3))
 for power in (0.5, 1, 2, 4):
     ax.plot(t, cosine_ramp_weight(4.0, power)(t), label=f"scale 4, pow {power}")
-ax.axhline(1.4, color="k", ls=":", label="constant w = 1.4 (official default)")
+w_official = weight_from_scale(xl.recipe.cfg_scale)
+ax.axhline(w_official, color="k", ls=":", label=f"constant w = {w_official:g} (official default)")
 ax.set_xlabel("t (1 = pure noise)")
 ax.set_ylabel("w(t)")
 ax.legend(fontsize=7)
@@ -67,11 +119,16 @@ labels = torch.zeros(600, dtype=torch.long)
 x1 = torch.randn(600, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 cond = analytic.mixture_eps_fn(sch, means, s, labels=labels)
 uncond = analytic.mixture_eps_fn(sch, means, s)
+
+
+def guided(w):
+    """The guided noise predictor of the toy problem at weight w."""
+    return lambda x, t: apply_guidance(cond(x, t), uncond(x, t), w)
+
+
 fig, axes = plt.subplots(1, 4, figsize=(12, 3.2), sharex=True, sharey=True)
 for ax, w in zip(axes, (0.0, 1.0, 2.0, 4.0)):
-    def guided(x, t, w=w):
-        return uncond(x, t) + w * (cond(x, t) - uncond(x, t))
-    x0 = sample_dpm_solver(guided, x1, sch, 30, order=2, method="multistep")
+    x0 = sample_dpm_solver(guided(w), x1, sch, 30, order=2, method="multistep")
     ax.scatter(x0[:, 0], x0[:, 1], s=3, alpha=0.5)
     ax.scatter(means[:, 0], means[:, 1], c=["red", "grey", "grey"], marker="x", s=60)
     spread = float(x0.std(0).mean())
@@ -80,3 +137,99 @@ for ax, w in zip(axes, (0.0, 1.0, 2.0, 4.0)):
 fig.suptitle("samples requested for class 0 (red ×)", fontsize=9)
 fig.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ## Claim and evidence
+#
+# Guidance is not one of the paper's contributions and the paper makes no claim about it; it reports
+# every 256×256 and 512×512 result twice, without and with classifier-free guidance (Table 1,
+# "FID (w/o CFG)" and "FID"; §5.2). DiMR-XL/2R's pairs on ImageNet 256×256, from `dimr.tables`:
+
+# %% tags=["remove-input"]
+from dimr import tables
+
+rows = [r for r in tables.paper_rows("1a") if r["model"].startswith("DiMR-XL/2R")]
+Markdown("\n".join(["| model (Table 1a) | epochs | FID-50K without CFG | FID-50K with CFG |", "|---|---|---|---|"]
+                   + [f"| {r['model']} | {r['epochs']} | {r['fid_wo_cfg']} | {r['fid']} |" for r in rows]))
+
+# %% [markdown]
+# This repository's evidence is the mechanism, not the FIDs: the package's guidance reproduces the
+# official convention ($w = 1 + s$ and the null label as the last class row, which the exercises check;
+# both halves from one forward pass, in the source above), and the toy problem shows what the weight
+# does where both models are exact. The claims study does not vary guidance; the weights its
+# evaluations sampled with, as recorded:
+
+# %% tags=["remove-input"]
+import json
+from pathlib import Path
+
+from dimr import study
+
+weights = {}
+for (slug, seed), rec in study.collect().items():
+    scale = json.loads((Path(rec["run"]["path"]) / "evaluation.json").read_text(encoding="utf-8"))["scale"]
+    weights.setdefault(scale["guidance_weight"], []).append(f"{slug} s{seed}")
+tiny = get_preset("DiMR-T/3R").recipe
+Markdown("\n".join(f"- guidance weight w = {w:g}: {len(v)} evaluations" for w, v in weights.items())
+         + f"\n\n(the tiny recipes' `cfg_scale` = {tiny.cfg_scale:g}, i.e. w = {weight_from_scale(tiny.cfg_scale):g})"
+         if weights else "No study evaluation is recorded yet.")
+
+# %% [markdown]
+# What this cannot say: how much of the paper's gain from guidance carries over to other models, or
+# which weight is best for DiMR — the paper does not report a sweep, and a toy problem with exact models
+# has no FID.
+
+# %% [markdown]
+# ## Takeaways
+# - Guidance extrapolates from the unconditional to the conditional prediction: $w = 1$ is the
+#   conditional model, $w > 1$ pushes further; the official *scale* $s$ is $w - 1$.
+# - One network serves as both models: label dropout teaches it a null label (the last row of its class
+#   table), and sampling runs the doubled batch through one forward.
+# - Larger $w$ concentrates samples on their class, trading diversity for fidelity.
+# - The paper prints FIDs with and without guidance (Table 1) but no study of the weight; the official
+#   cosine ramp is an option whose use the paper does not state.
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1.** The official scale $s = 0$ means "no guidance". Which weight is that, and does sampling
+# the toy problem with it give exactly the conditional model's samples?
+
+# %% tags=["hide-cell", "solution"]
+# Solution 1
+w0 = weight_from_scale(0.0)
+print("scale 0 -> w =", w0)  # 1: the conditional model
+assert w0 == 1.0
+with_guidance = sample_dpm_solver(guided(w0), x1, sch, 30, order=2, method="multistep")
+conditional = sample_dpm_solver(cond, x1, sch, 30, order=2, method="multistep")
+assert torch.allclose(with_guidance, conditional)
+
+# %% [markdown]
+# **Exercise 2.** The null label. Which label index means "no class" for DiMR-XL/2R, for DiMR-M/3R (trained
+# without label dropout) and for the tiny DiMR-T/3R? What does label dropout with $p_\text{uncond} = 1$
+# turn every label into?
+
+# %% tags=["hide-cell", "solution"]
+# Solution 2
+for name in ("DiMR-XL/2R", "DiMR-M/3R", "DiMR-T/3R"):
+    p = get_preset(name)
+    k = p.model.num_classes - 1 if p.recipe.p_uncond > 0 else p.model.num_classes  # data classes
+    print(f"{name}: {p.model.num_classes} class rows, p_uncond {p.recipe.p_uncond:g}, null label {null_label(p.model, k)}")
+assert null_label(get_preset("DiMR-XL/2R").model, 1000) == 1000  # 1000 of 1001, as the official code
+assert null_label(get_preset("DiMR-M/3R").model, 1000) is None   # no null label: guidance is refused
+y = torch.arange(8)
+assert torch.equal(drop_labels(y, 1.0, null_class=8), torch.full_like(y, 8))
+
+# %% [markdown]
+# **Exercise 3.** Show that the official form $\epsilon_c + 0.4\,(\epsilon_c - \epsilon_u)$ is the usual
+# form with $w = 1.4$: compare both on random predictions.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 3
+g = torch.Generator().manual_seed(0)
+eps_c, eps_u = torch.randn(4, 3, 8, 8, generator=g), torch.randn(4, 3, 8, 8, generator=g)
+official = eps_c + 0.4 * (eps_c - eps_u)
+usual = apply_guidance(eps_c, eps_u, weight_from_scale(0.4))
+assert abs(weight_from_scale(0.4) - 1.4) < 1e-12
+assert torch.allclose(official, usual, atol=1e-6)
+print("max difference:", float((official - usual).abs().max()))
