@@ -76,7 +76,7 @@ Markdown("\n".join(["| command | module | does |", "|---|---|---|"]
 where = {"notebooks": "the component chapters and the parameterised experiment notebooks (Jupytext py:percent)",
          "book": "this book's own pages: introduction, experiments, the paper's tables, full scale, this page",
          "runs": "recorded runs: `runs/<experiment>/<profile>/run.json`, executed notebook, figures",
-         "tests": "the test suite (`make test`)", "scripts": "benchmarks and one-off tools (printed figures, never timed tests)",
+         "tests": "the test suite (`make test`)", "scripts": "one-off comparisons and fixture generators (printed figures, never timed tests)",
          "docs": "contributor notes"}
 lines = ["| folder | holds | files |", "|---|---|---|"]
 for folder, what in where.items():

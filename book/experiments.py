@@ -201,7 +201,7 @@ display(recorded("ablation-cpu-recipe/sampler-dimr-t3r.json", sweep_rows,
 # %% [markdown]
 # ### Speed of the default training command
 #
-# `scripts/bench_train_cli.py` starts `python -m dimr train --preset P` with every setting at its default
+# `python -m dimr bench --before REV` starts `python -m dimr train --preset P` with every setting at its default
 # (the recipe's full length, so the run makes every choice a real one makes), before and after the speed
 # work, alternating in one run on one machine, and stops it after a dozen logged windows. The changes keep
 # the maths (the same equations; floating-point summation order aside):
@@ -249,7 +249,7 @@ def betas_rows(rec: dict) -> list[str]:
 
 
 display(recorded("train-throughput/cpu-before-after.json", speed_rows,
-                 "No before/after throughput recorded: run `scripts/bench_train_cli.py`."))
+                 "No before/after throughput recorded: run `python -m dimr bench --before REV`."))
 display(recorded("train-throughput/cpu-before-after-b64.json", speed_rows,
                  "No before/after throughput at batch 64 recorded."))
 display(recorded("ablation-adam-betas/cpu.json", betas_rows, "No Adam β comparison recorded."))

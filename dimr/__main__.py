@@ -22,6 +22,7 @@ VERBS = {
     "export": ("dimr.export", "write a checkpoint as safetensors weights + JSON config (a folder)"),
     "chapters": ("dimr.book", "the book's chapters in reading order; --time records how long each runs"),
     "upgrade-checkpoint": ("dimr.checkpoint", "rewrite an old checkpoint of this package so it loads safely"),
+    "bench": ("dimr.bench", "training and sampling images/s, memory, FLOP/s and MFU; side by side with the official code"),
 }
 
 

@@ -10,6 +10,10 @@ use the official ``param0/param1/nodecay_*`` names, and its position embeddings 
 
 Conversion is all-or-nothing: a key without a counterpart, a missing key or a shape that differs
 raises :class:`ConversionError` naming the first offending key — never a partial load.
+
+:func:`official_model_config` goes the other way for the architecture: the official ``MRModel``
+config (attribute bags shaped like its ``configs/*.py``) of a :class:`~dimr.config.DiMRConfig`, so the
+official code can build the same network (``python -m dimr bench --official`` does).
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from .config import DiMRConfig
 from .nn import build_model
 
 __all__ = ["RULES", "ConversionError", "official_to_ours_key", "ours_to_official_key", "from_official",
-           "convert_state_dict", "to_official", "load_official_state_dict", "cli"]
+           "convert_state_dict", "to_official", "load_official_state_dict", "OfficialArgs", "official_model_config",
+           "cli"]
 
 
 class ConversionError(ValueError):
@@ -99,6 +104,45 @@ def _check_convertible(cfg) -> DiMRConfig:
         if getattr(cfg, name) != want:
             raise ConversionError(f"the official code has no counterpart for {name}={getattr(cfg, name)!r} (it uses {want!r})")
     return cfg
+
+
+class OfficialArgs:
+    """An attribute bag of the shape the official configs use (their ``Args``): ``OfficialArgs(dim=960).dim``."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    def __repr__(self) -> str:
+        return f"OfficialArgs({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
+
+
+#: this package's block norms as the official ``norm_type`` names them (its "LN" is the time-dependent LayerNorm)
+OFFICIAL_NORM_TYPES = {"tdrmsn": "TDRMSN", "tdln": "LN"}
+
+
+def official_model_config(cfg: DiMRConfig) -> OfficialArgs:
+    """The official ``MRModel(config)`` argument that builds the network ``cfg`` describes.
+
+    One stage per branch, lowest resolution first: patchify kernel ``input_feature_ratio = 2^(R−r)``,
+    ``max_height = max_width`` the branch's token grid, ``hidden_dim = mlp_ratio·dim`` (GeGLU), ``num_blocks``
+    the Table 3 depth (the official code builds ``N//2·2 + 1`` blocks, as ``odd_depth``), a 3×3 output conv.
+    Raises :class:`ConversionError` for options the official code lacks (it fixes TD time conditioning,
+    per-channel TD gates, the cascade of every block, GeGLU, odd depths and fp32 attention)."""
+    cfg = _check_convertible(cfg)
+    if not cfg.upcast_attention:
+        raise ConversionError("the official code has no counterpart for upcast_attention=False (it always "
+                              "computes attention in fp32)")
+    stages = []
+    for r, branch in enumerate(cfg.branches, start=1):
+        common = dict(dim=branch.dim, hidden_dim=int(round(branch.dim * cfg.mlp_ratio)), num_blocks=branch.depth,
+                      max_height=cfg.resolution(r), max_width=cfg.resolution(r), image_input_ratio=1,
+                      input_feature_ratio=cfg.patch_size(r), final_kernel_size=3, dropout_prob=cfg.dropout)
+        if branch.block == "transformer":
+            stages.append(OfficialArgs(block_type="TransformerBlock", num_attention_heads=branch.heads, **common))
+        else:
+            stages.append(OfficialArgs(block_type="ConvNeXtBlock", kernel_size=branch.kernel_size, **common))
+    return OfficialArgs(channels=cfg.in_channels, num_classes=cfg.num_classes, block_grad_to_lowres=False,
+                        norm_type=OFFICIAL_NORM_TYPES[cfg.block_norm], stage_configs=stages)
 
 
 def _strip_wrappers(state: dict) -> dict:

@@ -61,7 +61,7 @@ from .nn import build_model
 from .nn.tdln import NODECAY_SUFFIXES
 from .presets import get_preset
 
-__all__ = ["TrainConfig", "resolve_config", "adapt_model_config", "param_groups", "lr_at", "EMA",
+__all__ = ["TrainConfig", "resolve_config", "adapt_model_config", "param_groups", "build_optimizer", "lr_at", "EMA",
            "StepBatchSampler", "draw_noise", "training_loss", "choose_amp", "choose_compile", "Run", "setup",
            "train_step", "Checkpointer", "MetricsLog", "StopRequest", "train", "cli"]
 
@@ -174,6 +174,14 @@ def param_groups(model: nn.Module, weight_decay: float, decay_time_gates: bool =
             continue
         (no_decay if name.endswith(NODECAY_SUFFIXES) and not decay_time_gates else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """The run's AdamW over :func:`param_groups` of ``model`` at ``cfg``'s learning rate and betas (a resolved
+    config: :func:`resolve_config`); ``model`` may be any network with the official parameter names."""
+    # fused: one kernel for all parameters instead of a loop over them (the same update, several times faster)
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay_time_gates), lr=cfg.lr,
+                             betas=cfg.betas, eps=1e-8, fused=device.type in ("cpu", "cuda"))
 
 
 def lr_at(step: int, base_lr: float, warmup_steps: int) -> float:
@@ -455,9 +463,7 @@ def setup(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     model = build_model(model_cfg).to(env.device)
     model.set_grad_checkpointing(cfg.grad_checkpointing)
     ema = EMA(model, cfg.ema_rate, cfg.ema_warmup)
-    # fused: one kernel for all parameters instead of a loop over them (the same update, several times faster)
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay_time_gates), lr=cfg.lr,
-                            betas=cfg.betas, eps=1e-8, fused=env.device.type in ("cpu", "cuda"))
+    opt = build_optimizer(model, cfg, env.device)
     if cfg.amp == "auto":
         choice = choose_amp(cfg, model, schedule, dataset.image_shape, null_class, env.device, per_step)
         cfg = dataclasses.replace(cfg, amp=_from_rank0(choice, AMP_CHOICES, env))

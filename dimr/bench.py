@@ -1,0 +1,823 @@
+"""Benchmarks on this machine: training and sampling images/s, peak memory, achieved FLOP/s and MFU.
+
+    python -m dimr bench --preset DiMR-T/3R --batch-size 16                                    # CPU, fp32
+    python -m dimr bench --preset DiMR-XL/2R --device cuda --batch-size 128 --grad-checkpointing  # bf16 on CUDA
+    python -m dimr bench --preset DiMR-XL/2R --device cuda --batch-size 32 64 128 --measure forward forward-backward
+    python -m dimr bench --preset DiMR-T/3R --batch-size 16 --official ~/src/DiMR             # beside the official code
+    python -m dimr bench --before b5a2f80 --preset DiMR-T/3R U-ViT-T/4                        # `dimr train`, before vs now
+
+Each measure times *calls*, every call synchronised with the device before its clock stops:
+
+* ``train`` — one optimiser step of :func:`dimr.train.train_step` (forward, the multi-scale loss of eq. (8)
+  over every branch's output, backward, AdamW, EMA) on a fixed synthetic batch of the preset's shape (no data
+  loading); the run is built by :func:`dimr.train.setup`, so its precision, checkpointing and compile are
+  the trainer's own;
+* ``sample`` — drawing one batch with :func:`dimr.sample.sample_images`: DPM-Solver with the recipe's steps and
+  CFG weight (a guided step is one forward of the doubled batch);
+* ``forward`` / ``forward-backward`` — the network alone at the batch (no optimiser), as the old
+  ``scripts/bench_model.py`` measured.
+
+``--warmup`` untimed calls, then ``--steps`` timed ones (sampling: one warm-up, ``--sample-runs`` timed);
+images/s = images per call / the median seconds of a call.
+
+**FLOPs** come from the zoo's MAC count (:func:`dimr.profile.profile_preset`: one forward pass at batch 1, the
+paper's "GFLOPs"), 2 FLOPs per MAC: a forward pass is 1×, a training image 3× (the backward costs about two
+forwards), 4× with activation checkpointing (the forward runs again in the backward); sampling counts the
+network images a call really evaluates (steps × batch, × 2 with CFG). Achieved FLOP/s = FLOPs per call /
+median seconds; **MFU** = achieved / peak. The **peak**: on CUDA the dense datasheet peak of the device
+(:data:`DATASHEET_PEAKS`, bf16 tensor cores under ``--amp bf16``, fp32 otherwise) or ``--peak-tflops``; on a CPU
+an achievable peak measured in-process (:func:`measure_cpu_peak`: a large matmul in the run's dtype at the
+current thread count). **Peak memory**: CUDA ``max_memory_allocated``; on a CPU the process's peak resident set
+(``VmHWM``, reset before each call), which counts everything the process holds.
+
+**Side by side** (``--official PATH``, a checkout of github.com/qihao067/DiMR, never committed here): the
+official ``MRModel`` is imported from a temporary copy of the checkout (:func:`official_code`), built with the
+same network (:func:`dimr.convert.official_model_config`) and initialised by its own code; its state dict,
+converted by :mod:`dimr.convert`, becomes this package's weights. Both outputs must agree to
+:data:`OFFICIAL_TOLERANCE` in fp32 (:func:`check_equivalence`) or nothing is timed. Then the same calls of both
+alternate in one process (ours, official, ours, …) through the same training step, loss, optimiser and sampler;
+the record gives each side's median and the ratio ours/official. The official blocks always checkpoint their
+activations (docs/official-code.md §2); ours do with ``--grad-checkpointing`` (the record says which side did).
+Both sides run at ``--amp`` (the official training ran under fp16 autocast, §5).
+
+**Before/after** (``--before REV``): ``python -m dimr train --preset P`` with every default, once in a git
+worktree of ``REV`` and once in this checkout, alternating, each stopped after ``--windows`` logged windows
+(:func:`before_after`).
+
+Every record is a JSON file under ``runs/bench/`` (or ``--out``); nothing here is a test.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as _dt
+import gc
+import importlib
+import itertools
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from .cli import parser
+from .device import pick_device
+from .runs import atomic_write_json, git_info, hardware_info, mark_external, repo_root
+
+__all__ = ["MEASURES", "DATASHEET_PEAKS", "OFFICIAL_TOLERANCE", "EquivalenceError", "flops_per_image",
+           "datasheet_peak", "measure_cpu_peak", "device_peak", "PeakMemory", "bench_run", "Work", "make_work",
+           "time_calls", "OfficialCodeError", "official_libs", "official_code", "OfficialNet", "official_side",
+           "check_equivalence", "BenchConfig", "bench", "default_out", "format_summary", "before_after", "cli"]
+
+MEASURES = ("train", "sample", "forward", "forward-backward")
+#: dense (no sparsity) peak TFLOP/s by a substring of the CUDA device name, first match wins (NVIDIA datasheets:
+#: H100 SXM/HBM3 and H200 989 bf16 / 67 fp32, H100 PCIe 756 / 51, A100 312 / 19.5); fp32 is the non-tensor peak
+DATASHEET_PEAKS = (
+    ("H100 PCIe", {"bf16": 756.0, "fp32": 51.0}),
+    ("H100", {"bf16": 989.0, "fp32": 67.0}),
+    ("H200", {"bf16": 989.0, "fp32": 67.0}),
+    ("A100", {"bf16": 312.0, "fp32": 19.5}),
+)
+#: the largest fp32 difference allowed between this package's and the official outputs on the same weights
+OFFICIAL_TOLERANCE = 1e-4
+#: what the official code warns on every call (its slow TD-parameter path, its checkpoint call): silenced
+OFFICIAL_WARNINGS = ("Using slower tdp_torch", "torch.utils.checkpoint: the use_reentrant", "None of the inputs have",
+                     "Importing from timm.models.layers")
+
+
+class EquivalenceError(ValueError):
+    """The two networks of a side-by-side run do not compute the same function: nothing is timed."""
+
+
+# ---------------------------------------------------------------------------------------------
+# FLOPs, peaks, memory
+# ---------------------------------------------------------------------------------------------
+def flops_per_image(gmacs: float, measure: str, checkpointing: bool = False) -> float:
+    """FLOPs of one image (one network image for ``sample``) in ``measure`` from the forward GMACs at batch 1:
+    2 FLOPs per MAC; ``forward``/``sample`` 1×, ``train``/``forward-backward`` 3× (backward ≈ 2 forwards), 4× with
+    activation checkpointing (the backward re-runs the forward)."""
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
+    passes = 1 if measure in ("forward", "sample") else 4 if checkpointing else 3
+    return 2e9 * gmacs * passes
+
+
+def datasheet_peak(device_name: str, dtype: str) -> float | None:
+    """Dense datasheet TFLOP/s of a CUDA device named ``device_name`` in ``dtype`` (``"bf16"``/``"fp32"``),
+    None for a device not in :data:`DATASHEET_PEAKS`."""
+    for key, peaks in DATASHEET_PEAKS:
+        if key.lower() in device_name.lower():
+            return peaks[dtype]
+    return None
+
+
+def measure_cpu_peak(dtype: torch.dtype = torch.float32, seconds: float = 1.0, n: int = 2048) -> float:
+    """An achievable peak of this CPU, TFLOP/s: ``[n, n] @ [n, n]`` products in ``dtype`` repeated for about
+    ``seconds`` at torch's current thread count; the fastest product counts (2n³ FLOPs)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b  # the first product pays for allocation and kernel selection
+    best, start = float("inf"), time.perf_counter()
+    while time.perf_counter() - start < seconds or best == float("inf"):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e12
+
+
+def device_peak(device: torch.device, amp: str, override: float | None = None, cpu_seconds: float = 1.0) -> dict:
+    """``{"tflops": float | None, "dtype", "source"}``: the peak MFU is taken against (``override``, the
+    datasheet for CUDA, a measurement for CPUs)."""
+    dtype = "bf16" if amp == "bf16" else "fp32"
+    if override is not None:
+        return {"tflops": float(override), "dtype": dtype, "source": "--peak-tflops (given on the command line)"}
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        tflops = datasheet_peak(name, dtype)
+        source = (f"NVIDIA datasheet, dense {dtype} peak of {name}" if tflops is not None else
+                  f"unknown: {name} is not in dimr.bench.DATASHEET_PEAKS; pass --peak-tflops")
+        return {"tflops": tflops, "dtype": dtype, "source": source}
+    n, threads = 2048, torch.get_num_threads()
+    tflops = measure_cpu_peak(torch.bfloat16 if dtype == "bf16" else torch.float32, cpu_seconds, n)
+    return {"tflops": tflops, "dtype": dtype,
+            "source": f"measured here: fastest {n}×{n} {dtype} matmul over {cpu_seconds:g} s at {threads} threads"}
+
+
+class PeakMemory:
+    """Peak memory of what runs between :meth:`reset` and :meth:`read` (bytes). CUDA: ``max_memory_allocated``;
+    Linux CPU: the process's peak resident set ``VmHWM``, reset through ``/proc/self/clear_refs``; elsewhere
+    the process's peak since it started (``ru_maxrss``). :attr:`kind` says which."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        if device.type == "cuda":
+            self.kind = "CUDA max_memory_allocated"
+        elif self._clear_refs():
+            self.kind = "process peak RSS (VmHWM, reset before each call; the whole process)"
+        else:
+            self.kind = "process peak RSS since start (ru_maxrss; the whole process)"
+
+    @staticmethod
+    def _clear_refs() -> bool:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # 5: reset the peak RSS to the current RSS
+            return True
+        except OSError:
+            return False
+
+    def reset(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif self.kind.startswith("process peak RSS (VmHWM"):
+            self._clear_refs()
+
+    def read(self) -> int:
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        with contextlib.suppress(OSError):
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs and the work a call does
+# ---------------------------------------------------------------------------------------------
+class _SyntheticData(torch.utils.data.Dataset):
+    """Random ``[C, H, W]`` images and labels of a preset's shape: what :func:`dimr.train.setup` fits a run to."""
+
+    def __init__(self, shape: tuple[int, int, int], num_classes: int, n: int = 64):
+        self.image_shape, self.num_classes = tuple(shape), num_classes
+        self.class_names = [str(i) for i in range(num_classes)]
+        g = torch.Generator().manual_seed(0)
+        self.x, self.y = torch.randn(n, *shape, generator=g), torch.randint(0, num_classes, (n,), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def bench_run(preset: str, batch: int, device: str = "cpu", amp: str = "none", checkpointing: bool = False,
+              compile_: bool = False):
+    """A :class:`dimr.train.Run` of ``preset`` at ``batch`` built by :func:`dimr.train.setup` on synthetic data of
+    the preset's shape, whose every step takes one fixed batch (``x0: [batch, C, H, W]``, ``y: [batch]``)."""
+    from .presets import get_preset
+    from .train import TrainConfig, setup
+
+    p = get_preset(preset)
+    cfg = p.model
+    # the data's classes: without the null label that setup adds for CFG (DiT carries its own null row)
+    classes = cfg.num_classes - (1 if p.recipe.p_uncond > 0 and cfg.arch != "dit" else 0)
+    data = _SyntheticData((cfg.in_channels, cfg.image_size, cfg.image_size), classes, n=batch)
+    train_cfg = TrainConfig(preset=p.name, batch_size=batch, steps=1_000_000, warmup_steps=0, amp=amp,
+                            grad_checkpointing=checkpointing, compile="on" if compile_ else "off", device=device,
+                            progress=False)
+    with tempfile.TemporaryDirectory(prefix="dimr-bench-") as tmp:
+        run = setup(train_cfg, Path(tmp) / "run")  # setup writes nothing; the bench never checkpoints or logs
+    return dataclasses.replace(run, batches=itertools.repeat((data.x, data.y)))
+
+
+@dataclass
+class Work:
+    """What one timed call of a measure does: ``call()`` processes ``images`` images; ``flops()`` gives the FLOPs
+    of one call (sampling knows them once a call has counted its network images)."""
+
+    measure: str
+    call: Callable[[], None]
+    images: int
+    flops: Callable[[], float]
+    info: Callable[[], dict] = dict
+
+
+def _autocast(run):
+    return torch.autocast(run.env.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None)
+
+
+def _one_batch(run):
+    """The fixed batch with step 0's label dropout, times and noise, on the device: ``x0, y, t, eps``."""
+    from .train import draw_noise
+
+    x0, y = next(run.batches)
+    y, t, eps = draw_noise(0, run.sampler.sample_ids(0), y, x0.shape[1:], run.schedule, run.cfg, run.null_class)
+    return (v.to(run.env.device) for v in (x0, y, t, eps))
+
+
+def _train_work(run, per_image: float) -> Work:
+    from .train import train_step
+
+    steps = itertools.count()
+
+    def call():
+        run.model.train()
+        train_step(run, next(steps))
+    return Work("train", call, run.cfg.batch_size, lambda: per_image * run.cfg.batch_size)
+
+
+def _network_work(run, measure: str, per_image: float) -> Work:
+    """``forward`` (no grad, eval mode) or ``forward-backward`` (the training loss's backward, no optimiser)."""
+    from .train import training_loss
+
+    x0, y, t, eps = _one_batch(run)
+    x_t = run.schedule.add_noise(x0, eps, t)
+
+    def forward():
+        run.model.eval()
+        with torch.no_grad(), _autocast(run):
+            run.fwd(x_t, t, y)
+
+    def forward_backward():
+        run.model.train()
+        training_loss(run.fwd, run.schedule, x0, y, t, eps, run.cfg, run.amp_dtype).total.backward()
+        run.model.zero_grad(set_to_none=True)
+    call = forward if measure == "forward" else forward_backward
+    return Work(measure, call, len(y), lambda: per_image * len(y))
+
+
+def _sample_work(run, sampler, per_image: float) -> Work:
+    """One batch drawn by :func:`dimr.sample.sample_images` (eager: sampling does not run through compile); a
+    pre-hook on the network counts the network images it evaluates."""
+    from .sample import even_labels, sample_images
+
+    batch, labels = run.cfg.batch_size, even_labels(run.cfg.batch_size, run.dataset.num_classes)
+    seen = {"images": 0, "calls": 0}
+    run.net.net.register_forward_pre_hook(lambda module, args: seen.__setitem__("images", seen["images"] + len(args[0])))
+
+    def call():
+        run.model.eval()
+        seen["calls"] += 1
+        with _autocast(run):
+            sample_images(run.net, labels, sampler, seed=0, batch_size=batch, device=run.env.device, progress=False)
+
+    def per_call() -> float:
+        return seen["images"] / max(seen["calls"], 1)
+    return Work("sample", call, batch, lambda: per_image * per_call(), lambda: {"network_images_per_call": per_call()})
+
+
+def make_work(measure: str, run, gmacs: float, checkpointing: bool, sampler=None) -> Work:
+    """The :class:`Work` of ``measure`` on ``run`` (``sampler``: a :class:`dimr.sample.SamplerConfig` for ``sample``);
+    ``checkpointing`` is whether this network checkpoints its activations (it sets the FLOP factor)."""
+    per_image = flops_per_image(gmacs, measure, checkpointing)
+    if measure == "train":
+        return _train_work(run, per_image)
+    if measure == "sample":
+        return _sample_work(run, sampler, per_image)
+    return _network_work(run, measure, per_image)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(works: Sequence[Work], warmup: int, timed: int, device: torch.device, memory: PeakMemory,
+               names: Sequence[str] = ("ours", "official"), progress: Callable[[str], None] | None = print) -> list[dict]:
+    """Alternate the calls of ``works`` (A B A B …): ``warmup`` untimed rounds, then ``timed`` rounds. Per work:
+    ``{"seconds": [timed calls], "median_s", "peak_memory_bytes"}`` (memory reset before each call, off the clock)."""
+    seconds, peaks = [[] for _ in works], [0] * len(works)
+    for i in range(warmup + timed):
+        line = []
+        for k, work in enumerate(works):
+            memory.reset()
+            _sync(device)
+            t0 = time.perf_counter()
+            work.call()
+            _sync(device)
+            dt = time.perf_counter() - t0
+            peaks[k] = max(peaks[k], memory.read())
+            if i >= warmup:
+                seconds[k].append(dt)
+            line.append(f"{names[k]} {dt:.3f} s" if len(works) > 1 else f"{dt:.3f} s")
+        if progress:
+            phase = f"warm-up {i + 1}/{warmup}" if i < warmup else f"timed {i + 1 - warmup}/{timed}"
+            progress(f"  {works[0].measure} {phase}: " + ", ".join(line))
+    return [{"seconds": s, "median_s": statistics.median(s), "peak_memory_bytes": p} for s, p in zip(seconds, peaks)]
+
+
+def _side_result(work: Work, timing: dict, peak_tflops: float | None, checkpointing: bool) -> dict:
+    median = timing["median_s"]
+    flops = work.flops()
+    achieved = flops / median / 1e12
+    return {"images_per_s": work.images / median, "median_s": median, "seconds": timing["seconds"],
+            "images_per_call": work.images, "gradient_checkpointing": checkpointing, "flops_per_call": flops,
+            "achieved_tflops": achieved, "mfu": achieved / peak_tflops if peak_tflops else None,
+            "peak_memory_gib": timing["peak_memory_bytes"] / 2 ** 30, **work.info()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The official implementation, side by side
+# ---------------------------------------------------------------------------------------------
+class OfficialCodeError(ValueError):
+    """The official checkout cannot be found or imported."""
+
+
+def _forget(package: str) -> None:
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        del sys.modules[name]
+
+
+def official_libs(path: str | os.PathLike) -> Path:
+    """``path/libs``, the official model's package; raises :class:`OfficialCodeError` if ``path`` is no checkout."""
+    libs = Path(path).expanduser() / "libs"
+    if not (libs / "core" / "blocks.py").is_file():
+        raise OfficialCodeError(f"{path} is not a checkout of qihao067/DiMR (no libs/core/blocks.py)")
+    return libs
+
+
+@contextlib.contextmanager
+def official_code(path: str | os.PathLike) -> Iterator[type]:
+    """The official ``MRModel`` class (``libs/core/blocks.py`` of a checkout of github.com/qihao067/DiMR at
+    ``path``), imported from a copy of the checkout's ``libs/`` in a temporary folder put on ``sys.path`` for
+    the block: nothing is written into the checkout, and its ``libs`` package is forgotten afterwards. The
+    official code's per-call warnings are silenced inside the block (:data:`OFFICIAL_WARNINGS`)."""
+    libs = official_libs(path)
+    with tempfile.TemporaryDirectory(prefix="dimr-official-") as tmp, warnings.catch_warnings():
+        for message in OFFICIAL_WARNINGS:
+            warnings.filterwarnings("ignore", message=re.escape(message))
+        shutil.copytree(libs, Path(tmp) / "libs", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        _forget("libs")
+        sys.path.insert(0, tmp)
+        try:
+            try:
+                blocks = importlib.import_module("libs.core.blocks")
+            except ImportError as e:
+                raise OfficialCodeError(f"cannot import the official model from {path}: {e} "
+                                        "(it needs timm and einops)") from e
+            yield blocks.MRModel
+        finally:
+            sys.path.remove(tmp)
+            _forget("libs")
+
+
+class OfficialNet(nn.Module):
+    """The official ``MRModel`` called as this package's networks are: ``net(x, log_snr, y)`` →
+    ``list[[B, C, H_r, W_r]]`` (its own signature is ``model(x, log_snr=…, y=…)``); ``cfg`` is our config."""
+
+    def __init__(self, model: nn.Module, cfg):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, x: torch.Tensor, log_snr: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        return self.model(x, log_snr=log_snr, y=y)
+
+
+def official_side(run, mrmodel: type, seed: int = 0):
+    """The official network as a :class:`dimr.train.Run` beside ``run`` (ours), with the same weights.
+
+    The official model is built (seeded by ``seed``) and initialised by its own code; its state dict, converted
+    by :func:`dimr.convert.convert_state_dict`, is loaded into ``run.model`` (and ``run.ema``). The returned run
+    shares ``run``'s config, schedule and batches, with its own EMA, AdamW (:func:`dimr.train.build_optimizer`)
+    and, with compile on, its own compiled denoiser."""
+    from .convert import convert_state_dict, official_model_config
+    from .diffusion import Denoiser
+    from .train import EMA, build_optimizer
+
+    cfg, device = run.model_cfg, run.env.device
+    torch.manual_seed(seed)
+    net = OfficialNet(mrmodel(official_model_config(cfg)), cfg).to(device).train()
+    run.model.load_state_dict(convert_state_dict(net.model.state_dict(), cfg))
+    run.ema.load_state_dict(run.model.state_dict())
+    denoiser = Denoiser(net, run.schedule, run.cfg.prediction, run.null_class)
+    return dataclasses.replace(
+        run, model=net, ema=EMA(net, run.cfg.ema_rate, run.cfg.ema_warmup), opt=build_optimizer(net, run.cfg, device),
+        scaler=torch.amp.GradScaler(device.type, enabled=run.amp_dtype is torch.float16), net=denoiser,
+        fwd=torch.compile(denoiser) if run.cfg.compile == "on" else denoiser)
+
+
+@contextlib.contextmanager
+def _exact_fp32():
+    """No TF32 inside the block (CUDA convolutions use it by default): an fp32 comparison stays fp32."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def check_equivalence(ours: nn.Module, theirs: nn.Module, cfg, device: torch.device | str = "cpu",
+                      tolerance: float = OFFICIAL_TOLERANCE, batch: int = 2, seed: int = 0) -> float:
+    """The largest |difference| between the outputs of two networks called as ``net(x, log_snr, y)`` on one
+    fp32 input (``x: [batch, C, H, W]`` standard normal, a different log-SNR per sample, labels ``i mod K``),
+    over every branch output ``[batch, C, H_r, W_r]``. Raises :class:`EquivalenceError` when it exceeds
+    ``tolerance``, is not finite, or the outputs' shapes differ. Both networks are back in their mode after."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, cfg.in_channels, cfg.image_size, cfg.image_size, generator=g).to(device)
+    log_snr, y = torch.linspace(-3.0, 5.0, batch, device=device), torch.arange(batch, device=device) % cfg.num_classes
+    modes = ours.training, theirs.training
+    ours.eval(), theirs.eval()
+    try:
+        with torch.no_grad(), _exact_fp32():
+            a, b = ours(x, log_snr, y), theirs(x, log_snr, y)
+    finally:
+        ours.train(modes[0]), theirs.train(modes[1])
+    if [o.shape for o in a] != [o.shape for o in b]:
+        raise EquivalenceError(f"the networks' outputs have different shapes: {[tuple(o.shape) for o in a]} vs "
+                               f"{[tuple(o.shape) for o in b]}")
+    diffs = [float((p.float() - q.float()).abs().max()) for p, q in zip(a, b)]
+    worst = max(diffs)
+    if not worst <= tolerance:  # also catches NaN
+        raise EquivalenceError(f"after conversion the two networks' outputs differ by up to {worst:.3g} "
+                               f"(per branch, lowest resolution first: {', '.join(f'{d:.3g}' for d in diffs)}; "
+                               f"allowed {tolerance:g} in fp32): refusing to time networks that compute different "
+                               "things (wrong preset mapping, or an official checkout this package does not match?)")
+    return worst
+
+
+def _official_commit(path: str | os.PathLike, given: str | None) -> str | None:
+    """``given``, else the checkout's HEAD when ``path`` is the top of a git repository (not inside another one)."""
+    if given:
+        return given
+
+    def git(*args: str) -> str:
+        res = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True)
+        return res.stdout.strip() if res.returncode == 0 else ""
+    top = git("rev-parse", "--show-toplevel")
+    if not top or Path(top).resolve() != Path(path).expanduser().resolve():
+        return None  # not a repository of its own: a plain copy, or a folder inside another repository
+    return git("rev-parse", "HEAD") or None
+
+
+# ---------------------------------------------------------------------------------------------
+# A benchmark of one preset: the record
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchConfig:
+    """What :func:`bench` measures. ``amp=None``: bf16 on CUDA, ``"none"`` (fp32) elsewhere; ``sample_steps=None``:
+    the recipe's sampling steps; ``official``: a checkout of qihao067/DiMR to run side by side."""
+
+    preset: str = "DiMR-T/3R"
+    batch_sizes: tuple[int, ...] = (16,)
+    device: str = "auto"
+    amp: str | None = None
+    grad_checkpointing: bool = False
+    compile: bool = False
+    measures: tuple[str, ...] = ("train", "sample")
+    warmup: int = 3
+    steps: int = 10
+    sample_runs: int = 3
+    sample_steps: int | None = None
+    official: str | None = None
+    official_commit: str | None = None
+    peak_tflops: float | None = None
+    peak_seconds: float = 1.0
+
+
+def _validate(cfg: BenchConfig) -> None:
+    bad = [m for m in cfg.measures if m not in MEASURES]
+    if bad:
+        raise ValueError(f"unknown measure {bad[0]!r}; choose from {', '.join(MEASURES)}")
+    if cfg.amp not in (None, "bf16", "none"):
+        raise ValueError(f"amp must be 'bf16' or 'none', got {cfg.amp!r}")
+    if min(cfg.batch_sizes) < 1 or cfg.steps < 1 or cfg.sample_runs < 1 or cfg.warmup < 0:
+        raise ValueError("batch sizes, timed steps and sample runs must be positive, warm-up steps not negative")
+
+
+def _sampler(preset, steps: int | None):
+    """The recipe's DPM-Solver (its steps, time grid and CFG weight w = 1 + scale) as :mod:`dimr.sample` builds it."""
+    from .sample import recipe_sampler
+
+    r = preset.recipe
+    return recipe_sampler({"steps": r.sampling_steps, "skip": r.sampling_skip, "cfg_scale": r.cfg_scale}, steps=steps)
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _bench_batch(cfg: BenchConfig, batch: int, amp: str, gmacs: float, mrmodel, sampler, peak, memory,
+                 progress) -> tuple[list[dict], float | None]:
+    """Every measure at one batch size (both sides with ``mrmodel``); returns the result entries and, side by
+    side, the equivalence check's largest difference."""
+    device, diff = pick_device(cfg.device), None
+    progress(f"{cfg.preset}, batch {batch}: building" + (" ours and the official network" if mrmodel else ""))
+    try:
+        runs = [bench_run(cfg.preset, batch, str(device), amp, cfg.grad_checkpointing, cfg.compile)]
+        if mrmodel is not None:
+            runs.append(official_side(runs[0], mrmodel))
+            diff = check_equivalence(runs[0].model, runs[1].model, runs[0].model_cfg, device)
+            progress(f"  equivalence: outputs agree to {diff:.2g} (allowed {OFFICIAL_TOLERANCE:g}, fp32)")
+    except torch.OutOfMemoryError:
+        _free(device)
+        return [{"batch": batch, "error": "out of memory while building the run"}], diff
+    names, checkpointing = ("ours", "official")[:len(runs)], (cfg.grad_checkpointing, True)[:len(runs)]
+    entries = []
+    for measure in cfg.measures:
+        warmup, timed = (1, cfg.sample_runs) if measure == "sample" else (cfg.warmup, cfg.steps)
+        progress(f"  {measure} at batch {batch}: {warmup} warm-up, {timed} timed call(s)")
+        try:
+            works = [make_work(measure, r, gmacs, c, sampler) for r, c in zip(runs, checkpointing)]
+            timings = time_calls(works, warmup, timed, device, memory, names, progress)
+        except torch.OutOfMemoryError:
+            _free(device)
+            entries.append({"batch": batch, "measure": measure, "error": "out of memory"})
+            continue
+        sides = {n: _side_result(w, t, peak["tflops"], c) for n, w, t, c in zip(names, works, timings, checkpointing)}
+        entry = {"batch": batch, "measure": measure, "sides": sides}
+        if len(sides) == 2:
+            entry["ours_over_official"] = sides["ours"]["images_per_s"] / sides["official"]["images_per_s"]
+        entries.append(entry)
+    del runs
+    _free(device)
+    return entries, diff
+
+
+def bench(cfg: BenchConfig, progress: Callable[[str], None] = print) -> dict:
+    """Run every measure of ``cfg`` at each batch size and return the record (a JSON-ready dict; see the module
+    docstring for what is timed and how FLOPs, peaks and memory are counted)."""
+    from .convert import official_model_config
+    from .presets import get_preset
+    from .profile import profile_preset
+
+    _validate(cfg)
+    device, preset = pick_device(cfg.device), get_preset(cfg.preset)
+    amp = cfg.amp or ("bf16" if device.type == "cuda" else "none")
+    if cfg.official:  # a preset the official code cannot build, or no checkout, fails before any work
+        official_model_config(preset.model)
+        official_libs(cfg.official)
+    row, sampler = profile_preset(preset.name), _sampler(preset, cfg.sample_steps)
+    progress(f"{preset.name}: {row.params / 1e6:.2f}M parameters, {row.gmacs:.3f} GMACs per forward image")
+    peak, memory = device_peak(device, amp, cfg.peak_tflops, cfg.peak_seconds), PeakMemory(device)
+    progress(f"peak: {peak['tflops'] or float('nan'):.3g} TFLOP/s ({peak['source']})")
+    results, diffs = [], {}
+    with official_code(cfg.official) if cfg.official else contextlib.nullcontext() as mrmodel:
+        for batch in cfg.batch_sizes:
+            entries, diffs[str(batch)] = _bench_batch(cfg, batch, amp, row.gmacs, mrmodel, sampler, peak, memory,
+                                                      progress)
+            results += entries
+    return _record(cfg, preset, row, amp, device, peak, memory, sampler, diffs, results)
+
+
+def _record(cfg: BenchConfig, preset, row, amp, device, peak, memory, sampler, diffs, results) -> dict:
+    hw = hardware_info()
+    ckpt = {"ours": cfg.grad_checkpointing, **({"official": True} if cfg.official else {})}
+    official = None if not cfg.official else {
+        "checkout": mark_external(str(Path(cfg.official).expanduser().resolve())),
+        "commit": _official_commit(cfg.official, cfg.official_commit), "repository": "github.com/qihao067/DiMR",
+        "how": "MRModel imported at run time from a temporary copy of the checkout's libs/, built by "
+               "dimr.convert.official_model_config, initialised by its own code; its state dict converted by "
+               "dimr.convert into this package's network; calls alternate ours, official, ours, ...",
+        "equivalence_tolerance": OFFICIAL_TOLERANCE, "equivalence_max_abs_diff_by_batch": diffs,
+        "gradient_checkpointing": "always (its Transformer and ConvNeXt blocks call torch.utils.checkpoint)"}
+    return {
+        "what": "python -m dimr bench: images/s of training steps and sampling, peak memory, achieved FLOP/s, MFU",
+        "preset": preset.name, "params": row.params, "gmacs_per_image": row.gmacs,
+        "gmacs_source": "dimr.profile.profile_preset: one forward pass at batch 1 (the paper's GFLOPs convention)",
+        "batch_sizes": list(cfg.batch_sizes), "measures": list(cfg.measures), "amp": amp,
+        "gradient_checkpointing": ckpt, "compile": cfg.compile, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else hw["cpu"],
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "hardware": hw, "git": git_info(),
+        "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "peak": peak,
+        "flops": "2 FLOPs per MAC of gmacs_per_image; forward and sample 1x per network image, train and "
+                 "forward-backward 3x per image (4x for a side that checkpoints activations); sampling counts the "
+                 "network images each call evaluates",
+        "timing": {"train_forward": {"warmup_calls": cfg.warmup, "timed_calls": cfg.steps},
+                   "sample": {"warmup_calls": 1, "timed_calls": cfg.sample_runs},
+                   "statistic": "median wall seconds of a call, the device synchronised before and after each "
+                                "call; side by side, the two sides' calls alternate",
+                   "data": "one fixed synthetic batch of the preset's shape (no data loading); sampling runs eager"},
+        "memory": memory.kind + ("; side by side, both networks are resident" if cfg.official else ""),
+        "sampler": dataclasses.asdict(sampler), "official": official, "results": results,
+    }
+
+
+def default_out(record: dict) -> Path:
+    """``runs/bench/<preset>-<device>-<precision>-b<batches>[-ckpt][-compile][-vs-official].json``."""
+    name = re.sub(r"[^a-z0-9]+", "-", record["preset"].lower()).strip("-")
+    parts = [name, record["device"].split(":")[0], "bf16" if record["amp"] == "bf16" else "fp32",
+             "b" + "-".join(map(str, record["batch_sizes"]))]
+    parts += ["ckpt"] * record["gradient_checkpointing"]["ours"] + ["compile"] * record["compile"]
+    parts += ["vs-official"] * (record["official"] is not None)
+    return repo_root() / "runs" / "bench" / ("-".join(parts) + ".json")
+
+
+def format_summary(record: dict) -> str:
+    """The record as a table: one row per measure, batch and side, then the ratios ours/official."""
+    head = (f"{record['preset']} on {record['device_name']} ({record['device']}, {record['threads']} threads), "
+            f"{record['amp'] if record['amp'] == 'bf16' else 'fp32'}, compile {'on' if record['compile'] else 'off'}; "
+            f"peak {record['peak']['tflops'] or float('nan'):.3g} TFLOP/s ({record['peak']['source']})")
+    lines = [head, "", "| measure | batch | side | ckpt | images/s | s/call | TFLOP/s | MFU | peak memory |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    ratios = []
+    for e in record["results"]:
+        if "error" in e:
+            lines.append(f"| {e.get('measure', '-')} | {e['batch']} | | | {e['error']} | | | | |")
+            continue
+        for side, r in e["sides"].items():
+            mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
+            lines.append(f"| {e['measure']} | {e['batch']} | {side} | {'yes' if r['gradient_checkpointing'] else 'no'} "
+                         f"| {r['images_per_s']:.2f} | {r['median_s']:.4f} | {r['achieved_tflops']:.4g} | {mfu} | "
+                         f"{r['peak_memory_gib']:.2f} GiB |")
+        if "ours_over_official" in e:
+            ratios.append(f"{e['measure']} at batch {e['batch']}: ours/official = {e['ours_over_official']:.2f}x")
+    lines += ["", f"peak memory: {record['memory']}"] + (["", *ratios] if ratios else [])
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Before/after: the default training command at two revisions
+# ---------------------------------------------------------------------------------------------
+def _train_default(tree: Path, preset: str, windows: int, extra: list[str], env: dict) -> dict:
+    """``python -m dimr train --preset P`` (defaults but ``extra``) in ``tree``, stopped by SIGTERM once ``windows``
+    windows of 10 steps after the first are logged; the median images/s of those windows."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "dimr", "train", "--preset", preset, "--out", tmp, "--no-progress",
+               "--log-every", "10", *extra]
+        proc = subprocess.Popen(cmd, cwd=tree, env={**env, "PYTHONPATH": str(tree)}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        metrics = Path(tmp) / "metrics.jsonl"
+        while proc.poll() is None:
+            if metrics.exists() and len(metrics.read_text().splitlines()) >= windows + 1:
+                proc.send_signal(signal.SIGTERM)  # the trainer stops after the step, with a checkpoint
+                break
+            time.sleep(1.0)
+        _, err = proc.communicate()
+        if proc.returncode not in (0, 130, -signal.SIGTERM):
+            raise RuntimeError(f"{tree}: {err[-2000:]}")
+        rows = [json.loads(x) for x in metrics.read_text().splitlines()]
+        summary = json.loads((Path(tmp) / "summary.json").read_text())
+    timed = rows[1:windows + 1]  # the first window holds start-up, compilation and warm-up
+    return {"images_per_s": statistics.median(r["images_per_s"] for r in timed), "windows": len(timed),
+            "first_window_s": rows[0]["elapsed_s"], "amp": summary.get("amp"), "compile": summary.get("compile", "off")}
+
+
+def _git(root: Path, *args: str) -> str:
+    res = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise ValueError(f"git {' '.join(args)} failed in {root}: {res.stderr.strip()}")
+    return res.stdout.strip()
+
+
+def before_after(before: str, presets: Sequence[str], windows: int = 12, rounds: int = 2, train_args: str = "",
+                 progress: Callable[[str], None] = print) -> dict:
+    """The default training command of each preset at git revision ``before`` and in this checkout, alternating
+    (before, after) for ``rounds`` rounds, each run from its own fresh inductor cache folder (round 1 compiles
+    cold, later rounds find the cache warm). Returns the record: per preset the median images/s of each side
+    over rounds, the speed-up and every run."""
+    root = Path(__file__).resolve().parent.parent
+    rev, after = _git(root, "rev-parse", "--short", before), _git(root, "rev-parse", "--short", "HEAD")
+    dirty = bool(_git(root, "status", "--porcelain", "--", "dimr"))
+    runs = {p: {"before": [], "after": []} for p in presets}
+    with tempfile.TemporaryDirectory() as wt:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(Path(wt) / "inductor")}
+        tree = Path(wt) / "before"
+        _git(root, "worktree", "add", "--detach", str(tree), rev)
+        try:
+            for r, preset, (label, where) in itertools.product(range(rounds), presets, (("before", tree), ("after", root))):
+                got = _train_default(where, preset, windows, train_args.split(), env)
+                runs[preset][label].append(got)
+                progress(f"round {r + 1} {preset} {label}: {got['images_per_s']:.1f} images/s (first window "
+                         f"{got['first_window_s']:.0f} s, amp {got['amp']}, compile {got['compile']})")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
+    flags = f" {train_args}" if train_args else ""
+    return {"what": f"`python -m dimr train --preset P{flags}` with every other setting at its default (the recipe's "
+                    f"full length, stopped by SIGTERM after {windows} logged windows of 10 steps after the first), "
+                    "before and after, alternating in one run; median images/s of those windows. Round 1 starts "
+                    "from an empty inductor cache",
+            "train_args": train_args, "before": rev, "after": after + (" (uncommitted changes in dimr/)" if dirty else ""),
+            "rounds": rounds, "results": {p: _before_after_summary(d) for p, d in runs.items()},
+            "hardware": hardware_info(), "command": "python -m dimr bench --before"}
+
+
+def _before_after_summary(runs: dict) -> dict:
+    """``{"before_images_per_s", "after_images_per_s", "speedup", "before": [...], "after": [...], "runs"}`` from
+    each side's runs (medians over rounds)."""
+    ips = {side: [r["images_per_s"] for r in rs] for side, rs in runs.items()}
+    b, a = statistics.median(ips["before"]), statistics.median(ips["after"])
+    return {"before_images_per_s": b, "after_images_per_s": a, "speedup": a / b, **ips, "runs": runs}
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    ap = parser("bench", __doc__.splitlines()[0])
+    ap.add_argument("--preset", nargs="+", default=["DiMR-T/3R"],
+                    help="a name from `python -m dimr zoo` (several only with --before)")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
+    ap.add_argument("--amp", choices=["bf16", "none"], help="autocast dtype (default: bf16 on CUDA, none = fp32 elsewhere)")
+    ap.add_argument("--batch-size", type=int, nargs="+", default=[16], help="batch sizes, one measurement each")
+    ap.add_argument("--grad-checkpointing", action="store_true", help="activation checkpointing in our network")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the training step's network")
+    ap.add_argument("--measure", nargs="+", choices=MEASURES, default=["train", "sample"], metavar="MEASURE",
+                    help=f"what to time: {', '.join(MEASURES)}")
+    ap.add_argument("--warmup", type=int, default=3,
+                    help="untimed calls before the timed ones (train, forward; with --compile the first compiles)")
+    ap.add_argument("--steps", type=int, default=10, help="timed calls (train, forward)")
+    ap.add_argument("--sample-runs", type=int, default=3, help="timed sampling calls, after one warm-up")
+    ap.add_argument("--sample-steps", type=int, help="DPM-Solver steps (default: the recipe's)")
+    ap.add_argument("--peak-tflops", type=float, help="the peak MFU is taken against (default: datasheet on CUDA, "
+                                                      "measured on CPUs)")
+    ap.add_argument("--peak-seconds", type=float, default=1.0, help="how long the CPU peak matmul is timed")
+    ap.add_argument("--official", metavar="PATH", help="a checkout of github.com/qihao067/DiMR to run side by side")
+    ap.add_argument("--official-commit", help="the checkout's commit, recorded when PATH is not a git repository")
+    ap.add_argument("--out", help="the record's path (default: runs/bench/<preset>-<device>-<precision>-b<batch>….json)")
+    g = ap.add_argument_group("before/after (the default `dimr train` at a git revision and in this checkout)")
+    g.add_argument("--before", metavar="REV", help="git revision of the 'before' code; switches to this mode")
+    g.add_argument("--windows", type=int, default=12, help="logged windows of 10 steps timed after the first")
+    g.add_argument("--rounds", type=int, default=2, help="rounds of (before, after)")
+    g.add_argument("--train-args", help="extra `dimr train` flags for both sides, e.g. '--batch-size 64'")
+    return ap
+
+
+def _progress(line: str) -> None:
+    print(line, flush=True)
+
+
+def _cli_before_after(args) -> int:
+    record = before_after(args.before, args.preset, args.windows, args.rounds, args.train_args or "", _progress)
+    for preset, d in record["results"].items():
+        print(f"{preset}: {d['before_images_per_s']:.1f} -> {d['after_images_per_s']:.1f} images/s ({d['speedup']:.2f}x)")
+    slug = "-".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in args.preset)
+    out = Path(args.out) if args.out else repo_root() / "runs" / "bench" / f"before-{record['before']}-{slug}.json"
+    atomic_write_json(out, record)
+    print(f"record -> {out}")
+    return 0
+
+
+def cli(argv: list[str]) -> int:
+    """``python -m dimr bench --preset P [--device D] [--amp A] [--batch-size B …] [--official PATH]``"""
+    args = _parser().parse_args(argv)
+    try:
+        if args.before:
+            return _cli_before_after(args)
+    except (KeyError, ValueError, RuntimeError) as e:  # RuntimeError: a training run that failed (its stderr)
+        print(f"dimr bench: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    try:
+        if len(args.preset) != 1:
+            raise ValueError("one preset per record: run once per preset (several presets only with --before)")
+        cfg = BenchConfig(preset=args.preset[0], batch_sizes=tuple(args.batch_size), device=args.device, amp=args.amp,
+                          grad_checkpointing=args.grad_checkpointing, compile=args.compile,
+                          measures=tuple(args.measure), warmup=args.warmup, steps=args.steps,
+                          sample_runs=args.sample_runs, sample_steps=args.sample_steps, official=args.official,
+                          official_commit=args.official_commit, peak_tflops=args.peak_tflops,
+                          peak_seconds=args.peak_seconds)
+        record = bench(cfg, _progress)
+    except (KeyError, ValueError) as e:  # a bad preset, device or option; a network the official code lacks
+        print(f"dimr bench: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    record["command"] = mark_external("python -m dimr bench " + " ".join(argv))
+    out = Path(args.out) if args.out else default_out(record)
+    atomic_write_json(out, record)
+    print("\n" + format_summary(record) + f"\n\nrecord -> {out}")
+    return 0
