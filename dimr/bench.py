@@ -229,7 +229,8 @@ def bench_run(preset: str, batch: int, device: str = "cpu", amp: str = "none", c
                             grad_checkpointing=checkpointing, compile="on" if compile_ else "off", device=device,
                             progress=False)
     with tempfile.TemporaryDirectory(prefix="dimr-bench-") as tmp:
-        run = setup(train_cfg, Path(tmp) / "run")  # setup writes nothing; the bench never checkpoints or logs
+        # the data fixes the network's input size and classes (setup fits the preset to its data)
+        run = setup(train_cfg, Path(tmp) / "run", dataset=data)  # writes nothing: the bench never checkpoints or logs
     return dataclasses.replace(run, batches=itertools.repeat((data.x, data.y)))
 
 

@@ -193,3 +193,18 @@ def test_side_by_side_refuses_networks_that_differ(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(dimr.convert, "convert_state_dict", off_by_a_little)
     rc, out = _run(tmp_path, "--official", OFFICIAL)
     assert rc == 2 and "refusing to time" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_benchmarked_network_takes_the_presets_own_input_size():
+    """setup fits a preset to its data: the bench's synthetic data must be what it fits to (a 64-px
+    preset was once fitted to the default 32-px shapes and failed on its own batch)."""
+    import torch
+
+    from dimr.bench import bench_run
+
+    run = bench_run("DiMR-M/3R", 1)
+    x0, y = next(run.batches)
+    assert tuple(x0.shape) == (1, 3, 64, 64)
+    with torch.no_grad():
+        outputs = run.model.eval()(x0, torch.zeros(1), y)
+    assert tuple(outputs[-1].shape) == (1, 3, 64, 64)
