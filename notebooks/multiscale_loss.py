@@ -70,7 +70,7 @@ from dimr.diffusion import Denoiser, VPLinearSchedule, downsample_noise, multisc
 from dimr.nn import build_model
 from dimr.presets import PRESETS, get_preset
 
-torch.manual_seed(0)
+_ = torch.manual_seed(0)  # a cell that ends in an expression would print the generator
 
 # %% [markdown]
 # Eq. (8) in the package: for each branch, lowest resolution first, the mean squared error against the
