@@ -56,6 +56,7 @@ CHAPTERS = (
 
 #: where the measured run time of every chapter is recorded (relative to the repository root)
 TIMES_RECORD = "book/_data/chapter-times.json"
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 
 def chapter(name: str) -> Chapter:
@@ -238,7 +239,8 @@ def show_source(obj, start: str | None = None, stop: str | None = None) -> str:
         if j is None:
             raise ValueError(f"{stop!r} does not follow {start!r} in the source of {obj.__qualname__}")
         lines = textwrap.dedent("\n".join(lines[i:j + 1])).splitlines()  # a cut inside a method starts at column 0
-    path = Path(inspect.getsourcefile(obj)).resolve().relative_to(repo_root()).as_posix()
+    # relative to the folder above the package, not to repo_root(): a scratch root may link dimr/ in
+    path = Path(inspect.getsourcefile(obj)).resolve().relative_to(_PACKAGE_PARENT).as_posix()
     line = inspect.getsourcelines(obj)[1]
     return f"`{obj.__module__}.{obj.__qualname__}` (`{path}`, line {line}):\n\n```python\n" + "\n".join(lines) + "\n```"
 
