@@ -128,6 +128,18 @@ def test_show_source_shows_the_package_code_and_cuts_it():
         book.show_source(TDLayerNorm.forward, start="no such line")
 
 
+def test_show_source_names_the_file_from_a_scratch_root_that_links_the_package(tmp_path, monkeypatch):
+    """The smoke-plan test builds the book in a scratch root with ``dimr/`` linked in: the displayed path
+    is the package's own, not an error about a file outside that root."""
+    from dimr.nn.tdln import TDLayerNorm
+
+    (tmp_path / "_toc.yml").write_text("root: intro\n")
+    (tmp_path / "dimr").symlink_to(Path(book.__file__).resolve().parent)
+    monkeypatch.chdir(tmp_path)
+    assert book.repo_root() == tmp_path
+    assert "(`dimr/nn/tdln.py`, line " in book.show_source(TDLayerNorm.forward)
+
+
 def test_pca_evidence_lists_only_configurations_with_an_adaln_record():
     assert "No trained adaLN-Zero configuration" in book.pca_evidence(records={})
     records = {("row3", 0): {"values": {"pca": 1.0}, "run": {}}, ("row3", 1): {"values": {"pca": 3.0}, "run": {}},
