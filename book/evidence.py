@@ -62,7 +62,9 @@ display(Markdown(
 # %% [markdown]
 # ## What has been run
 #
-# One row per configuration; a ✓ for each seed whose evaluation is recorded under `runs/`. The campaign
+# One row per configuration; a ✓ for each seed whose evaluation is recorded under `runs/`, and
+# "diverged at step N" for a seed whose training loss stopped being finite — a result of the recipe at
+# that seed, recorded like any other, which leaves that configuration's means with fewer seeds. The campaign
 # runs with `python -m dimr reproduce --profile small --only <experiments>` (it skips what is recorded and
 # resumes an interrupted training), so what is left can be run on any machine and committed.
 
@@ -72,7 +74,9 @@ rows = ["| configuration | preset | data | GMACs / image | " + " | ".join(f"seed
 gmacs = {}
 for slug, conf in study.CONFIGS.items():
     gmacs[slug] = tables.profile_row(conf.preset)["gmacs"]
-    marks = " | ".join("✓" if (slug, s) in records else "·" for s in study.SEEDS)
+    lost = study.diverged_seeds(records, slug)
+    marks = " | ".join(f"diverged at step {lost[s]:,}" if s in lost else "✓" if (slug, s) in records else "·"
+                       for s in study.SEEDS)
     rows.append(f"| {conf.label or slug} | `{conf.preset}` | {conf.dataset} | {gmacs[slug]:.2f} | {marks} |")
 display(Markdown("\n".join(rows)))
 
@@ -173,7 +177,7 @@ else:
 # the analogue of the paper's Fig. 5.
 
 # %% tags=["remove-input"]
-seed = next((s for s in study.SEEDS if ("row1", s) in records and ("row6", s) in records), None)
+seed = next((s for s in study.SEEDS if all(records.get((c, s), {}).get("values") for c in ("row1", "row6"))), None)
 if seed is None:
     display(Markdown("Rows 1 and 6 are not both recorded for any seed yet."))
 else:

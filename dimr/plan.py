@@ -50,6 +50,8 @@ class Experiment:
             :mod:`dimr.tables`).
         preset_parameter: the parameter naming the preset, copied into the run record.
         description: one line for the book's Experiments page.
+        reads: the experiment whose run this one reads (an evaluation's training run); where that run
+            diverged (:func:`dimr.runs.diverged_at`) there is nothing to read and this one is not run.
     """
 
     name: str
@@ -58,6 +60,7 @@ class Experiment:
     feeds: tuple[str, ...] = ()
     preset_parameter: str = "preset"
     description: str = ""
+    reads: str = ""
 
     def __post_init__(self):
         unknown = set(self.parameters) - set(PROFILES)
@@ -200,4 +203,5 @@ def _claims_study() -> Iterator[Experiment]:
             yield Experiment(train_exp, "notebooks/train.py", train_params,
                              description=f"claims study: {what} on {conf.dataset}, seed {seed}")
             yield Experiment(eval_exp, "notebooks/evaluate.py", eval_params, preset_parameter="checkpoint",
-                             description=f"claims study: evaluate {what} on {conf.dataset}, seed {seed}")
+                             description=f"claims study: evaluate {what} on {conf.dataset}, seed {seed}",
+                             reads=train_exp)

@@ -13,7 +13,8 @@ finishes.  Every planned notebook receives two parameters besides its own: ``pro
 :func:`dimr.runs.write_metrics` and its figures).  A run already recorded for the profile is skipped
 unless ``--force``; a forced training run starts from step 0 (its notebook gets ``restart=True``),
 while an unforced one resumes a checkpoint left by an interrupted attempt; a failing notebook stops the plan, is kept in ``runs/<experiment>/.<run>.failed/``
-for debugging, and leaves no complete record.
+for debugging, and leaves no complete record. A training run whose loss stopped being finite is a recorded
+outcome (:data:`~dimr.runs.DIVERGED_METRIC`), and the experiment that reads it (its evaluation) is skipped.
 
 Profiles (DESIGN.md): ``smoke`` (seconds, tests), ``cpu`` (the default main job, minutes on a
 laptop), ``small`` (a reduced-scale reproduction), ``paper`` (Table 4's settings, a GPU cluster).
@@ -34,7 +35,7 @@ from typing import Mapping
 from .cli import parser
 from .files import atomic_write
 from .plan import Experiment, build_plan
-from .runs import COMMITTED_PROFILES, PROFILES, git_info, is_complete, recording, repo_root
+from .runs import COMMITTED_PROFILES, PROFILES, diverged_at, git_info, is_complete, recording, repo_root
 
 __all__ = ["DirtyTreeError", "planned", "execute", "run_plan", "training_log", "follow", "build_book", "book_env", "PROFILES",
            "COMMITTED_PROFILES", "cli"]
@@ -134,6 +135,11 @@ def run_plan(profile: str, *, plan: Mapping[str, Experiment] | None = None, only
         if is_complete(final) and not force:
             log(f"[{i}/{len(todo)}] {exp.name} ({profile}): already recorded in {final.relative_to(root)}; "
                 "--force to run again")
+            continue
+        step = diverged_at(root / runs_root / exp.reads / profile) if exp.reads else None
+        if step is not None:
+            log(f"[{i}/{len(todo)}] {exp.name} ({profile}): not run — {exp.reads} diverged at step {step} "
+                "(its record says so); nothing to evaluate")
             continue
         watch = (f"; watch it with `python -m dimr reproduce --profile {profile} --follow {exp.name}`"
                  if "checkpoint_dir" in exp.parameters[profile] else "")
@@ -238,7 +244,9 @@ def cli(argv: list[str]) -> int:
         if not todo:
             print(f"no experiment planned for profile {args.profile!r}")
         for e in todo:
-            state = "recorded" if is_complete(root / "runs" / e.name / args.profile) else "not run"
+            state = ("recorded" if is_complete(root / "runs" / e.name / args.profile) else
+                     "skipped" if e.reads and diverged_at(root / "runs" / e.reads / args.profile) is not None
+                     else "not run")
             print(f"{e.name:<28} {e.notebook:<28} {state:<9} feeds {', '.join(e.feeds) or '-'}")
         return 0
     try:

@@ -50,7 +50,7 @@ __all__ = [
     "is_committed_profile",
     "RunRecord", "atomic_write_json", "metric", "write_metrics", "read_metrics",
     "git_info", "hardware_info", "repo_root", "staging_dir", "failed_dir",
-    "recording", "load_run", "list_runs", "is_complete",
+    "recording", "load_run", "list_runs", "is_complete", "DIVERGED_METRIC", "diverged_at",
 ]
 
 SCHEMA_VERSION = 1
@@ -64,6 +64,8 @@ PROFILES = ("smoke", "cpu", "small", "paper")
 #: Runs of these profiles are costly and are committed to git; the cheap ones (smoke, cpu) are
 #: regenerated on every machine (``make book``) and stay out of git.
 COMMITTED_PROFILES = frozenset({"small", "paper"})
+#: the metric a training run records when its loss stopped being finite (the step): a recorded outcome
+DIVERGED_METRIC = "training_diverged_at_step"
 
 
 def _now() -> str:
@@ -283,6 +285,16 @@ def is_complete(run_dir: str | os.PathLike) -> bool:
         return json.loads(p.read_text(encoding="utf-8")).get("status") == COMPLETE
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def diverged_at(run_dir: str | os.PathLike) -> int | None:
+    """The step at which the complete training run in ``run_dir`` diverged (:data:`DIVERGED_METRIC`),
+    or None — also when there is no complete record."""
+    try:
+        value = load_run(run_dir).get("metrics", {}).get(DIVERGED_METRIC, {}).get("value")
+    except (OSError, ValueError):
+        return None
+    return None if value is None else int(value)
 
 
 def load_run(path: str | os.PathLike) -> dict:

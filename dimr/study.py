@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .evaluate.distortion import COARSE_DISTORTION_THRESHOLD
-from .runs import list_runs, repo_root
+from .runs import DIVERGED_METRIC, list_runs, repo_root
 
 __all__ = ["SEEDS", "STUDY_STEPS", "STUDY_AMP", "STUDY_SAMPLES", "LEVEL", "StudyConfig", "CONFIGS", "StudyMetric", "METRICS", "PCA",
            "Claim", "CLAIMS", "Interval", "Verdict", "t_interval", "format_interval", "paired_verdict", "experiment_names",
-           "collect", "metric_values", "judge", "progress"]
+           "collect", "metric_values", "diverged_seeds", "judge", "progress"]
 
 #: seeds of every configuration (init, data order, noise, and the evaluation's samples)
 SEEDS = (0, 1, 2)
@@ -216,22 +216,35 @@ def _value(metrics: Mapping[str, Mapping], m: StudyMetric) -> float | None:
 def collect(runs_root: str | Path | None = None, profile: str = "small") -> dict[tuple[str, int], dict]:
     """``{(config slug, seed): record}`` of every complete study evaluation at ``profile``; each record
     holds ``values`` (metric name of :data:`METRICS`, or ``"pca"`` for :data:`PCA`, → value) and the run
-    record as ``run``."""
+    record as ``run``. A seed whose training diverged (its record holds :data:`~dimr.runs.DIVERGED_METRIC`)
+    is an outcome too: no ``values``, its training record as ``run`` and the step as ``diverged_at_step``
+    — it is done, and it drops out of every mean and paired difference."""
     root = Path(runs_root) if runs_root is not None else repo_root() / "runs"
-    wanted = {experiment_names(c, s)[1]: (c, s) for c in CONFIGS for s in SEEDS}
-    out = {}
+    evals = {experiment_names(c, s)[1]: (c, s) for c in CONFIGS for s in SEEDS}
+    trains = {experiment_names(c, s)[0]: (c, s) for c in CONFIGS for s in SEEDS}
+    out, diverged = {}, {}
     for rec in list_runs(root):
-        key = wanted.get(rec.get("experiment"))
-        if key is None or rec.get("profile") != profile:
+        if rec.get("profile") != profile:
+            continue
+        if rec.get("experiment") in trains and DIVERGED_METRIC in rec.get("metrics", {}):
+            step = int(rec["metrics"][DIVERGED_METRIC]["value"])
+            diverged[trains[rec["experiment"]]] = {"values": {}, "run": rec, "diverged_at_step": step}
+        key = evals.get(rec.get("experiment"))
+        if key is None:
             continue
         values = {name: _value(rec.get("metrics", {}), m) for name, m in {**METRICS, "pca": PCA}.items()}
         out[key] = {"values": {k: v for k, v in values.items() if v is not None}, "run": rec}
-    return out
+    return {**diverged, **out}  # an evaluation on record wins
 
 
 def metric_values(records: Mapping[tuple[str, int], dict], slug: str, metric: str) -> dict[int, float]:
     """``{seed: value}`` of one configuration's metric in ``records`` (from :func:`collect`)."""
     return {seed: rec["values"][metric] for (c, seed), rec in records.items() if c == slug and metric in rec["values"]}
+
+
+def diverged_seeds(records: Mapping[tuple[str, int], dict], slug: str) -> dict[int, int]:
+    """``{seed: step}`` of the configuration's seeds whose training diverged (see :func:`collect`)."""
+    return {seed: rec["diverged_at_step"] for (c, seed), rec in records.items() if c == slug and "diverged_at_step" in rec}
 
 
 def judge(claim: Claim, records: Mapping[tuple[str, int], dict], level: float = LEVEL) -> list[Verdict]:
@@ -246,6 +259,7 @@ def judge(claim: Claim, records: Mapping[tuple[str, int], dict], level: float = 
 
 
 def progress(records: Mapping[tuple[str, int], dict]) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """``(done, left)``: the (configuration, seed) pairs with and without a complete evaluation."""
+    """``(done, left)``: the (configuration, seed) pairs with and without a recorded outcome (a complete
+    evaluation, or a training run that diverged)."""
     pairs = [(c, s) for c in CONFIGS for s in SEEDS]
     return [p for p in pairs if p in records], [p for p in pairs if p not in records]

@@ -505,6 +505,8 @@ def study_cell(records: dict, slug: str, table: Table) -> str:
     from . import study
 
     n = len(study.metric_values(records, slug, "accuracy"))
+    lost = study.diverged_seeds(records, slug)
+    lost_text = "".join(f"; seed {s} diverged at step {step:,}" for s, step in sorted(lost.items()))
     marker = table.note(f"Claims study (dimr.study): each row's CPU-scale preset (`Table2-T/row1` … `row6`) on the "
                         "offline shapes (32×32), "
                         f"trained {study.STUDY_STEPS:,} steps of the tiny recipe per seed (seeds "
@@ -512,14 +514,15 @@ def study_cell(records: dict, slug: str, table: Table) -> str:
                         "mean ± half-width of the 95% Student-t interval over the seeds recorded (n). Compare "
                         "rows with each other, never with the paper's ImageNet FIDs.")
     if n == 0:
-        return f"not run yet (0 of {len(study.SEEDS)} seeds){marker}"
+        state = "no seed evaluated" if lost else "not run yet"
+        return f"{state} (0 of {len(study.SEEDS)} seeds{lost_text}){marker}"
     cells = []
     for key in ("accuracy", "distortion_rate", "fid"):
         iv = study.t_interval(list(study.metric_values(records, slug, key).values()))
         if iv.n:
             mean, _, rest = study.format_interval(iv).partition(" ")
             cells.append(f"{study.METRICS[key].label} **{mean}**" + (f" {rest}" if rest else ""))
-    return " · ".join(cells) + f" (n = {n}){marker}"
+    return " · ".join(cells) + f" (n = {n}{lost_text}){marker}"
 
 
 #: what Table 2's measured column shows of a run (as the study column: the run's page has everything)

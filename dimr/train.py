@@ -63,9 +63,22 @@ from .presets import get_preset
 
 __all__ = ["TrainConfig", "resolve_config", "adapt_model_config", "param_groups", "build_optimizer", "lr_at", "EMA",
            "StepBatchSampler", "draw_noise", "training_loss", "choose_amp", "choose_compile", "Run", "setup",
-           "train_step", "Checkpointer", "MetricsLog", "StopRequest", "train", "cli"]
+           "train_step", "Checkpointer", "MetricsLog", "StopRequest", "TrainingDiverged", "DIVERGED_EXIT", "train", "cli"]
 
 CHECKPOINT_NAME = "latest.pt"
+#: exit code of ``python -m dimr train`` when the loss stops being finite (a recorded outcome, not a crash)
+DIVERGED_EXIT = 3
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite at ``step``. The run's ``summary.json`` says so
+    (``diverged_at_step``); the weights of that step are not checkpointed, so ``latest.pt`` (if any) is
+    the last periodic checkpoint before it."""
+
+    def __init__(self, step: int, loss: float, summary_path: Path):
+        self.step, self.loss, self.summary_path = step, loss, summary_path
+        super().__init__(f"the loss became {loss} at step {step}: the run diverged (recorded in {summary_path}); "
+                         "lower the learning rate or check the data")
 
 
 @dataclass(frozen=True)
@@ -616,7 +629,7 @@ class StopRequest:
     loop after the same step — none waits in the checkpoint barrier while another waits in the next
     step's gradient all-reduce."""
 
-    RUNNING, SIGNALLED, TIME_LIMITED = 0, 1, 2
+    RUNNING, SIGNALLED, TIME_LIMITED, DIVERGED = 0, 1, 2, 3
 
     def __init__(self, env: _Dist, time_limit_s: float | None):
         self.env, self.time_limit_s, self.t_start = env, time_limit_s, time.perf_counter()
@@ -639,11 +652,13 @@ class StopRequest:
             signal.signal(sig, handler)
         return False
 
-    def poll(self) -> int:
-        """The stop reason every rank agrees on now (:attr:`RUNNING` to go on)."""
+    def poll(self, diverged: bool = False) -> int:
+        """The stop reason every rank agrees on now (:attr:`RUNNING` to go on); ``diverged`` says this
+        rank's loss is not finite, and outranks every other reason."""
         timed_out = (self.env.main and self.time_limit_s is not None
                      and time.perf_counter() - self.t_start >= self.time_limit_s)
-        local = self.SIGNALLED if self.signalled else self.TIME_LIMITED if timed_out else self.RUNNING
+        local = (self.DIVERGED if diverged else self.SIGNALLED if self.signalled
+                 else self.TIME_LIMITED if timed_out else self.RUNNING)
         if self.env.world > 1:
             agreed = torch.tensor([local], device=self.env.device)
             dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
@@ -677,20 +692,26 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     ``save_checkpoints=False`` writes none (benchmarks only: the CLI always checkpoints).
 
     Writes ``out/latest.pt`` (atomically: every ``ckpt_every`` steps and whenever the run ends, including
-    Ctrl-C/SIGTERM), ``out/metrics.jsonl`` (appended every ``log_every`` steps) and ``out/summary.json``."""
+    Ctrl-C/SIGTERM), ``out/metrics.jsonl`` (appended every ``log_every`` steps) and ``out/summary.json``.
+    A loss that stops being finite ends the run at once: the summary records ``diverged_at_step``, that
+    step's weights are not checkpointed, and :class:`TrainingDiverged` is raised (the CLI exits with
+    :data:`DIVERGED_EXIT`)."""
     run = setup(cfg, out, resume, dataset, time_limit_s)
     cfg, env = run.cfg, run.env
     checkpoints, log = Checkpointer(run, save_checkpoints), MetricsLog(run)
     bar = tqdm(total=cfg.steps, initial=run.start_step, desc=f"train {run.preset.name}", unit="step",
                dynamic_ncols=True, disable=not (env.main and cfg.progress))
-    step, last_loss = run.start_step, float("nan")
+    step, last_loss, diverged = run.start_step, float("nan"), None
     with StopRequest(env, time_limit_s) as stop, bar:
         while step < cfg.steps:
             logs = train_step(run, step)
             step, last_loss = step + 1, logs["loss"]
-            if not math.isfinite(last_loss):
-                raise FloatingPointError(f"loss became {last_loss} at step {step}; lower the learning rate or check the data")
-            stopping = stop.poll() != StopRequest.RUNNING
+            reason = stop.poll(diverged=not math.isfinite(last_loss))  # one rank's NaN stops them all
+            if reason == StopRequest.DIVERGED:
+                diverged = step
+                log.add(step, logs, flush=True)  # the log ends on the step that diverged
+                break
+            stopping = reason != StopRequest.RUNNING
             rec = log.add(step, logs, flush=step % cfg.log_every == 0 or step == cfg.steps or stopping)
             bar.update(1)
             if rec is not None and bar.disable and env.main:  # no bar (logs, notebooks): one line per record
@@ -701,18 +722,24 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
                 break
             if step % cfg.ckpt_every == 0 and step < cfg.steps:
                 checkpoints.save(step)
-        checkpoints.save(step)  # a run always ends with a checkpoint, interrupted or not
+        if diverged is None:
+            checkpoints.save(step)  # a run always ends with a checkpoint, interrupted or not; a diverged one
+            #                         keeps its last good one (resuming it would diverge again)
     wall = time.perf_counter() - log.t_start
     summary = {"preset": run.preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
                "images_per_s": (step - run.start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
                "world_size": env.world, "device": str(env.device), "amp": run.cfg.amp, "compile": run.cfg.compile,
-               "checkpoint": str(checkpoints.path), "interrupted": stop.reason == StopRequest.SIGNALLED,
-               "time_limited": stop.reason == StopRequest.TIME_LIMITED, "model_config": config_to_dict(run.model_cfg)}
+               "checkpoint": str(checkpoints.path) if checkpoints.path.exists() else None, "interrupted": stop.reason == StopRequest.SIGNALLED,
+               "time_limited": stop.reason == StopRequest.TIME_LIMITED, "diverged_at_step": diverged,
+               "model_config": config_to_dict(run.model_cfg), "train_config": config_to_dict(cfg),
+               "image_shape": list(run.dataset.image_shape)}
     if env.main:
         atomic_write(run.out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2) + "\n"))
     if env.world > 1:
         dist.barrier()
         dist.destroy_process_group()
+    if diverged is not None:
+        raise TrainingDiverged(diverged, last_loss, run.out / "summary.json")
     return summary
 
 
@@ -773,6 +800,9 @@ def cli(argv: list[str]) -> int:
     except (CheckpointError, KeyError, ValueError, FileNotFoundError) as e:
         print(f"dimr train: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
+    except TrainingDiverged as e:
+        print(f"dimr train: {e}", file=sys.stderr)
+        return DIVERGED_EXIT
     if int(os.environ.get("RANK", "0")) == 0:
         state = ("interrupted at" if summary["interrupted"] else
                  "reached its time limit at" if summary["time_limited"] else "finished at")

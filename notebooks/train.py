@@ -62,9 +62,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from dimr.checkpoint import load_checkpoint
 from dimr.runs import hardware_info, metric, write_metrics
 from dimr.sample import even_labels, sampler_from_checkpoint, save_grid, to_uint8
+from dimr.train import DIVERGED_EXIT
 
 run_dir, ckpt_dir = Path(run_dir), Path(checkpoint_dir)
 run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,9 @@ with train_log.open("a") as log_file, subprocess.Popen(command, stdout=subproces
         log_file.write(line)
         log_file.flush()
         print(line, end="", flush=True)
-if proc.returncode != 0:
+# a run whose loss stopped being finite is an outcome, recorded as such (no samples, no evaluation)
+diverged = proc.returncode == DIVERGED_EXIT
+if proc.returncode not in (0, DIVERGED_EXIT):
     raise RuntimeError(f"training failed with exit code {proc.returncode}; its output is in {train_log}")
 wall = time.time() - t0
 
@@ -120,8 +122,8 @@ log = [json.loads(line) for line in (ckpt_dir / "metrics.jsonl").read_text().spl
 summary = json.loads((ckpt_dir / "summary.json").read_text())
 hw = hardware_info()
 device = "GPU " + hw["gpu"] if summary["device"].startswith("cuda") and hw.get("gpu") else f"CPU ({hw.get('cpu_count', '?')} cores)"
-shape = "×".join(map(str, load_checkpoint(ckpt_dir)["dataset"]["image_shape"][1:]))
-train_cfg = load_checkpoint(ckpt_dir)["train_config"]
+shape = "×".join(map(str, summary["image_shape"][1:]))
+train_cfg = summary["train_config"]
 precision = {"none": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(train_cfg.get("amp"), train_cfg.get("amp"))
 compiled = ", torch.compile" if train_cfg.get("compile") in ("on", True) else ""
 scale = (f"{dataset} {shape}, {summary['step']} steps × batch {train_cfg['batch_size']}, "
@@ -135,6 +137,8 @@ for key in sorted((k for k in log[0] if k.startswith("loss/")), key=lambda k: in
 ax.set_xlabel("optimiser step")
 ax.set_ylabel("loss")
 ax.set_yscale("log")
+if diverged:
+    ax.axvline(summary["diverged_at_step"], color="red", ls="--", label=f"diverged (step {summary['diverged_at_step']})")
 ax.set_title(f"{preset}: training loss ({scale})", fontsize=9)
 ax.legend(fontsize=8)
 fig.tight_layout()
@@ -148,25 +152,33 @@ plt.show()
 # output as the prediction target it was trained with (ε for the paper's recipes).
 
 # %%
-sampler = sampler_from_checkpoint(ckpt_dir, device="cpu", steps=sample_steps)  # the recipe's time grid and w
-ctx, w = sampler.context, sampler.settings.guidance
-labels = even_labels(num_grid_samples, ctx["num_classes"])
-images = sampler.draw(labels=labels, seed=seed, progress=False)
-order = torch.argsort(labels, stable=True).numpy()
-grid = save_grid(to_uint8(images)[order], run_dir / "samples.png", ncol=max(1, num_grid_samples // ctx["num_classes"]))
-fig, ax = plt.subplots(figsize=(6, 6))
-ax.imshow(plt.imread(grid))
-ax.set_axis_off()
-ax.set_title(f"{preset} samples, w = {w:g}, {sample_steps} steps ({scale})\nrows: "
-             + ", ".join(ctx["class_names"]), fontsize=8)
-plt.show()
+if diverged:
+    print(f"no samples: the loss became {summary['loss']} at step {summary['diverged_at_step']} and the run stopped there")
+else:
+    sampler = sampler_from_checkpoint(ckpt_dir, device="cpu", steps=sample_steps)  # the recipe's time grid and w
+    ctx, w = sampler.context, sampler.settings.guidance
+    labels = even_labels(num_grid_samples, ctx["num_classes"])
+    images = sampler.draw(labels=labels, seed=seed, progress=False)
+    order = torch.argsort(labels, stable=True).numpy()
+    grid = save_grid(to_uint8(images)[order], run_dir / "samples.png", ncol=max(1, num_grid_samples // ctx["num_classes"]))
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(plt.imread(grid))
+    ax.set_axis_off()
+    ax.set_title(f"{preset} samples, w = {w:g}, {sample_steps} steps ({scale})\nrows: "
+                 + ", ".join(ctx["class_names"]), fontsize=8)
+    plt.show()
 
 # %%
-final = log[-1]
-write_metrics(run_dir, {
-    "final_loss": metric(final["loss"], "training loss (eq. 8), last logging window", scale),
+finite = [r for r in log if r["loss"] == r["loss"]]  # NaN ≠ NaN: the last finite logging window
+record = {
     "images_per_s": metric(summary["images_per_s"], "training throughput (images/s)", scale),
     "steps": metric(summary["step"], "optimiser steps", scale),
     "train_wall_s": metric(round(wall, 1), "training wall time (s)", scale),
-})
-print(json.dumps({"scale": scale, "loss": final["loss"], "images_per_s": summary["images_per_s"]}, indent=1))
+}
+if diverged:
+    record["training_diverged_at_step"] = metric(summary["diverged_at_step"], "step at which the loss stopped being finite", scale)
+if finite:
+    record["final_loss"] = metric(finite[-1]["loss"], "training loss (eq. 8), last logging window"
+                                  + (" before it diverged" if diverged else ""), scale)
+write_metrics(run_dir, record)
+print(json.dumps({"scale": scale, "diverged_at_step": summary["diverged_at_step"], "images_per_s": summary["images_per_s"]}, indent=1))

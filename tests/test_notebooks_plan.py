@@ -176,3 +176,25 @@ def test_every_notebook_is_executed_by_some_test():
     notebooks = {p.stem for p in (ROOT / "notebooks").glob("*.py")}
     assert notebooks == set(COMPONENT_NOTEBOOKS) | plan_notebooks, notebooks ^ (set(COMPONENT_NOTEBOOKS) | plan_notebooks)
     assert "book/tables/table2.py" in BOOK_PAGES and "book/intro.py" in BOOK_PAGES
+
+
+@pytest.mark.slow
+def test_a_diverging_training_is_recorded_and_its_evaluation_skipped(tmp_path):
+    """The training notebook records a run whose loss became NaN as such (the step, the loss curve, no
+    samples), and the plan then skips the evaluation that reads it."""
+    from dimr.plan import Experiment
+
+    for name in ("dimr", "notebooks", "_toc.yml"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    common = dict(preset="DiMR-T/3R", steps=40, batch_size=4, lr=1e30, warmup_steps=0, amp="none", seed=0)
+    plan = {"train-x": Experiment("train-x", "notebooks/train.py", {"smoke": dict(common, checkpoint_dir="checkpoints/x")}),
+            "eval-x": Experiment("eval-x", "notebooks/evaluate.py", {"smoke": {"checkpoint": "checkpoints/x/latest.pt"}},
+                                 preset_parameter="checkpoint", reads="train-x")}
+    log: list[str] = []
+    done = reproduce.run_plan("smoke", plan=plan, root=tmp_path, progress=False, log=log.append)
+    assert [d.parent.name for d in done] == ["train-x"]
+    record = runs.load_run(done[0])
+    step = record["metrics"][runs.DIVERGED_METRIC]["value"]
+    assert 0 < step < 40 and runs.diverged_at(done[0]) == step
+    assert (done[0] / "loss.png").exists() and not (done[0] / "samples.png").exists()
+    assert any("eval-x (smoke): not run" in line for line in log)

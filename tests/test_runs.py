@@ -179,6 +179,34 @@ def test_a_failing_notebook_stops_the_plan_and_records_nothing(toy_repo):
     assert (failed / "toy.ipynb").exists() and json.loads((failed / "run.json").read_text())["status"] == "failed"
 
 
+DIVERGING = textwrap.dedent('''\
+    # %% tags=["parameters"]
+    profile: str = "smoke"  # the profile
+    run_dir: str = "runs/x"  # where the run writes
+    fail: bool = False  # an evaluation that must not run
+
+    # %%
+    import dimr.runs as R
+    assert not fail, "an evaluation of a diverged training was executed"
+    R.write_metrics(run_dir, {R.DIVERGED_METRIC: R.metric(17, "step", "toy")})
+    ''')
+
+
+def test_an_evaluation_of_a_diverged_training_is_skipped(toy_repo, capsys):
+    (toy_repo / "notebooks" / "diverging.py").write_text(DIVERGING)
+    plan = {"train": Experiment("train", "notebooks/diverging.py", {"smoke": {}}),
+            "eval": Experiment("eval", "notebooks/diverging.py", {"smoke": {"fail": True}}, reads="train"),
+            "other": Experiment("other", "notebooks/toy.py", {"smoke": {"steps": 1}}, reads="never-run")}
+    log = []
+    done = reproduce.run_plan("smoke", plan=plan, root=toy_repo, progress=False, log=log.append)
+    assert [d.parent.name for d in done] == ["train", "other"]  # a reads= run that did not diverge is run
+    assert runs.diverged_at(toy_repo / "runs" / "train" / "smoke") == 17
+    assert runs.diverged_at(toy_repo / "runs" / "other" / "smoke") is None
+    assert runs.diverged_at(toy_repo / "runs" / "absent" / "smoke") is None
+    assert any("eval (smoke): not run" in line and "diverged at step 17" in line for line in log)
+    assert not (toy_repo / "runs" / "eval").exists()
+
+
 def test_plan_validation_and_cli_errors(capsys):
     with pytest.raises(ValueError):
         Experiment("x", "notebooks/x.py", {"huge": {}})

@@ -99,3 +99,39 @@ def test_table2_reads_the_study_as_mean_and_interval(tmp_path):
     assert "1 − IoU > 0.15 **0.2** ± 0" in cells["6"] and "FID" not in cells["6"]  # FID not recorded: not shown
     assert "classifier accuracy **0.4** (n = 1)" in cells["5"]  # one seed: no interval to give
     assert cells["1"].startswith("not run yet (0 of 3 seeds)")
+
+
+def _diverged_training(root, slug, seed, step, profile="small"):
+    exp = study.experiment_names(slug, seed)[0]
+    folder = root / exp / profile
+    folder.mkdir(parents=True)
+    rec = {"status": "complete", "experiment": exp, "run": profile, "profile": profile,
+           "metrics": {"training_diverged_at_step": {"value": step, "label": "x", "scale": "synthetic"},
+                       "steps": {"value": step, "label": "x", "scale": "synthetic"}}}
+    (folder / "run.json").write_text(json.dumps(rec))
+
+
+def test_a_diverged_seed_is_an_outcome_that_leaves_the_means(tmp_path):
+    from dimr import tables
+
+    for seed, (a, b) in enumerate([(0.30, 0.20), (0.35, 0.22)]):
+        _record(tmp_path, "row5", seed, {"geometric_distortion_rate_coarse": a, "accuracy_shapes_classifier": 0.5})
+        _record(tmp_path, "row6", seed, {"geometric_distortion_rate_coarse": b, "accuracy_shapes_classifier": 0.6})
+    _record(tmp_path, "row5", 2, {"geometric_distortion_rate_coarse": 0.31, "accuracy_shapes_classifier": 0.5})
+    _diverged_training(tmp_path, "row6", 2, 3420)
+    _diverged_training(tmp_path, "row4", 0, 17)
+    records = study.collect(tmp_path)
+    assert records[("row6", 2)]["diverged_at_step"] == 3420 and records[("row6", 2)]["values"] == {}
+    assert study.diverged_seeds(records, "row6") == {2: 3420} and study.diverged_seeds(records, "row5") == {}
+    assert study.metric_values(records, "row6", "accuracy") == {0: 0.6, 1: 0.6}
+    done, _ = study.progress(records)
+    assert ("row6", 2) in done and ("row4", 0) in done
+    claim = next(c for c in study.CLAIMS if c.key == "C3")
+    rate = next(v for v in study.judge(claim, records) if v.metric == "distortion_rate")
+    assert rate.difference.n == 2  # the paired difference uses the two seeds both have
+    cells = {r["#"]: r["Claims study (this repo)"] for r in tables.table2(runs_root=tmp_path).rows}
+    assert "(n = 2; seed 2 diverged at step 3,420)" in cells["6"]
+    assert cells["4"].startswith("no seed evaluated (0 of 3 seeds; seed 0 diverged at step 17)")
+    # an evaluation on record wins over a training record (a run trained again after a fix)
+    _record(tmp_path, "row4", 0, {"accuracy_shapes_classifier": 0.4})
+    assert "diverged_at_step" not in study.collect(tmp_path)[("row4", 0)]

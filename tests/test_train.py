@@ -392,3 +392,28 @@ def test_sigint_finishes_the_step_and_checkpoints(tmp_path):
     assert step >= 2 and logged[-1] == step  # the checkpoint is the last step the log saw: nothing half-done
     summary = train(TrainConfig(**TINY, steps=step + 1), out, resume=True)
     assert summary["step"] == step + 1
+
+
+def test_a_loss_that_stops_being_finite_ends_the_run_as_diverged(tmp_path):
+    """An absurd learning rate makes the loss NaN within a couple of steps: the run stops on that step,
+    the summary and the log say so, the NaN weights are not checkpointed, and the CLI exits with its own code."""
+    from dimr.train import DIVERGED_EXIT, TrainingDiverged
+
+    cfg = TrainConfig(**{**TINY, "lr": 1e30, "warmup_steps": 0, "ckpt_every": 1, "compile": "off"}, steps=50)
+    with pytest.raises(TrainingDiverged) as err:
+        train(cfg, tmp_path / "a")
+    step = err.value.step
+    assert 1 < step < 50 and "diverged" in str(err.value)
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["diverged_at_step"] == summary["step"] == step and summary["image_shape"] == [3, 32, 32]
+    log = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == step and log[-1]["loss"] != log[-1]["loss"]  # NaN
+    saved = load_checkpoint(tmp_path / "a" / "latest.pt")
+    assert saved["step"] == step - 1  # the last finite step's weights
+    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+    res = subprocess.run([sys.executable, "-m", "dimr", "train", "--out", str(tmp_path / "b"), "--steps", "50",
+                          "--batch-size", "4", "--lr", "1e30", "--warmup-steps", "0", "--amp", "none",
+                          "--compile", "off", "--dataset-size", "64", "--no-progress"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == DIVERGED_EXIT and "diverged" in res.stderr and "Traceback" not in res.stderr
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["checkpoint"] is None  # none before it
