@@ -701,14 +701,13 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     checkpoints, log = Checkpointer(run, save_checkpoints), MetricsLog(run)
     bar = tqdm(total=cfg.steps, initial=run.start_step, desc=f"train {run.preset.name}", unit="step",
                dynamic_ncols=True, disable=not (env.main and cfg.progress))
-    step, last_loss, diverged = run.start_step, float("nan"), None
+    step, last_loss = run.start_step, float("nan")
     with StopRequest(env, time_limit_s) as stop, bar:
         while step < cfg.steps:
             logs = train_step(run, step)
             step, last_loss = step + 1, logs["loss"]
             reason = stop.poll(diverged=not math.isfinite(last_loss))  # one rank's NaN stops them all
             if reason == StopRequest.DIVERGED:
-                diverged = step
                 log.add(step, logs, flush=True)  # the log ends on the step that diverged
                 break
             stopping = reason != StopRequest.RUNNING
@@ -722,6 +721,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
                 break
             if step % cfg.ckpt_every == 0 and step < cfg.steps:
                 checkpoints.save(step)
+        diverged = step if stop.reason == StopRequest.DIVERGED else None
         if diverged is None:
             checkpoints.save(step)  # a run always ends with a checkpoint, interrupted or not; a diverged one
             #                         keeps its last good one (resuming it would diverge again)
