@@ -261,7 +261,7 @@ for form in ("paper", "official"):
             norm.weight.nodecay_weight.copy_(torch.randn(64, generator=g) * 1.5)
             norm.weight.nodecay_bias.copy_(torch.randn(64, generator=g))
     with torch.no_grad():
-        gamma, _ = norm.gamma_beta(taus, torch.zeros(1))
+        gamma, _ = norm.gamma_beta(taus)
     counts[form] = components_for(explained_variance_ratio(gamma), share=0.999)
 print(f"components for 99.9% of γ's variance: {counts}")
 assert counts["paper"] == 1 and counts["official"] > 1

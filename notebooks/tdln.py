@@ -78,7 +78,7 @@ import torch.nn.functional as F
 
 from dimr.book import show_source
 from dimr.nn.blocks import AdaLNModulation
-from dimr.nn.tdln import TDLayerNorm, TDRMSNorm, TimeDependentParameter, set_time_dependence
+from dimr.nn.tdln import TDLayerNorm, TDRMSNorm, TimeDependentParameter, TimeValues, gated_lerp, set_time_dependence
 from dimr.profile import count_params, profile_preset
 from dimr.tables import fmt_params, matches_printed, paper_rows, profile_row
 
@@ -95,11 +95,23 @@ g = torch.Generator().manual_seed(0)
 Markdown(show_source(TDLayerNorm.gamma_beta) + "\n\n" + show_source(TDLayerNorm.forward))
 
 # %% [markdown]
-# The official time-dependent parameter: the per-channel gate $s_c(\tau)$ and the interpolation between
-# `param0` and `param1` (eq. (6) with a gate per channel):
+# Both forms are one formula, eqs. (5)–(6) element-wise: a gate $s = \mathrm{sigmoid}(w\,\tau + b)$ and
+# the interpolation $s\cdot\mathrm{hi} + (1 - s)\cdot\mathrm{lo}$. The official time-dependent parameter
+# gives every channel its own slope $1 + w'_c$ and offset $b_c$; the paper's form shares one scalar pair
+# between all the channels of γ and β:
 
 # %% tags=["remove-input"]
-Markdown(show_source(TimeDependentParameter, start="def gate", stop="return s * self.param0"))
+Markdown(show_source(gated_lerp) + "\n\n" + show_source(TimeDependentParameter.time_terms)
+         + "\n\n" + show_source(TDLayerNorm.time_terms))
+
+# %% [markdown]
+# Because every norm's values depend on τ alone, the network does not compute them norm by norm: once per
+# forward, `TimeValues` concatenates the terms of all its TD norms and evaluates `gated_lerp` once for all
+# of them (the official code likewise computes its time-dependent parameters before the network runs);
+# each norm then reads its own slice.
+
+# %% tags=["remove-input"]
+Markdown(show_source(TimeValues))
 
 # %% [markdown]
 # ## γ(τ) and β(τ), official and paper forms
@@ -120,8 +132,7 @@ with torch.no_grad():
         tdp.nodecay_bias.copy_(torch.randn(C, generator=g) * 1.0)
 
 tau = torch.linspace(-2.5, 2.5, 201)
-ref = torch.zeros(1)
-curves = {name: norm.gamma_beta(tau, ref) for name, norm in (("official: one gate per channel", official),
+curves = {name: norm.gamma_beta(tau) for name, norm in (("official: one gate per channel", official),
                                                               ("paper: one gate per norm", paper))}
 
 # %% tags=["hide-input"]

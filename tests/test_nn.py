@@ -6,7 +6,7 @@ import torch
 from dimr.config import BranchConfig, DiMRConfig, DiTConfig, UViTConfig, config_from_dict, config_to_dict
 from dimr.nn import build_model
 from dimr.nn.branch import pixel_shuffle_channels_last
-from dimr.nn.tdln import set_time_dependence
+from dimr.nn.tdln import TimeDependent, TimeValues, set_time_dependence
 from dimr.presets import PRESETS, get_preset
 from dimr.profile import example_inputs
 
@@ -74,6 +74,29 @@ def test_every_parameter_trains_once_time_dependence_exists():
     sum(o.pow(2).mean() for o in outs).backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert dead == []
+
+
+@pytest.mark.parametrize("norms", [{}, {"block_norm": "tdln"}, {"block_norm": "tdln", "tdp_form": "paper"}])
+def test_one_time_table_gives_every_td_norm_what_it_would_compute_itself(norms, monkeypatch):
+    cfg = dataclasses.replace(shrink(get_preset("DiMR-T/3R").model), **norms)
+    model = build_model(cfg)
+    set_time_dependence(model, torch.Generator().manual_seed(0))
+    with torch.no_grad():  # every official gate its own slope and offset, as training gives them
+        for n, p in model.named_parameters():
+            if n.endswith(("nodecay_weight", "nodecay_bias", "gate_weight", "gate_bias")):
+                p.normal_()
+    # the table holds every module with time terms, each once, in slot order
+    held = [m for m in model.modules() if isinstance(m, TimeDependent) and m.has_time_terms]
+    assert model.time_dependent == held and [m.time_slot for m in held] == list(range(len(held)))
+    tau = torch.tensor([-1.5, 0.2, 2.0])
+    table = TimeValues(model.time_dependent, tau)
+    for m in held:  # the same arithmetic; a vectorised sigmoid may round the last bit differently
+        torch.testing.assert_close(table.values_of(m), m.time_values(tau), rtol=1e-6, atol=1e-6)
+    x, _, y = example_inputs(cfg, batch=3)
+    batched = model(x, 4 * tau, y)
+    monkeypatch.setattr(TimeValues, "values_of", lambda self, m: m.time_values(self.tau))  # each norm on its own
+    for a, b in zip(batched, model(x, 4 * tau, y)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_official_init_is_time_blind_and_nodecay_grads_are_zero():
@@ -219,3 +242,17 @@ def test_upcast_attention_stays_fp32_under_autocast(monkeypatch):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         blocks.Attention(32, 4, upcast=False)(x)
     assert seen[0][0] == torch.bfloat16  # without upcast autocast decides
+
+
+@pytest.mark.parametrize("name", ["DiMR-T/3R", "DiMR-T/2R", "Table2-T/row3", "Table2-T/row4"])
+def test_the_network_traces_to_one_graph_without_breaks(name):
+    """torch.compile sees the whole forward as one graph: no graph break (each would cost a compiled
+    region's boundary on every call), the time table and the feature cascade included."""
+    import torch._dynamo as dynamo
+
+    cfg = shrink(get_preset(name).model)
+    model = build_model(cfg)
+    x, _, y = example_inputs(cfg, batch=2)
+    dynamo.reset()
+    explained = dynamo.explain(model)(x, torch.tensor([-1.0, 2.0]), y)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons

@@ -2,7 +2,8 @@
 the ConvNeXt block, adaLN-Zero modulation, and U-ViT long skips.
 
 Everything works channels-last: tokens ``[B, N, C]`` in Transformer blocks, ``[B, H, W, C]`` in
-ConvNeXt blocks.  Every block takes the same ``(x, tau, cond)`` arguments: ``tau`` feeds TD norms,
+ConvNeXt blocks.  Every block takes the same ``(x, t, cond)`` arguments: ``t`` (τ, or the network's
+:class:`~dimr.nn.tdln.TimeValues`) feeds TD norms,
 ``cond`` (``[B, C]``) feeds adaLN-Zero modulation; a block ignores what it does not use.
 """
 from __future__ import annotations
@@ -150,7 +151,7 @@ class TransformerBlock(nn.Module):
         norm: block norm (``"tdrmsn"`` official, ``"tdln"`` paper, ``"ln"`` U-ViT, ``"ln_noaffine"`` DiT).
         adaln: ``None``, or an :class:`AdaLNModulation` factory result — then the two sub-blocks are
             modulated by shift/scale and gated (adaLN-Zero).
-    Shapes: ``forward(x: [B, N, C], tau: [B] | None, cond: [B, C_c] | None) -> [B, N, C]``.
+    Shapes: ``forward(x: [B, N, C], t: τ [B] | TimeValues | None, cond: [B, C_c] | None) -> [B, N, C]``.
     """
 
     def __init__(self, dim: int, heads: int, mlp: str = "geglu", mlp_ratio: float = 2.0,
@@ -164,13 +165,13 @@ class TransformerBlock(nn.Module):
         self.adaln = adaln
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, tau: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t=None, cond: torch.Tensor | None = None) -> torch.Tensor:
         if self.adaln is None:
-            x = x + self.drop(self.attn(self.norm1(x, tau)))
-            return x + self.drop(self.mlp(self.norm2(x, tau)))
+            x = x + self.drop(self.attn(self.norm1(x, t)))
+            return x + self.drop(self.mlp(self.norm2(x, t)))
         sh1, sc1, g1, sh2, sc2, g2 = self.adaln(cond)
-        x = x + _gate(g1, self.drop(self.attn(_modulate(self.norm1(x, tau), sh1, sc1))))
-        return x + _gate(g2, self.drop(self.mlp(_modulate(self.norm2(x, tau), sh2, sc2))))
+        x = x + _gate(g1, self.drop(self.attn(_modulate(self.norm1(x, t), sh1, sc1))))
+        return x + _gate(g2, self.drop(self.mlp(_modulate(self.norm2(x, t), sh2, sc2))))
 
 
 class ConvNeXtBlock(nn.Module):
@@ -178,7 +179,7 @@ class ConvNeXtBlock(nn.Module):
     ``x += DWConv_{k×k}(x)`` (no norm, no activation) then ``x += MLP(norm(x))``.
 
     With adaLN the dwconv input is shift/scale-modulated and both residuals are gated (Table 2 row 3).
-    Shapes: ``forward(x: [B, H, W, C], tau, cond) -> [B, H, W, C]`` (channels-last)."""
+    Shapes: ``forward(x: [B, H, W, C], t, cond) -> [B, H, W, C]`` (channels-last)."""
 
     def __init__(self, dim: int, kernel_size: int = 7, mlp: str = "geglu", mlp_ratio: float = 2.0,
                  norm: str = "tdrmsn", tdp_form: str = "official", adaln: AdaLNModulation | None = None,

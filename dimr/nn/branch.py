@@ -19,7 +19,7 @@ from torch import nn
 from ..config import DiMRConfig
 from .blocks import AdaLNModulation, ConvNeXtBlock, TransformerBlock, maybe_checkpoint, run_with_long_skips
 from .embeddings import TimestepEmbedder
-from .tdln import TDLayerNorm, make_norm
+from .tdln import TDLayerNorm, TimeValues, make_norm
 
 __all__ = ["pixel_shuffle_channels_last", "CascadeUpsample", "OutputHead", "Branch"]
 
@@ -51,9 +51,9 @@ class CascadeUpsample(nn.Module):
         self.proj = nn.Linear(low_dim, dim * factor * factor)
         self.norm_out = _head_norm(cfg, dim)
 
-    def forward(self, low: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        x = self.proj(self.norm_in(low, tau))
-        return self.norm_out(pixel_shuffle_channels_last(x, self.factor), tau)
+    def forward(self, low: torch.Tensor, t: TimeValues | torch.Tensor) -> torch.Tensor:
+        x = self.proj(self.norm_in(low, t))
+        return self.norm_out(pixel_shuffle_channels_last(x, self.factor), t)
 
 
 class OutputHead(nn.Module):
@@ -64,8 +64,8 @@ class OutputHead(nn.Module):
         self.norm = _head_norm(cfg, dim)
         self.conv = nn.Conv2d(dim, cfg.in_channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        return self.conv(rearrange(self.norm(x, tau), "b h w c -> b c h w"))
+    def forward(self, x: torch.Tensor, t: TimeValues | torch.Tensor) -> torch.Tensor:
+        return self.conv(rearrange(self.norm(x, t), "b h w c -> b c h w"))
 
 
 class Branch(nn.Module):
@@ -111,12 +111,13 @@ class Branch(nn.Module):
         """Width of what this branch hands to the next: ``dim·(n_blocks + 1)`` (official) or ``dim``."""
         return self.dim * (len(self.blocks) + 1) if self.cascade == "all" else self.dim
 
-    def forward(self, x: torch.Tensor, tau: torch.Tensor, y: torch.Tensor, low: torch.Tensor | None,
+    def forward(self, x: torch.Tensor, t: TimeValues | torch.Tensor, y: torch.Tensor, low: torch.Tensor | None,
                 t_embed_input: torch.Tensor | None = None,
                 need_features: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Run branch r.
 
-        Shapes: ``x: [B, C_img, H, W]`` (the full-resolution noisy input), ``tau: [B]``, ``y: [B]``
+        Shapes: ``x: [B, C_img, H, W]`` (the full-resolution noisy input), ``t``: τ ``[B]`` or the
+        network's :class:`~dimr.nn.tdln.TimeValues`, ``y: [B]``
         (long), ``low: [B, h, w, C_low]`` or None.
         Returns ``(eps_r: [B, C_img, H/2^(R−r), W/2^(R−r)], features: [B, h_r, w_r, feature_dim])``;
         ``features`` is None when ``need_features`` is False (the last branch hands nothing up).
@@ -126,7 +127,7 @@ class Branch(nn.Module):
         h = rearrange(self.patchify(x), "b d h w -> b h w d").contiguous()  # [B, res, res, dim]
         h = h + self.pos_embed.view(1, self.res, self.res, self.dim)
         if self.upsample is not None:
-            h = h + self.upsample(low, tau)
+            h = h + self.upsample(low, t)
         cond = self.time_embed(t_embed_input) if self.time_embed is not None else None
 
         if self.kind == "transformer":
@@ -137,7 +138,7 @@ class Branch(nn.Module):
             tokens, unflatten = h, (lambda t: t)
 
         def block_fn(block, z):
-            return maybe_checkpoint(self.grad_checkpointing, block, z, tau, cond)
+            return maybe_checkpoint(self.grad_checkpointing, block, z, t, cond)
 
         out, block_outputs = run_with_long_skips(self.blocks, self.skip_linears, tokens, block_fn)
         last = unflatten(out)
@@ -147,4 +148,4 @@ class Branch(nn.Module):
             features = torch.cat([h] + [unflatten(o) for o in block_outputs], dim=-1)
         else:
             features = last
-        return self.head(last, tau), features
+        return self.head(last, t), features

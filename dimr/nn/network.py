@@ -9,6 +9,7 @@ from ..config import DiMRConfig
 from .branch import Branch
 from .embeddings import init_trunc_normal
 from .blocks import AdaLNModulation
+from .tdln import TimeValues, time_dependent_modules
 
 __all__ = ["MultiResolutionNetwork", "log_snr_to_tau", "ADALN_TIME_SCALE"]
 
@@ -44,6 +45,8 @@ class MultiResolutionNetwork(nn.Module):
             branches.append(branch)
             low_dim = branch.feature_dim
         self.branches = nn.ModuleList(branches)
+        # every TD norm's terms, in one order: the forward computes all their values in one batched op
+        self.time_dependent = time_dependent_modules(self)
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -65,10 +68,11 @@ class MultiResolutionNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor, log_snr: torch.Tensor | float, y: torch.Tensor) -> list[torch.Tensor]:
         tau = log_snr_to_tau(log_snr, x.shape[0], x.device)
+        t = TimeValues(self.time_dependent, tau)  # γ(t), β(t) of every TD norm, eqs. (5)–(6), at once
         t_in = ADALN_TIME_SCALE * tau if self.cfg.time_conditioning == "adaln_zero" else None
         outputs, low = [], None
         last = len(self.branches) - 1
         for r, branch in enumerate(self.branches):
-            eps, low = branch(x, tau, y, low, t_in, need_features=r < last)
+            eps, low = branch(x, t, y, low, t_in, need_features=r < last)
             outputs.append(eps)
         return outputs

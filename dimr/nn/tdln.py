@@ -10,8 +10,9 @@ Two readings of the same idea live here, side by side:
   shared by γ(t) and β(t), ``s(t) = sigmoid(w·t + b)``, ``γ = s·p1 + (1 − s)·p2`` and
   ``β = s·p3 + (1 − s)·p4``.
 
-Time is always an argument (τ, one value per sample, the official code's ``log_snr / 4``), never
-state stored on a module.  At initialisation ``p0 == p1`` so every norm is exactly time-independent
+Time is always an argument, never state stored on a module: τ (one value per sample, the official
+code's ``log_snr / 4``), or the :class:`TimeValues` table a network computes from τ once per forward,
+every time-dependent value of every norm in one batched op.  At initialisation ``p0 == p1`` so every norm is exactly time-independent
 (the official code's behaviour); :func:`set_time_dependence` exists for tests and notebooks that want
 to see time act.
 """
@@ -22,6 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "gated_lerp",
+    "TimeDependent",
+    "TimeValues",
+    "time_dependent_modules",
     "TimeDependentParameter",
     "TDLayerNorm",
     "TDRMSNorm",
@@ -42,18 +47,75 @@ def broadcast_channels(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return v.view(v.shape[0], *([1] * (x.ndim - 2)), v.shape[-1])
 
 
-def _as_tau(tau: torch.Tensor | float, ref: torch.Tensor) -> torch.Tensor:
-    """τ as a column ``[B, 1]`` (or ``[1, 1]``) on ``ref``'s device and dtype."""
-    tau = torch.as_tensor(tau, device=ref.device, dtype=ref.dtype)
-    return tau.reshape(-1, 1)
+def gated_lerp(hi: torch.Tensor, lo: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
+               tau: torch.Tensor) -> torch.Tensor:
+    """Equations (5)–(6) for any number of time-dependent values at once:
+    ``s = sigmoid(w·τ + b)``, value ``= s·hi + (1 − s)·lo``, element-wise.
+
+    Shapes: ``hi, lo, w, b: [P]``, ``tau: [B, 1] -> [B, P]``."""
+    s = torch.sigmoid(w * tau + b)
+    return s * hi + (1.0 - s) * lo
 
 
-class TimeDependentParameter(nn.Module):
+class TimeDependent(nn.Module):
+    """A module with values that are functions of time through :func:`gated_lerp`.
+
+    It states its terms (:meth:`time_terms`: ``hi, lo, w, b``, each ``[P]``) and gets its values
+    ``[B, P]`` from ``t``: either a :class:`TimeValues` table that computed every such module of a
+    network at once, or τ itself (``[B]``, a scalar or a float), from which it computes its own."""
+
+    #: whether this module has terms of its own (a TD-LN of the official form holds two
+    #: :class:`TimeDependentParameter` modules instead)
+    has_time_terms = True
+
+    def time_terms(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def time_values(self, t: "TimeValues | torch.Tensor | float") -> torch.Tensor:
+        """This module's values at ``t``: ``[B, P]``."""
+        if isinstance(t, TimeValues):
+            return t.values_of(self)
+        hi, lo, w, b = self.time_terms()
+        return gated_lerp(hi, lo, w, b, torch.as_tensor(t, device=hi.device, dtype=hi.dtype).reshape(-1, 1))
+
+
+def time_dependent_modules(root: nn.Module) -> list[TimeDependent]:
+    """Every :class:`TimeDependent` module under ``root`` that has terms, in ``root.modules()`` order;
+    each learns its position (``time_slot``) in the tables :class:`TimeValues` builds for ``root``."""
+    found = [m for m in root.modules() if isinstance(m, TimeDependent) and m.has_time_terms]
+    for slot, m in enumerate(found):
+        m.time_slot = slot
+    return found
+
+
+class TimeValues:
+    """Every time-dependent value of a network at τ, computed once per forward in one batched
+    :func:`gated_lerp` over the concatenated terms of all its modules (instead of a few small ops per
+    norm). Blocks pass it on where they would pass τ; each module reads its own slice.
+
+    τ stays in the parameters' dtype (fp32) under autocast, as in the official code, which computes
+    its time-dependent parameters before the network runs.
+
+    Shapes: ``tau: [B]``; ``values_of(m) -> [B, P_m]``."""
+
+    def __init__(self, modules: list[TimeDependent], tau: torch.Tensor):
+        self.tau = tau
+        terms = [m.time_terms() for m in modules]
+        hi, lo, w, b = (torch.cat(parts) for parts in zip(*terms)) if terms else (tau.new_zeros(0),) * 4
+        table = gated_lerp(hi, lo, w, b, tau.to(hi.dtype).reshape(-1, 1))
+        self._values = table.split([t[0].numel() for t in terms], dim=1)
+
+    def values_of(self, m: TimeDependent) -> torch.Tensor:
+        return self._values[m.time_slot]
+
+
+class TimeDependentParameter(TimeDependent):
     """One official TDP: a tensor-valued function of time, ``value(τ) = s·p0 + (1 − s)·p1`` with
     ``s = sigmoid((1 + nodecay_weight)·τ + nodecay_bias)`` element-wise (official kernel.py).
 
-    Shapes: ``forward(tau: [B]) -> [B, C]`` for a parameter of shape ``[C]``.
-    Parameters: ``param0, param1, nodecay_weight, nodecay_bias``, each ``[C]`` (4·C in all).
+    Shapes: ``forward(t) -> [B, C]`` for a parameter of shape ``[C]`` (``t``: τ ``[B]`` or a
+    :class:`TimeValues`). Parameters: ``param0, param1, nodecay_weight, nodecay_bias``, each ``[C]``
+    (4·C in all).
     """
 
     def __init__(self, channels: int, init: float):
@@ -63,17 +125,16 @@ class TimeDependentParameter(nn.Module):
         self.nodecay_weight = nn.Parameter(torch.zeros(channels))
         self.nodecay_bias = nn.Parameter(torch.zeros(channels))
 
-    def gate(self, tau: torch.Tensor) -> torch.Tensor:
-        """``s(τ)``: ``[B, 1] -> [B, C]``, equation (5) with per-channel ``w = 1 + w'`` and ``b``."""
-        return torch.sigmoid((1.0 + self.nodecay_weight) * tau + self.nodecay_bias)
+    def time_terms(self):
+        # equation (5) with a gate per channel: slope w = 1 + w' (so s starts at sigmoid(τ)), offset b
+        return self.param0, self.param1, 1.0 + self.nodecay_weight, self.nodecay_bias
 
-    def forward(self, tau: torch.Tensor) -> torch.Tensor:
-        s = self.gate(_as_tau(tau, self.param0))
-        return s * self.param0 + (1.0 - s) * self.param1  # equation (6)
+    def forward(self, t: "TimeValues | torch.Tensor | float") -> torch.Tensor:
+        return self.time_values(t)
 
 
 class _PaperTimeGate(nn.Module):
-    """Equation (5) literally: ``s(t) = sigmoid(w·t + b)`` with one scalar ``w`` and ``b`` per norm.
+    """Equation (5)'s scalar pair for one norm: ``s(t) = sigmoid(w·t + b)`` with one ``w`` and one ``b``.
 
     ``w`` starts at 1 so that, like the official ``1 + w'`` form, ``s`` starts at ``sigmoid(τ)``."""
 
@@ -82,11 +143,8 @@ class _PaperTimeGate(nn.Module):
         self.gate_weight = nn.Parameter(torch.ones(1))
         self.gate_bias = nn.Parameter(torch.zeros(1))
 
-    def forward(self, tau: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.gate_weight * tau + self.gate_bias)  # [B, 1]
 
-
-class TDLayerNorm(nn.Module):
+class TDLayerNorm(TimeDependent):
     """TD-LN, equation (7): ``z = LN(x; γ(t), β(t))``.
 
     Args:
@@ -95,7 +153,7 @@ class TDLayerNorm(nn.Module):
             gate, parameters ``p1..p4``).
         eps: LayerNorm epsilon (1e-5, as the official ``F.layer_norm`` call).
 
-    Shapes: ``forward(x: [B, ..., C], tau: [B]) -> [B, ..., C]``.
+    Shapes: ``forward(x: [B, ..., C], t) -> [B, ..., C]`` (``t``: τ ``[B]`` or a :class:`TimeValues`).
     Parameters: official 8·C; paper 4·C + 2.
     """
 
@@ -104,6 +162,7 @@ class TDLayerNorm(nn.Module):
         if form not in ("official", "paper"):
             raise ValueError(f"TD-LN form must be 'official' or 'paper', got {form!r}")
         self.dim, self.form, self.eps = dim, form, eps
+        self.has_time_terms = form == "paper"
         if form == "official":
             self.weight = TimeDependentParameter(dim, 1.0)
             self.bias = TimeDependentParameter(dim, 0.0)
@@ -114,16 +173,19 @@ class TDLayerNorm(nn.Module):
             self.p3 = nn.Parameter(torch.zeros(dim))
             self.p4 = nn.Parameter(torch.zeros(dim))
 
-    def gamma_beta(self, tau: torch.Tensor | float, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """γ(t), β(t) as ``[B, C]`` (equation (6) and its β twin)."""
-        tau = _as_tau(tau, ref)
-        if self.form == "official":
-            return self.weight(tau), self.bias(tau)
-        s = self.gate(tau)
-        return s * self.p1 + (1 - s) * self.p2, s * self.p3 + (1 - s) * self.p4
+    def time_terms(self):
+        # the paper's form: γ and β side by side ([2C]) behind one scalar gate s(t) = sigmoid(w·t + b)
+        w, b = self.gate.gate_weight.expand(2 * self.dim), self.gate.gate_bias.expand(2 * self.dim)
+        return torch.cat([self.p1, self.p3]), torch.cat([self.p2, self.p4]), w, b
 
-    def forward(self, x: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:
-        gamma, beta = self.gamma_beta(tau, x)
+    def gamma_beta(self, t: "TimeValues | torch.Tensor | float") -> tuple[torch.Tensor, torch.Tensor]:
+        """γ(t), β(t) as ``[B, C]`` (equation (6) and its β twin)."""
+        if self.form == "official":
+            return self.weight(t), self.bias(t)
+        return self.time_values(t).chunk(2, dim=-1)
+
+    def forward(self, x: torch.Tensor, t: "TimeValues | torch.Tensor | float") -> torch.Tensor:
+        gamma, beta = self.gamma_beta(t)
         x = F.layer_norm(x, (self.dim,), eps=self.eps)
         return x * broadcast_channels(gamma, x) + broadcast_channels(beta, x)
 
@@ -139,7 +201,8 @@ class TDRMSNorm(nn.Module):
     ``z = x / (‖x‖₂/√C + 1e-8) · γ(t)`` — the epsilon sits *outside* the square root, as in the
     official module, which is why ``F.rms_norm`` is not used.
 
-    Shapes: ``forward(x: [B, ..., C], tau: [B]) -> [B, ..., C]``. Parameters: 4·C.
+    Shapes: ``forward(x: [B, ..., C], t) -> [B, ..., C]`` (``t``: τ ``[B]`` or a :class:`TimeValues`).
+    Parameters: 4·C.
     """
 
     def __init__(self, dim: int, eps: float = 1e-8):
@@ -147,10 +210,8 @@ class TDRMSNorm(nn.Module):
         self.dim, self.eps = dim, eps
         self.scale = TimeDependentParameter(dim, 1.0)
 
-    def forward(self, x: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:
-        rms = _rms(x)
-        gamma = self.scale(_as_tau(tau, x))
-        return x / (rms + self.eps) * broadcast_channels(gamma, x)
+    def forward(self, x: torch.Tensor, t: "TimeValues | torch.Tensor | float") -> torch.Tensor:
+        return x / (_rms(x) + self.eps) * broadcast_channels(self.scale(t), x)
 
 
 class RMSNorm(nn.Module):
