@@ -499,7 +499,8 @@ def setup(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
 def train_step(run: Run, step: int) -> dict:
     """One optimiser step (paper eq. (8)): per micro-batch, label dropout, t and ε from (seed, step), the
     multi-scale loss and its backward; then AdamW at the step's learning rate and the EMA update.
-    Returns the step's logs (``loss``, ``loss/<res>px`` …, ``lr``), averaged over micro-batches."""
+    Returns the step's logs (``loss``, ``loss/<res>px`` …, averaged over micro-batches, as 0-d tensors on the
+    device, so that the step never waits for the device; ``lr``, a float)."""
     cfg, env = run.cfg, run.env
     lr = lr_at(step, cfg.lr, cfg.warmup_steps)
     for group in run.opt.param_groups:
@@ -514,7 +515,7 @@ def train_step(run: Run, step: int) -> dict:
         with contextlib.nullcontext() if last else run.net.no_sync():  # all-reduce once, on the last micro-batch
             loss = _loss_or_eager(run, x0, y, t, eps)
             run.scaler.scale(loss.total / cfg.grad_accum).backward()
-        for k, v in loss.log_dict().items():
+        for k, v in loss.log_tensors().items():
             logs[k] = logs.get(k, 0.0) + v / cfg.grad_accum
     run.scaler.step(run.opt)
     run.scaler.update()
@@ -591,26 +592,43 @@ class Checkpointer:
 class MetricsLog:
     """``out/metrics.jsonl``: one line per ``log_every`` steps (and at the last step), the window's mean
     logs with step, EMA rate, images/s and elapsed time. A resumed run first drops the lines an
-    interrupted attempt wrote after its last checkpoint."""
+    interrupted attempt wrote after its last checkpoint.
+
+    Steps hand in their logs as device tensors; :meth:`read` brings the window's to the host in one
+    transfer — the one place the training loop waits for the device."""
 
     def __init__(self, run: Run):
         self.path, self.write = run.out / "metrics.jsonl", run.env.main
         self.batch_size, self.ema = run.cfg.batch_size, run.ema
-        self.window: list[dict] = []
+        self.window: list[tuple[int, dict]] = []  # (step, logs) since the last record
+        self.last_loss = float("nan")  # the loss of the last step recorded
         self.t_start = self.t_window = time.perf_counter()
         if self.write and self.path.exists():
             keep = [line for line in self.path.read_text().splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= run.start_step]
             self.path.write_text("".join(line + "\n" for line in keep))
 
-    def add(self, step: int, logs: dict, flush: bool) -> dict | None:
-        """Add a step's logs; at a flush, return (and, on rank 0, append) the window's record."""
-        self.window.append(logs)
-        if not flush:
-            return None
-        now = time.perf_counter()
-        rec = {k: sum(w[k] for w in self.window) / len(self.window) for k in self.window[0] if k != "lr"}
-        rec.update(step=step, lr=logs["lr"], ema_rate=self.ema.rate_at(step - 1),
+    def add(self, step: int, logs: dict) -> None:
+        """A step's logs (its tensors are read later, by :meth:`read`)."""
+        self.window.append((step, logs))
+
+    def read(self) -> int | None:
+        """Bring every log of the window still on the device to the host (one transfer); returns the first
+        step of the window whose loss is not finite, or None."""
+        pending = [(i, k) for i, (_, logs) in enumerate(self.window) for k, v in logs.items() if torch.is_tensor(v)]
+        if pending:
+            values = torch.stack([self.window[i][1][k].float() for i, k in pending]).tolist()
+            for (i, k), v in zip(pending, values):
+                self.window[i][1][k] = v
+        return next((step for step, logs in self.window if not math.isfinite(logs["loss"])), None)
+
+    def record(self, step: int) -> dict:
+        """The record of the window up to ``step`` (later steps are dropped: a diverged run's log ends on the
+        step that diverged); on rank 0 appended to the file. Call after :meth:`read`."""
+        window = [logs for s, logs in self.window if s <= step]
+        self.last_loss, now = window[-1]["loss"], time.perf_counter()
+        rec = {k: sum(w[k] for w in window) / len(window) for k in window[0] if k != "lr"}
+        rec.update(step=step, lr=window[-1]["lr"], ema_rate=self.ema.rate_at(step - 1),
                    images_per_s=len(self.window) * self.batch_size / max(now - self.t_window, 1e-9),
                    elapsed_s=now - self.t_start)
         if self.write:
@@ -621,19 +639,18 @@ class MetricsLog:
 
 
 class StopRequest:
-    """Why a run stops early, agreed by every process after every step.
+    """Why a run stops early, agreed by every process at the loop's sync points (see :func:`train`).
 
-    SIGTERM or a first Ctrl-C (SIGINT) on any process asks to stop after the current step (a second
-    Ctrl-C aborts at once, without a checkpoint); ``time_limit_s`` is read from rank 0's clock only.
-    :meth:`poll` takes the maximum of every rank's request in one all-reduce, so all ranks leave the
-    loop after the same step — none waits in the checkpoint barrier while another waits in the next
-    step's gradient all-reduce."""
+    SIGTERM or a first Ctrl-C (SIGINT) on any process asks to stop (a second Ctrl-C aborts at once,
+    without a checkpoint); ``time_limit_s`` is read from rank 0's clock only. :meth:`poll` takes the
+    maximum of every rank's request in one all-reduce, so all ranks leave the loop after the same step —
+    none waits in the checkpoint barrier while another waits in the next step's gradient all-reduce."""
 
     RUNNING, SIGNALLED, TIME_LIMITED, DIVERGED = 0, 1, 2, 3
 
     def __init__(self, env: _Dist, time_limit_s: float | None):
         self.env, self.time_limit_s, self.t_start = env, time_limit_s, time.perf_counter()
-        self.signalled, self.reason, self._old = False, self.RUNNING, {}
+        self.signalled, self.reason, self.diverged_at, self._old = False, self.RUNNING, None, {}
 
     def _on_signal(self, signum, frame):
         if self.signalled and signum == signal.SIGINT:
@@ -652,18 +669,28 @@ class StopRequest:
             signal.signal(sig, handler)
         return False
 
-    def poll(self, diverged: bool = False) -> int:
-        """The stop reason every rank agrees on now (:attr:`RUNNING` to go on); ``diverged`` says this
-        rank's loss is not finite, and outranks every other reason."""
-        timed_out = (self.env.main and self.time_limit_s is not None
-                     and time.perf_counter() - self.t_start >= self.time_limit_s)
-        local = (self.DIVERGED if diverged else self.SIGNALLED if self.signalled
-                 else self.TIME_LIMITED if timed_out else self.RUNNING)
-        if self.env.world > 1:
-            agreed = torch.tensor([local], device=self.env.device)
+    def _timed_out(self) -> bool:
+        return (self.env.main and self.time_limit_s is not None
+                and time.perf_counter() - self.t_start >= self.time_limit_s)
+
+    def wanted(self) -> bool:
+        """Whether this process has a reason to stop (read from the host alone: no device, no other rank)."""
+        return self.signalled or self._timed_out()
+
+    def poll(self, diverged_at: int | None = None) -> int:
+        """The stop reason every rank agrees on now (:attr:`RUNNING` to go on). ``diverged_at`` is the first
+        step at which this rank's loss was not finite; it outranks every other reason, and
+        :attr:`diverged_at` becomes the earliest such step of any rank."""
+        local = (self.DIVERGED if diverged_at is not None else self.SIGNALLED if self.signalled
+                 else self.TIME_LIMITED if self._timed_out() else self.RUNNING)
+        first = diverged_at
+        if self.env.world > 1:  # one all-reduce: the largest reason and the smallest diverged step
+            never = torch.iinfo(torch.int64).max
+            agreed = torch.tensor([local, -(never if diverged_at is None else diverged_at)], device=self.env.device)
             dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
-            local = int(agreed)
-        self.reason = local
+            local, first = int(agreed[0]), -int(agreed[1])
+            first = None if first == never else first
+        self.reason, self.diverged_at = local, first
         return local
 
 
@@ -693,38 +720,48 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
 
     Writes ``out/latest.pt`` (atomically: every ``ckpt_every`` steps and whenever the run ends, including
     Ctrl-C/SIGTERM), ``out/metrics.jsonl`` (appended every ``log_every`` steps) and ``out/summary.json``.
-    A loss that stops being finite ends the run at once: the summary records ``diverged_at_step``, that
-    step's weights are not checkpointed, and :class:`TrainingDiverged` is raised (the CLI exits with
+    The steps never wait for the device; the loop reads the losses only at its sync points (every record,
+    every checkpoint, the end, a stop request). A loss that stops being finite ends the run at the next
+    of them: the summary records ``diverged_at_step`` (the first non-finite step) and no weights from it on
+    are checkpointed, the log ends on it, and :class:`TrainingDiverged` is raised (the CLI exits with
     :data:`DIVERGED_EXIT`)."""
     run = setup(cfg, out, resume, dataset, time_limit_s)
     cfg, env = run.cfg, run.env
     checkpoints, log = Checkpointer(run, save_checkpoints), MetricsLog(run)
     bar = tqdm(total=cfg.steps, initial=run.start_step, desc=f"train {run.preset.name}", unit="step",
                dynamic_ncols=True, disable=not (env.main and cfg.progress))
-    step, last_loss = run.start_step, float("nan")
+    step = run.start_step
     with StopRequest(env, time_limit_s) as stop, bar:
         while step < cfg.steps:
-            logs = train_step(run, step)
-            step, last_loss = step + 1, logs["loss"]
-            reason = stop.poll(diverged=not math.isfinite(last_loss))  # one rank's NaN stops them all
+            log.add(step + 1, train_step(run, step))
+            step += 1
+            bar.update(1)
+            logging, saving = step % cfg.log_every == 0 or step == cfg.steps, step % cfg.ckpt_every == 0
+            # sync points, the only steps at which the host waits for the device: a record, a checkpoint, the
+            # end, or (one process only: ranks must meet at the same steps) a wish to stop
+            if not (logging or saving or (env.world == 1 and stop.wanted())):
+                continue
+            reason = stop.poll(diverged_at=log.read())  # one rank's NaN stops them all
             if reason == StopRequest.DIVERGED:
-                log.add(step, logs, flush=True)  # the log ends on the step that diverged
+                step = stop.diverged_at
+                log.record(step)  # the log ends on the step that diverged
                 break
             stopping = reason != StopRequest.RUNNING
-            rec = log.add(step, logs, flush=step % cfg.log_every == 0 or step == cfg.steps or stopping)
-            bar.update(1)
-            if rec is not None and bar.disable and env.main:  # no bar (logs, notebooks): one line per record
-                print(_progress_line(rec, cfg.steps, run.start_step, time_limit_s), flush=True)
-            elif rec is not None:
-                bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.0f}")
+            if logging or stopping:
+                rec = log.record(step)
+                if bar.disable and env.main:  # no bar (logs, notebooks): one line per record
+                    print(_progress_line(rec, cfg.steps, run.start_step, time_limit_s), flush=True)
+                else:
+                    bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.0f}")
             if stopping:
                 break
-            if step % cfg.ckpt_every == 0 and step < cfg.steps:
+            if saving and step < cfg.steps:
                 checkpoints.save(step)
-        diverged = step if stop.reason == StopRequest.DIVERGED else None
+        diverged = stop.diverged_at
         if diverged is None:
             checkpoints.save(step)  # a run always ends with a checkpoint, interrupted or not; a diverged one
             #                         keeps its last good one (resuming it would diverge again)
+    last_loss = log.last_loss
     wall = time.perf_counter() - log.t_start
     summary = {"preset": run.preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
                "images_per_s": (step - run.start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,

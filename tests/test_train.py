@@ -394,6 +394,25 @@ def test_sigint_finishes_the_step_and_checkpoints(tmp_path):
     assert summary["step"] == step + 1
 
 
+def test_the_diverged_step_is_exact_when_the_loop_reads_the_device_only_every_few_steps(tmp_path):
+    """The steps leave their losses on the device and the loop reads them at its sync points (here every 7th
+    step): the run still names the first non-finite step, the one a loop that reads every step finds."""
+    from dimr.train import TrainingDiverged
+
+    found = {}
+    for log_every in (1, 7):
+        cfg = TrainConfig(**{**TINY, "lr": 1e30, "warmup_steps": 0, "compile": "off", "log_every": log_every},
+                          steps=50)
+        with pytest.raises(TrainingDiverged) as err:
+            train(cfg, tmp_path / str(log_every))
+        summary = json.loads((tmp_path / str(log_every) / "summary.json").read_text())
+        log = [json.loads(line) for line in (tmp_path / str(log_every) / "metrics.jsonl").read_text().splitlines()]
+        assert summary["diverged_at_step"] == summary["step"] == err.value.step == log[-1]["step"]
+        assert summary["checkpoint"] is None  # nothing was checkpointed before it (ckpt_every 1000)
+        found[log_every] = err.value.step
+    assert found[7] == found[1] and found[1] % 7 != 0  # named exactly, not rounded to the sync point
+
+
 def test_a_loss_that_stops_being_finite_ends_the_run_as_diverged(tmp_path):
     """An absurd learning rate makes the loss NaN within a couple of steps: the run stops on that step,
     the summary and the log say so, the NaN weights are not checkpointed, and the CLI exits with its own code."""

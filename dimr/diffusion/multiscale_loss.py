@@ -130,11 +130,16 @@ class MultiScaleLoss:
     per_branch: dict[int, torch.Tensor] = field(default_factory=dict)
     weights: dict[int, float] = field(default_factory=dict)
 
-    def log_dict(self, prefix: str = "loss") -> dict[str, float]:
-        """Plain floats for logging: ``{prefix: total, f"{prefix}/{H}px": mse_r, ...}``."""
-        out = {prefix: float(self.total.detach())}
-        out.update({f"{prefix}/{res}px": float(v.detach()) for res, v in self.per_branch.items()})
+    def log_tensors(self, prefix: str = "loss") -> dict[str, torch.Tensor]:
+        """What to log, still on the device (reading it would wait for the device): ``{prefix: total,
+        f"{prefix}/{H}px": mse_r, ...}``, detached scalars."""
+        out = {prefix: self.total.detach()}
+        out.update({f"{prefix}/{res}px": v.detach() for res, v in self.per_branch.items()})
         return out
+
+    def log_dict(self, prefix: str = "loss") -> dict[str, float]:
+        """:meth:`log_tensors` as plain floats."""
+        return {k: float(v) for k, v in self.log_tensors(prefix).items()}
 
 
 def multiscale_loss(preds: Sequence[torch.Tensor], eps: torch.Tensor, coeffs: Sequence[float],
