@@ -126,6 +126,41 @@ display(Markdown(f"For comparison, Table 4 trains DiMR-XL/2R on {xl.recipe.train
                  "backward passes alone, without the optimiser."))
 
 # %% [markdown]
+# ## Measured on a CPU: `python -m dimr bench`
+#
+# Every record `python -m dimr bench` wrote under `runs/bench/`: training steps (forward, multi-scale loss,
+# backward, AdamW, EMA) and DPM-Solver sampling with guidance, on a fixed synthetic batch of the preset's
+# shape. Achieved FLOP/s counts the zoo's MACs at two FLOPs each, three forward passes per training image
+# (four where a side checkpoints its activations, as the official code always does); MFU is against a
+# peak measured on the same machine (a large fp32 matrix product). "ours / official" is the step rate of
+# this package over the official implementation's, both called alternately in one process on the same
+# weights (`--official PATH`, a checkout that is never committed). The commands are in `runs/bench/README.md`.
+
+# %% tags=["remove-input"]
+from dimr.bench import bench_records, records_table
+
+bench = bench_records()
+display(Markdown(records_table(bench) if bench else "No `python -m dimr bench` record under `runs/bench/`."))
+
+
+def _train_flops(preset: str) -> dict | None:
+    """The latest eager fp32 CPU training measure of ``preset``: its side ``ours`` and the record."""
+    found = [(r, e) for r in bench for e in r["results"] if r["preset"] == preset and r["device"] == "cpu"
+             and not r["compile"] and r["amp"] != "bf16" and e.get("measure") == "train" and "sides" in e]
+    return found[-1] if found else None
+
+
+pair = _train_flops("DiMR-T/3R"), _train_flops("U-ViT-T/4")
+if all(pair):
+    (r_d, e_d), (r_u, e_u) = pair
+    share = e_d["sides"]["ours"]["achieved_tflops"] / e_u["sides"]["ours"]["achieved_tflops"]
+    display(Markdown(f"DiMR-T/3R's training steps reach **{100 * share:.0f}%** of U-ViT-T/4's achieved FLOP/s "
+                     f"(batch {e_d['batch']} and {e_u['batch']}, fp32, eager, {r_d['threads']} threads, "
+                     f"{r_d['device_name']}): the multi-resolution network spends more of its time in "
+                     "memory-bound work (depthwise convolutions, norms and GELU on its high-resolution "
+                     "branches) than the one-resolution Transformer."))
+
+# %% [markdown]
 # ## Profiles
 #
 # | profile | what it is for | where its runs go |

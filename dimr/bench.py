@@ -81,7 +81,8 @@ from .runs import atomic_write_json, git_info, hardware_info, mark_external, rep
 __all__ = ["MEASURES", "DATASHEET_PEAKS", "OFFICIAL_TOLERANCE", "EquivalenceError", "flops_per_image",
            "datasheet_peak", "measure_cpu_peak", "device_peak", "PeakMemory", "bench_run", "Work", "make_work",
            "time_calls", "OfficialCodeError", "official_libs", "official_code", "OfficialNet", "official_side",
-           "check_equivalence", "BenchConfig", "bench", "default_out", "format_summary", "before_after", "cli"]
+           "check_equivalence", "BenchConfig", "bench", "default_out", "format_summary", "bench_records",
+           "records_table", "before_after", "cli"]
 
 MEASURES = ("train", "sample", "forward", "forward-backward")
 #: dense (no sparsity) peak TFLOP/s by a substring of the CUDA device name, first match wins (NVIDIA datasheets:
@@ -670,6 +671,38 @@ def format_summary(record: dict) -> str:
         if "ours_over_official" in e:
             ratios.append(f"{e['measure']} at batch {e['batch']}: ours/official = {e['ours_over_official']:.2f}x")
     lines += ["", f"peak memory: {record['memory']}"] + (["", *ratios] if ratios else [])
+    return "\n".join(lines)
+
+
+def bench_records(folder: str | os.PathLike | None = None) -> list[dict]:
+    """Every ``dimr bench`` record in ``folder`` (default ``runs/bench/``), oldest first (the older scripts'
+    records, which lack its fields, are left out)."""
+    folder = Path(folder) if folder is not None else repo_root() / "runs" / "bench"
+    records = [json.loads(f.read_text(encoding="utf-8")) for f in sorted(folder.glob("*.json"))]
+    return sorted((r for r in records if r.get("what", "").startswith("python -m dimr bench")), key=lambda r: r["when"])
+
+
+def records_table(records: Sequence[dict]) -> str:
+    """Markdown: one row per measure of each record (and side, side by side) with what it was measured on,
+    images/s, achieved FLOP/s, MFU and, side by side, ours/official."""
+    lines = ["| preset | measure | batch | precision, compile | side | ckpt | images/s | GFLOP/s | MFU | "
+             "ours / official | measured on |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for rec in records:
+        where = (f"{rec['device_name']}, {rec['threads']} threads" if rec["device"] == "cpu" else rec["device_name"])
+        where += (f", torch {rec['torch'].split('+')[0]}, {rec['when'][:10]}, commit {rec['git']['commit'][:7]}"
+                  + (" with changes" if rec["git"].get("dirty") else ""))
+        how = f"{'bf16' if rec['amp'] == 'bf16' else 'fp32'}, {'compiled' if rec['compile'] else 'eager'}"
+        for e in rec["results"]:
+            if "error" in e:
+                lines.append(f"| {rec['preset']} | {e.get('measure', '-')} | {e['batch']} | {how} | | | {e['error']} "
+                             f"| | | | {where} |")
+                continue
+            ratio = f"{e['ours_over_official']:.2f}×" if "ours_over_official" in e else ""
+            for side, r in e["sides"].items():
+                mfu = f"{100 * r['mfu']:.0f}%" if r["mfu"] is not None else "–"
+                lines.append(f"| {rec['preset']} | {e['measure']} | {e['batch']} | {how} | {side} | "
+                             f"{'yes' if r['gradient_checkpointing'] else 'no'} | {r['images_per_s']:.3g} | "
+                             f"{1e3 * r['achieved_tflops']:.3g} | {mfu} | {ratio if side == 'ours' else ''} | {where} |")
     return "\n".join(lines)
 
 

@@ -61,6 +61,25 @@ def test_the_command_writes_a_well_formed_record(tmp_path, capsys):
     assert s["flops_per_call"] == pytest.approx(8 * 2e9 * gmacs)
 
 
+def test_the_books_table_reads_every_bench_record_and_only_those(tmp_path):
+    rc, out = _run(tmp_path, "--measure", "train")
+    assert rc == 0
+    record = json.loads(out.read_text())
+    side_by_side = copy.deepcopy(record)
+    side_by_side["when"] = "9999" + record["when"][4:]  # the later one
+    entry = side_by_side["results"][0]
+    entry["sides"]["official"] = {**entry["sides"]["ours"], "gradient_checkpointing": True}
+    entry["ours_over_official"] = 1.234
+    (tmp_path / "later.json").write_text(json.dumps(side_by_side))
+    (tmp_path / "old-script.json").write_text(json.dumps({"preset": "DiMR-XL/2R", "results": [{"batch": 32}]}))
+    found = bench.bench_records(tmp_path)
+    assert [r["when"] for r in found] == [record["when"], side_by_side["when"]]  # oldest first, old script's left out
+    rows = bench.records_table(found).splitlines()[2:]
+    assert len(rows) == 3 and all(row.startswith("| DiMR-T/3R | train | 2 | fp32, eager |") for row in rows)
+    assert "| ours | no |" in rows[1] and "1.23×" in rows[1] and "| official | yes |" in rows[2]
+    assert record["git"]["commit"][:7] in rows[0]
+
+
 def test_checkpointing_is_recorded_and_costs_a_fourth_forward(tmp_path):
     rc, out = _run(tmp_path, "--grad-checkpointing", "--measure", "train", "forward")
     assert rc == 0
