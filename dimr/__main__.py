@@ -6,9 +6,16 @@ this file only dispatches (and imports lazily, so ``zoo`` does not pay for diffu
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
-from . import __version__
+# Before torch is imported (PyTorch reads it once, at its first allocation): CPU tensors of 2 MiB and more
+# on transparent huge pages. A large model's step allocates gigabytes of activations afresh, and on 4 KiB
+# pages every step pays hundreds of thousands of page faults in the kernel; `python -m dimr bench` shows it
+# as the step's system time. Set THP_MEM_ALLOC_ENABLE=0 to opt out.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+from . import __version__  # noqa: E402 - after the allocator's setting
 from .cli import program
 
 VERBS = {

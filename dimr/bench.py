@@ -330,25 +330,32 @@ def _sync(device: torch.device) -> None:
 def time_calls(works: Sequence[Work], warmup: int, timed: int, device: torch.device, memory: PeakMemory,
                names: Sequence[str] = ("ours", "official"), progress: Callable[[str], None] | None = print) -> list[dict]:
     """Alternate the calls of ``works`` (A B A B …): ``warmup`` untimed rounds, then ``timed`` rounds. Per work:
-    ``{"seconds": [timed calls], "median_s", "peak_memory_bytes"}`` (memory reset before each call, off the clock)."""
+    ``{"seconds": [timed calls], "median_s", "peak_memory_bytes", "host": {...}}`` (memory reset before each call,
+    off the clock); ``host`` holds the medians over timed calls of this process's CPU seconds in user and system
+    (kernel) mode and of its minor page faults (the kernel's time goes mostly to those on large CPU steps)."""
     seconds, peaks = [[] for _ in works], [0] * len(works)
+    host = [{"user_s": [], "system_s": [], "minor_page_faults": []} for _ in works]
     for i in range(warmup + timed):
         line = []
         for k, work in enumerate(works):
             memory.reset()
             _sync(device)
-            t0 = time.perf_counter()
+            r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
             work.call()
             _sync(device)
-            dt = time.perf_counter() - t0
+            dt, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
             peaks[k] = max(peaks[k], memory.read())
             if i >= warmup:
                 seconds[k].append(dt)
+                for key, v in (("user_s", r1.ru_utime - r0.ru_utime), ("system_s", r1.ru_stime - r0.ru_stime),
+                               ("minor_page_faults", r1.ru_minflt - r0.ru_minflt)):
+                    host[k][key].append(v)
             line.append(f"{names[k]} {dt:.3f} s" if len(works) > 1 else f"{dt:.3f} s")
         if progress:
             phase = f"warm-up {i + 1}/{warmup}" if i < warmup else f"timed {i + 1 - warmup}/{timed}"
             progress(f"  {works[0].measure} {phase}: " + ", ".join(line))
-    return [{"seconds": s, "median_s": statistics.median(s), "peak_memory_bytes": p} for s, p in zip(seconds, peaks)]
+    return [{"seconds": s, "median_s": statistics.median(s), "peak_memory_bytes": p,
+             "host": {key: statistics.median(v) for key, v in h.items()}} for s, p, h in zip(seconds, peaks, host)]
 
 
 def _side_result(work: Work, timing: dict, peak_tflops: float | None, checkpointing: bool) -> dict:
@@ -358,7 +365,7 @@ def _side_result(work: Work, timing: dict, peak_tflops: float | None, checkpoint
     return {"images_per_s": work.images / median, "median_s": median, "seconds": timing["seconds"],
             "images_per_call": work.images, "gradient_checkpointing": checkpointing, "flops_per_call": flops,
             "achieved_tflops": achieved, "mfu": achieved / peak_tflops if peak_tflops else None,
-            "peak_memory_gib": timing["peak_memory_bytes"] / 2 ** 30, **work.info()}
+            "peak_memory_gib": timing["peak_memory_bytes"] / 2 ** 30, "host_per_call": timing["host"], **work.info()}
 
 
 # ---------------------------------------------------------------------------------------------

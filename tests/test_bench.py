@@ -55,6 +55,8 @@ def test_the_command_writes_a_well_formed_record(tmp_path, capsys):
     assert t["achieved_tflops"] == pytest.approx(t["flops_per_call"] / t["median_s"] / 1e12)
     assert t["mfu"] == pytest.approx(t["achieved_tflops"] / record["peak"]["tflops"])
     assert t["peak_memory_gib"] > 0
+    assert set(t["host_per_call"]) == {"user_s", "system_s", "minor_page_faults"}
+    assert t["host_per_call"]["user_s"] > 0 and min(t["host_per_call"].values()) >= 0
     # DiMR-T/3R's recipe guides (w = 2): each of the 2 solver steps is one forward of the doubled batch of 2
     assert record["sampler"]["guidance"] == 2.0 and record["sampler"]["steps"] == 2
     assert s["network_images_per_call"] == 2 * 2 * 2
