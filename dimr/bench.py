@@ -633,6 +633,8 @@ def _record(cfg: BenchConfig, preset, row, amp, device, peak, memory, sampler, d
         "gradient_checkpointing": ckpt, "compile": cfg.compile, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else hw["cpu"],
         "threads": torch.get_num_threads(), "torch": torch.__version__, "hardware": hw, "git": git_info(),
+        # CPU tensors on huge pages or not (dimr/__main__.py sets it for every dimr command): it moves CPU step times
+        "thp_mem_alloc_enable": os.environ.get("THP_MEM_ALLOC_ENABLE"),
         "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "peak": peak,
         "flops": "2 FLOPs per MAC of gmacs_per_image; forward and sample 1x per network image, train and "

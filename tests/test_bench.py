@@ -47,6 +47,7 @@ def test_the_command_writes_a_well_formed_record(tmp_path, capsys):
     assert record["peak"]["tflops"] > 0 and "measured" in record["peak"]["source"]
     assert record["timing"]["train_forward"] == {"warmup_calls": 1, "timed_calls": 1}
     assert "RSS" in record["memory"] and record["command"].startswith("python -m dimr bench")
+    assert record["thp_mem_alloc_enable"] == os.environ.get("THP_MEM_ALLOC_ENABLE")
     train, sample = record["results"]
     assert (train["measure"], sample["measure"]) == ("train", "sample")
     t, s = train["sides"]["ours"], sample["sides"]["ours"]
