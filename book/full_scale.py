@@ -47,12 +47,17 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
+from dimr.bench import bench_records
 from dimr.presets import get_preset
 from dimr.tables import profile_row
 
 IMAGENET_TRAIN = 1_281_167            # training images (paper App. A)
 A100_PEAK_TFLOPS = 312                 # dense fp16/bf16 tensor-core peak of one A100 (NVIDIA datasheet)
-CPU_IMAGES_PER_S = 0.32                # official DiMR-M/3R training on a 2-core CPU (docs/official-code.md §12)
+# this package's DiMR-M/3R training rate on a CPU: the latest `dimr bench` record of it (runs/bench/)
+cpu_measures = [(rec, e) for rec in bench_records() if rec["preset"] == "DiMR-M/3R" and rec["device"] == "cpu"
+                for e in rec["results"] if e.get("measure") == "train" and "sides" in e]
+cpu_rec, cpu_entry = cpu_measures[-1] if cpu_measures else (None, None)
+CPU_IMAGES_PER_S = cpu_entry["sides"]["ours"]["images_per_s"] if cpu_entry else float("nan")
 
 lines = ["| model | images seen | epochs | training compute | Table 4 budget | implied A100 utilisation | "
          "weights + grads + Adam + EMA (fp32) | on a 2-core CPU |", "|---|---|---|---|---|---|---|---|"]
@@ -70,7 +75,11 @@ for name in ("DiMR-M/3R", "DiMR-L/3R", "DiMR-XL/2R", "DiMR-XL/3R"):
     lines.append(f"| {name} | {images / 1e6:.0f}M | {images / IMAGENET_TRAIN:.0f} | {flops / 1e21:.2f} ZFLOP | "
                  f"{r.training_devices}, {r.training_time} | {100 * mfu:.0f}% | {memory_gb:.1f} GB | "
                  f"≈{cpu_years:,.0f} years |")
-Markdown("\n".join(lines))
+cpu_note = (f"The CPU column scales this package's DiMR-M/3R training rate, {CPU_IMAGES_PER_S:.2f} images/s at batch "
+            f"{cpu_entry['batch']} ({cpu_rec['device_name']}, {cpu_rec['threads']} threads, fp32, "
+            f"`python -m dimr bench`, {cpu_rec['when'][:10]}), by GMACs." if cpu_entry else
+            "No `dimr bench` record of DiMR-M/3R on a CPU: the CPU column is empty.")
+Markdown("\n".join(lines) + "\n\n" + cpu_note)
 
 # %% [markdown]
 # How to read it: **epochs** = batch × iterations / 1,281,167 training images — 300K iterations at
@@ -79,8 +88,8 @@ Markdown("\n".join(lines))
 # FLOPs per MAC. **Implied A100 utilisation** divides it by Table 4's devices and hours at the A100's
 # 312 TFLOPS fp16 peak (activation checkpointing re-runs the forward pass, so the hardware did more work
 # than this counts). **Memory** counts 20 bytes per parameter (fp32 weights, gradients, two Adam moments,
-# EMA) and excludes activations, which checkpointing keeps small. The **CPU** column scales the
-# 0.32 images/s measured for the official DiMR-M/3R (docs/official-code.md §12) by GMACs: the paper's runs are for GPUs.
+# EMA) and excludes activations, which checkpointing keeps small. The **CPU** column scales a measured
+# DiMR-M/3R training rate (named under the table) by GMACs: the paper's runs are for GPUs.
 #
 # ## Measured on one GPU
 #
