@@ -30,7 +30,7 @@ from .runs import DIVERGED_METRIC, list_runs, repo_root
 
 __all__ = ["SEEDS", "STUDY_STEPS", "STUDY_AMP", "STUDY_SAMPLES", "LEVEL", "StudyConfig", "CONFIGS", "StudyMetric", "METRICS", "PCA",
            "Claim", "CLAIMS", "Interval", "Verdict", "t_interval", "format_interval", "paired_verdict", "experiment_names",
-           "collect", "metric_values", "diverged_seeds", "judge", "progress"]
+           "collect", "evaluated", "metric_values", "diverged_seeds", "judge", "progress"]
 
 #: seeds of every configuration (init, data order, noise, and the evaluation's samples)
 SEEDS = (0, 1, 2)
@@ -235,6 +235,12 @@ def collect(runs_root: str | Path | None = None, profile: str = "small") -> dict
         values = {name: _value(rec.get("metrics", {}), m) for name, m in {**METRICS, "pca": PCA}.items()}
         out[key] = {"values": {k: v for k, v in values.items() if v is not None}, "run": rec}
     return {**diverged, **out}  # an evaluation on record wins
+
+
+def evaluated(records: Mapping[tuple[str, int], dict]) -> dict[tuple[str, int], dict]:
+    """The records of :func:`collect` that hold an evaluation (``rec["run"]`` is its run), without the seeds
+    whose training diverged (their ``rec["run"]`` is the training run: there is no evaluation to read)."""
+    return {k: rec for k, rec in records.items() if "diverged_at_step" not in rec}
 
 
 def metric_values(records: Mapping[tuple[str, int], dict], slug: str, metric: str) -> dict[int, float]:

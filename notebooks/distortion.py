@@ -287,7 +287,7 @@ def trained_evaluations(evaluate_dir=""):
     if neither is recorded)."""
     if evaluate_dir:
         return {Path(evaluate_dir).name: Path(evaluate_dir)}
-    records = study.collect()
+    records = study.evaluated(study.collect())  # a diverged seed has no evaluation to show
     recorded = [c for c, cfg in study.CONFIGS.items() if cfg.dataset == "shapes" and any(k[0] == c for k in records)]
     chosen = [c for c in ("row1", "row6") if c in recorded] or recorded[:1]
     out = {}

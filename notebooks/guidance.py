@@ -166,7 +166,7 @@ from pathlib import Path
 from dimr import study
 
 weights = {}
-for (slug, seed), rec in study.collect().items():
+for (slug, seed), rec in study.evaluated(study.collect()).items():
     scale = json.loads((Path(rec["run"]["path"]) / "evaluation.json").read_text(encoding="utf-8"))["scale"]
     weights.setdefault(scale["guidance_weight"], []).append(f"{slug} s{seed}")
 tiny = get_preset("DiMR-T/3R").recipe

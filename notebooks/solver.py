@@ -416,7 +416,7 @@ from pathlib import Path
 from dimr import study
 
 samplers = {}
-for (slug, seed), rec in study.collect().items():
+for (slug, seed), rec in study.evaluated(study.collect()).items():
     scale = json.loads((Path(rec["run"]["path"]) / "evaluation.json").read_text(encoding="utf-8"))["scale"]
     samplers.setdefault(f"{scale['sampler']}, {scale['sampler_steps']} steps", []).append(f"{slug} s{seed}")
 Markdown("\n".join(f"- {k}: {len(v)} evaluations" for k, v in samplers.items())

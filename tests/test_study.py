@@ -123,6 +123,8 @@ def test_a_diverged_seed_is_an_outcome_that_leaves_the_means(tmp_path):
     records = study.collect(tmp_path)
     assert records[("row6", 2)]["diverged_at_step"] == 3420 and records[("row6", 2)]["values"] == {}
     assert study.diverged_seeds(records, "row6") == {2: 3420} and study.diverged_seeds(records, "row5") == {}
+    # what the chapters read evaluations from: every seed but the diverged ones
+    assert set(study.evaluated(records)) == {("row5", 0), ("row5", 1), ("row5", 2), ("row6", 0), ("row6", 1)}
     assert study.metric_values(records, "row6", "accuracy") == {0: 0.6, 1: 0.6}
     done, _ = study.progress(records)
     assert ("row6", 2) in done and ("row4", 0) in done
