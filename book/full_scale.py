@@ -47,16 +47,15 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from dimr.bench import bench_records
+from dimr.bench import bench_records, latest_measure
 from dimr.presets import get_preset
 from dimr.tables import profile_row
 
 IMAGENET_TRAIN = 1_281_167            # training images (paper App. A)
 A100_PEAK_TFLOPS = 312                 # dense fp16/bf16 tensor-core peak of one A100 (NVIDIA datasheet)
 # this package's DiMR-M/3R training rate on a CPU: the latest `dimr bench` record of it (runs/bench/)
-cpu_measures = [(rec, e) for rec in bench_records() if rec["preset"] == "DiMR-M/3R" and rec["device"] == "cpu"
-                for e in rec["results"] if e.get("measure") == "train" and "sides" in e]
-cpu_rec, cpu_entry = cpu_measures[-1] if cpu_measures else (None, None)
+bench = bench_records()
+cpu_rec, cpu_entry = latest_measure(bench, "DiMR-M/3R") or (None, None)
 CPU_IMAGES_PER_S = cpu_entry["sides"]["ours"]["images_per_s"] if cpu_entry else float("nan")
 
 lines = ["| model | images seen | epochs | training compute | Table 4 budget | implied A100 utilisation | "
@@ -146,20 +145,12 @@ display(Markdown(f"For comparison, Table 4 trains DiMR-XL/2R on {xl.recipe.train
 # weights (`--official PATH`, a checkout that is never committed). The commands are in `runs/bench/README.md`.
 
 # %% tags=["remove-input"]
-from dimr.bench import bench_records, records_table
+from dimr.bench import records_table
 
-bench = bench_records()
 display(Markdown(records_table(bench) if bench else "No `python -m dimr bench` record under `runs/bench/`."))
 
 
-def _train_flops(preset: str) -> dict | None:
-    """The latest eager fp32 CPU training measure of ``preset``: its side ``ours`` and the record."""
-    found = [(r, e) for r in bench for e in r["results"] if r["preset"] == preset and r["device"] == "cpu"
-             and not r["compile"] and r["amp"] != "bf16" and e.get("measure") == "train" and "sides" in e]
-    return found[-1] if found else None
-
-
-pair = _train_flops("DiMR-T/3R"), _train_flops("U-ViT-T/4")
+pair = latest_measure(bench, "DiMR-T/3R"), latest_measure(bench, "U-ViT-T/4")
 if all(pair):
     (r_d, e_d), (r_u, e_u) = pair
     share = e_d["sides"]["ours"]["achieved_tflops"] / e_u["sides"]["ours"]["achieved_tflops"]

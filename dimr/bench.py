@@ -82,7 +82,7 @@ __all__ = ["MEASURES", "DATASHEET_PEAKS", "OFFICIAL_TOLERANCE", "EquivalenceErro
            "datasheet_peak", "measure_cpu_peak", "device_peak", "PeakMemory", "bench_run", "Work", "make_work",
            "time_calls", "OfficialCodeError", "official_libs", "official_code", "OfficialNet", "official_side",
            "check_equivalence", "BenchConfig", "bench", "default_out", "format_summary", "bench_records",
-           "records_table", "before_after", "cli"]
+           "latest_measure", "records_table", "before_after", "cli"]
 
 MEASURES = ("train", "sample", "forward", "forward-backward")
 #: dense (no sparsity) peak TFLOP/s by a substring of the CUDA device name, first match wins (NVIDIA datasheets:
@@ -689,6 +689,14 @@ def bench_records(folder: str | os.PathLike | None = None) -> list[dict]:
     folder = Path(folder) if folder is not None else repo_root() / "runs" / "bench"
     records = [json.loads(f.read_text(encoding="utf-8")) for f in sorted(folder.glob("*.json"))]
     return sorted((r for r in records if r.get("what", "").startswith("python -m dimr bench")), key=lambda r: r["when"])
+
+
+def latest_measure(records: Sequence[dict], preset: str, measure: str = "train") -> tuple[dict, dict] | None:
+    """``(record, entry)`` of the latest eager fp32 CPU measure ``measure`` of ``preset`` among ``records``
+    (:func:`bench_records`, oldest first), or None."""
+    found = [(r, e) for r in records if r["preset"] == preset and r["device"] == "cpu" and not r["compile"]
+             and r["amp"] != "bf16" for e in r["results"] if e.get("measure") == measure and "sides" in e]
+    return found[-1] if found else None
 
 
 def records_table(records: Sequence[dict]) -> str:

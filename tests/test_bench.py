@@ -81,6 +81,9 @@ def test_the_books_table_reads_every_bench_record_and_only_those(tmp_path):
     assert len(rows) == 3 and all(row.startswith("| DiMR-T/3R | train | 2 | fp32, eager |") for row in rows)
     assert "| ours | no |" in rows[1] and "1.23×" in rows[1] and "| official | yes |" in rows[2]
     assert record["git"]["commit"][:7] in rows[0]
+    latest, entry = bench.latest_measure(found, "DiMR-T/3R")
+    assert latest["when"] == side_by_side["when"] and entry["ours_over_official"] == 1.234
+    assert bench.latest_measure(found, "U-ViT-T/4") is None and bench.latest_measure(found, "DiMR-T/3R", "sample") is None
 
 
 def test_checkpointing_is_recorded_and_costs_a_fourth_forward(tmp_path):
