@@ -52,6 +52,10 @@ class DiMRConfig:
       ``"last"`` (paper: the last block's output only).
     - ``odd_depth``: official builds ``N//2·2 + 1`` blocks (an even N gets one more).
     - ``mlp``/``mlp_ratio``: GeGLU at 2× (official) or GELU at 4× (Table 2 rows 1–4).
+    - ``top_patch``: the last branch's patch size, 1 in the paper (it works at full resolution).
+      Beyond the paper, for the claims study's one-branch ablation: every branch's patchify and head
+      scale by it, so branch r sees tokens of ``top_patch·2^(R−r)`` pixels and its head unpatchifies
+      them back to resolution ``image_size/2^(R−r)`` (Linear → pixel shuffle → Conv3×3, U-ViT's head).
     """
 
     image_size: int
@@ -67,6 +71,7 @@ class DiMRConfig:
     odd_depth: bool = True
     upcast_attention: bool = True
     dropout: float = 0.0
+    top_patch: int = 1
     arch: str = field(default="dimr", init=False)
 
     def __post_init__(self):
@@ -77,8 +82,9 @@ class DiMRConfig:
             raise ValueError("a DiMR network needs at least one branch")
         if self.branches[0].block != "transformer" or any(b.block != "convnext" for b in self.branches[1:]):
             raise ValueError("DiMR puts a transformer branch at the lowest resolution and convnext branches above it")
-        if self.image_size % 2 ** (R - 1):
-            raise ValueError(f"image_size {self.image_size} must be divisible by 2^(R-1) = {2 ** (R - 1)}")
+        if self.top_patch < 1 or self.image_size % (self.top_patch * 2 ** (R - 1)):
+            raise ValueError(f"image_size {self.image_size} must be divisible by top_patch·2^(R-1) = "
+                             f"{self.top_patch}·{2 ** (R - 1)} (top_patch ≥ 1)")
         if self.time_conditioning not in ("tdln", "adaln_zero"):
             raise ValueError(f"time_conditioning must be 'tdln' or 'adaln_zero', got {self.time_conditioning!r}")
         if self.cascade not in ("all", "last"):
@@ -91,11 +97,16 @@ class DiMRConfig:
         return len(self.branches)
 
     def patch_size(self, r: int) -> int:
-        """Patchify kernel = stride = 2^(R−r) for branch r ∈ {1..R} (paper §4.1)."""
-        return 2 ** (self.num_branches - r)
+        """Patchify kernel = stride = 2^(R−r) for branch r ∈ {1..R} (paper §4.1), times ``top_patch``."""
+        return self.top_patch * 2 ** (self.num_branches - r)
 
     def resolution(self, r: int) -> int:
+        """Side of branch r's token grid."""
         return self.image_size // self.patch_size(r)
+
+    def output_resolution(self, r: int) -> int:
+        """Side of branch r's prediction, ``image_size/2^(R−r)`` (its token grid unless ``top_patch`` > 1)."""
+        return self.resolution(r) * self.top_patch
 
     def built_depth(self, r: int) -> int:
         n = self.branches[r - 1].depth

@@ -9,14 +9,15 @@ model it evaluates.  A parameter left out (or ``None``) takes the preset's recip
 * **Table 2** (the ablation path U-ViT → DiMR): ``smoke`` and ``cpu`` use the CPU-scale rows
   ``Table2-T/row1..6`` on the offline shapes (32×32, 8 classes); ``paper`` uses the full rows
   ``Table2/row1..6`` on ImageNet 64×64 with Table 4's recipe; at ``small`` the rows are configurations
-  of the claims study, three seeds each.
+  of the claims study, with its seeds.
 * **Tables 5 / 1 / 6 / 7** (``paper`` only): the DiMR models with Table 4's settings exactly — batch,
   iterations, learning rate, warm-up and sampler steps come from the presets, never retyped here.
 * **The 10-minute CPU runs** (``small``): DiMR-T/3R and U-ViT-T/4 trained for 10 minutes on 2 cores with
   every setting at its default (the README's first example), then evaluated.
 * **The claims study** (``small``; :mod:`dimr.study`): every configuration × seed, trained for
   :data:`~dimr.study.STUDY_STEPS` steps of the tiny recipe and evaluated on
-  :data:`~dimr.study.STUDY_SAMPLES` samples with the run's seed. Its records are read by the Evidence
+  :data:`~dimr.study.STUDY_SAMPLES` samples with the run's seed; learning-curve runs train on and are
+  evaluated at every length of :data:`~dimr.study.CURVE_STEPS`. Its records are read by the Evidence
   chapter and by Table 2's measured column, which shows their mean ± interval per row.
 * At the ``cpu`` profile (``make book``) only Table 2's two ends are trained, each for
   :data:`CPU_MINUTES` of the reader's machine; rows 2–5 come from the committed ``small`` study.
@@ -33,6 +34,7 @@ from . import study, tables
 from .data.fashion_mnist import DEFAULT_ROOT as FASHION_MNIST_ROOT
 from .presets import get_preset
 from .runs import PROFILES
+from .train import CHECKPOINT_NAME, snapshot_name
 
 __all__ = ["Experiment", "build_plan", "TABLE2_ROWS", "PAPER_MODELS", "CPU_SCALE", "SMALL_EVALUATE", "CPU_MINUTES",
            "CPU_ROWS", "STUDY_SMOKE", "rows_of"]
@@ -183,25 +185,38 @@ def _ten_minute_runs() -> Iterator[Experiment]:
 
 def _claims_study() -> Iterator[Experiment]:
     """``train-study-<config>-s<seed>`` and ``eval-study-<config>-s<seed>`` for every configuration and
-    seed of :mod:`dimr.study` at the ``small`` profile (and :data:`STUDY_SMOKE` at ``smoke``)."""
+    seed of :mod:`dimr.study` at the ``small`` profile (and :data:`STUDY_SMOKE` at ``smoke``); a run that
+    trains past :data:`~dimr.study.STUDY_STEPS` (a learning curve) keeps a snapshot at every length its
+    configuration evaluates, and each other length has its evaluation, ``eval-study-<config>-s<seed>-k<steps>``."""
     for slug, conf in study.CONFIGS.items():
         root = "" if conf.dataset == "shapes" else FASHION_MNIST_ROOT
-        for seed in study.SEEDS:
-            train_exp, eval_exp = study.experiment_names(slug, seed)
+        what = conf.label or conf.preset
+        for seed in conf.seeds:
+            train_exp, _ = study.experiment_names(slug, seed)
+            snapshots = conf.snapshots(seed)
             common = dict(preset=conf.preset, dataset=conf.dataset, data_root=root, seed=seed)
-            train_params = {"small": dict(common, checkpoint_dir=f"checkpoints/{train_exp}/small",
-                                          steps=study.STUDY_STEPS, batch_size=None, amp=study.STUDY_AMP, num_grid_samples=64,
-                                          sample_steps=_TINY_STEPS)}
-            eval_params = {"small": dict(checkpoint=f"checkpoints/{train_exp}/small/latest.pt", seed=seed,
-                                         **{**SMALL_EVALUATE, "num_samples": study.STUDY_SAMPLES})}
+            if conf.prediction is not None:
+                common["prediction"] = conf.prediction
+            small = dict(common, checkpoint_dir=f"checkpoints/{train_exp}/small", steps=conf.train_steps(seed),
+                         batch_size=None, amp=study.STUDY_AMP, num_grid_samples=64, sample_steps=_TINY_STEPS)
+            if len(snapshots) > 1:
+                small["snapshot_steps"] = list(snapshots)
+            train_params = {"small": small}
             if (slug, seed) == STUDY_SMOKE:
                 train_params["smoke"] = dict(common, checkpoint_dir=f"checkpoints/{train_exp}/smoke",
                                              **CPU_SCALE["smoke"]["train"])
-                eval_params["smoke"] = dict(checkpoint=f"checkpoints/{train_exp}/smoke/latest.pt", seed=seed,
-                                            **CPU_SCALE["smoke"]["evaluate"])
-            what = conf.label or conf.preset
             yield Experiment(train_exp, "notebooks/train.py", train_params,
-                             description=f"claims study: {what} on {conf.dataset}, seed {seed}")
-            yield Experiment(eval_exp, "notebooks/evaluate.py", eval_params, preset_parameter="checkpoint",
-                             description=f"claims study: evaluate {what} on {conf.dataset}, seed {seed}",
-                             reads=train_exp)
+                             description=f"claims study: {what} on {conf.dataset}, seed {seed}"
+                                         + (f", to step {snapshots[-1]:,} with snapshots" if len(snapshots) > 1 else ""))
+            for steps in snapshots:
+                _, eval_exp = study.experiment_names(slug, seed, steps)
+                ckpt = CHECKPOINT_NAME if steps == snapshots[-1] else snapshot_name(steps)
+                eval_params = {"small": dict(checkpoint=f"checkpoints/{train_exp}/small/{ckpt}", seed=seed,
+                                             **{**SMALL_EVALUATE, "num_samples": study.STUDY_SAMPLES})}
+                if (slug, seed) == STUDY_SMOKE:
+                    eval_params["smoke"] = dict(checkpoint=f"checkpoints/{train_exp}/smoke/latest.pt", seed=seed,
+                                                **CPU_SCALE["smoke"]["evaluate"])
+                at = "" if steps == study.STUDY_STEPS else f" at step {steps:,}"
+                yield Experiment(eval_exp, "notebooks/evaluate.py", eval_params, preset_parameter="checkpoint",
+                                 description=f"claims study: evaluate {what} on {conf.dataset}, seed {seed}{at}",
+                                 reads=train_exp)

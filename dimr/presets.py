@@ -313,3 +313,30 @@ for row, cfg, coeffs in _TABLE2_TINY:
         f"Table2-T/row{row}", cfg, Recipe(loss_coeffs=coeffs, **_tiny_base),
         f"Table 2 row {row} at CPU scale: {_TABLE2[row - 1][1]}", table2_row=row,
         notes="CPU-scale stand-in for the ablation row (32×32 shapes); compare rows with each other, not with ImageNet."))
+
+# ---------------------------------------------------------------------------------------------
+# Beyond the paper: one change at a time from DiMR-T/3R (the claims study's leave-one-out), and Table 2's
+# row 4 with the paper's TD-LN. Table 2 changes several things per row; each of these changes one.
+# (Dropping the multi-scale loss alone is Table2-T/row5.)
+# ---------------------------------------------------------------------------------------------
+_LEAVE_ONE_OUT = [
+    ("DiMR-T/3R-adaLN", dataclasses.replace(T3R, time_conditioning="adaln_zero", block_norm="ln"),
+     "DiMR-T/3R with adaLN-Zero (and affine LN) in every block instead of the TD norms; all else kept"),
+    ("DiMR-T/3R-MLP", dataclasses.replace(T3R, mlp="gelu", mlp_ratio=4.0),
+     "DiMR-T/3R with 4× GELU MLPs instead of 2× GeGLU; all else kept"),
+    # 11 blocks: the depth at which one branch costs about what DiMR-T/3R's three do (profile.count_gmacs:
+    # 0.141 against 0.136 GMACs per image); a token covers 4×4 pixels, like the lowest branch's
+    ("DiMR-T/1R", dataclasses.replace(T3R, branches=(BranchConfig("transformer", 128, 11, 4),), top_patch=4),
+     "one branch: DiMR-T/3R's Transformer branch (TD norms, GeGLU, 4×4-pixel tokens) deepened to about its "
+     "GMACs, with no ConvNeXt branches and so no multi-scale loss"),
+]
+for _name, _cfg, _what in _LEAVE_ONE_OUT:
+    register(Preset(_name, _cfg, Recipe(loss_coeffs=(1 / 16, 1 / 4, 1)[-_cfg.num_branches:], **_tiny_base),
+                    f"Leave-one-out from DiMR-T/3R (beyond the paper): {_what}",
+                    notes="CPU-scale ablation of the claims study; not a model of the paper."))
+register(Preset(
+    "Table2-T/row4-TDLN", dataclasses.replace(T3R, mlp="gelu", mlp_ratio=4.0, block_norm="tdln"),
+    Recipe(loss_coeffs=_tiny_last_only, **_tiny_base),
+    "Table 2 row 4 at CPU scale with TD-LN (the paper's text) instead of TD-RMSNorm (the released code): "
+    "row 3 → this row changes the time conditioning alone",
+    notes="Beyond the paper: isolates adaLN-Zero → TD-LN from LN → RMSNorm."))

@@ -61,11 +61,16 @@ from .nn import build_model
 from .nn.tdln import NODECAY_SUFFIXES
 from .presets import get_preset
 
-__all__ = ["TrainConfig", "resolve_config", "adapt_model_config", "param_groups", "build_optimizer", "lr_at", "EMA",
+__all__ = ["TrainConfig", "snapshot_name", "resolve_config", "adapt_model_config", "param_groups", "build_optimizer", "lr_at", "EMA",
            "StepBatchSampler", "draw_noise", "training_loss", "choose_amp", "choose_compile", "Run", "setup",
            "train_step", "Checkpointer", "MetricsLog", "StopRequest", "TrainingDiverged", "DIVERGED_EXIT", "train", "cli"]
 
 CHECKPOINT_NAME = "latest.pt"
+
+
+def snapshot_name(step: int) -> str:
+    """``step-NNNNNNN.pt``: the copy of the checkpoint a run keeps at ``step`` (``snapshot_steps``)."""
+    return f"step-{step:07d}.pt"
 #: exit code of ``python -m dimr train`` when the loss stops being finite (a recorded outcome, not a crash)
 DIVERGED_EXIT = 3
 
@@ -118,13 +123,16 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 500
+    #: steps at which a copy of the checkpoint is kept as ``step-NNNNNNN.pt`` (learning curves: one run
+    #: evaluated at several lengths; a snapshot at step k is the state a k-step run ends with)
+    snapshot_steps: tuple[int, ...] = ()
     num_workers: int = 0
     device: str = "auto"
     progress: bool = True
 
 
 #: fields that may change between a run and its resumption without changing its result
-RESUMABLE_CHANGES = {"steps", "log_every", "ckpt_every", "num_workers", "device", "progress", "compile"}
+RESUMABLE_CHANGES = {"steps", "log_every", "ckpt_every", "snapshot_steps", "num_workers", "device", "progress", "compile"}
 #: ``compile``: ``"on"`` / ``"off"``, or ``"auto"`` (see :func:`choose_compile`)
 COMPILE_CHOICES = ("auto", "on", "off")
 #: the shortest run ``compile="auto"`` compiles: a cold compile of a tiny preset costs a minute or two of
@@ -572,7 +580,8 @@ class Checkpointer:
         _set_rng_state(saved["rng"])
         return int(saved["step"])
 
-    def save(self, step: int) -> None:
+    def save(self, step: int, snapshot: bool = False) -> None:
+        """Write ``latest.pt`` at ``step``; with ``snapshot``, also keep a copy (:func:`snapshot_name`)."""
         r = self.run
         if not self.enabled:
             return
@@ -585,6 +594,8 @@ class Checkpointer:
                             dataset={"name": r.cfg.dataset, "num_classes": d.num_classes,
                                      "class_names": list(getattr(d, "class_names", [])),
                                      "image_shape": list(d.image_shape)})
+            if snapshot:
+                atomic_write(r.out / snapshot_name(step), lambda f: f.write(self.path.read_bytes()), binary=True)
         if r.env.world > 1:
             dist.barrier()
 
@@ -736,7 +747,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
             log.add(step + 1, train_step(run, step))
             step += 1
             bar.update(1)
-            logging, saving = step % cfg.log_every == 0 or step == cfg.steps, step % cfg.ckpt_every == 0
+            logging = step % cfg.log_every == 0 or step == cfg.steps
+            saving = step % cfg.ckpt_every == 0 or step in cfg.snapshot_steps
             # sync points, the only steps at which the host waits for the device: a record, a checkpoint, the
             # end, or (one process only: ranks must meet at the same steps) a wish to stop
             if not (logging or saving or (env.world == 1 and stop.wanted())):
@@ -756,11 +768,12 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
             if stopping:
                 break
             if saving and step < cfg.steps:
-                checkpoints.save(step)
+                checkpoints.save(step, snapshot=step in cfg.snapshot_steps)
         diverged = stop.diverged_at
         if diverged is None:
-            checkpoints.save(step)  # a run always ends with a checkpoint, interrupted or not; a diverged one
-            #                         keeps its last good one (resuming it would diverge again)
+            # a run always ends with a checkpoint, interrupted or not; a diverged one keeps its last good one
+            # (resuming it would diverge again)
+            checkpoints.save(step, snapshot=step in cfg.snapshot_steps)
     last_loss = log.last_loss
     wall = time.perf_counter() - log.t_start
     summary = {"preset": run.preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
@@ -820,6 +833,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and noise")
     ap.add_argument("--log-every", type=int, default=10, help="steps between lines of metrics.jsonl")
     ap.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints (one is always written at the end)")
+    ap.add_argument("--snapshot-steps", type=int, nargs="+", default=(),
+                    help="keep a copy of the checkpoint at these steps as step-NNNNNNN.pt (learning curves)")
     ap.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -830,7 +845,7 @@ def _parser() -> argparse.ArgumentParser:
 def cli(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     cfg = from_namespace(TrainConfig, args, loss_coeffs=tuple(args.loss_coeffs) if args.loss_coeffs else None,
-                         progress=not args.no_progress)
+                         snapshot_steps=tuple(args.snapshot_steps), progress=not args.no_progress)
     try:
         summary = train(cfg, args.out, resume=args.resume,
                         time_limit_s=args.time_limit * 60 if args.time_limit else None)

@@ -152,6 +152,8 @@ trained = f"model trained {ckpt['step']} steps"
 keep = {key: metric(m["value"], m["label"], f"{m['scale']}; {trained}") for key, m in report["metrics"].items()
         if key.startswith(headline) and not key.startswith("is_std")}
 keep.update({k: metric(m["value"], m["label"], f"{m['scale']}; {trained}") for k, m in pca_metrics.items()})
+# how long the model trained, so a record can be checked against the study that reads it
+keep["checkpoint_step"] = metric(ckpt["step"], "optimiser steps of the evaluated checkpoint", trained)
 write_metrics(run_dir, keep)
 kept = ("grid.png",) + tuple(p.name for p in flagged)
 record = (work / "metrics.json").read_text()

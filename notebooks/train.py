@@ -46,6 +46,8 @@ nproc: int = 1  # processes; > 1 launches torchrun (DDP)
 amp: str = "auto"  # auto (bf16 on CUDA and on CPUs with native bf16) | none | bf16 | fp16
 grad_checkpointing: bool = False  # activation checkpointing (the official code always checkpoints)
 seed: int = 0  # seed of data order, noise and init
+prediction: Optional[str] = None  # eps | v | x0: what the network learns to predict; None takes the recipe's
+snapshot_steps: list = []  # keep a copy of the checkpoint at these steps (step-NNNNNNN.pt), for learning curves
 sample_steps: int = 25  # DPM-Solver steps for the sample grid
 num_grid_samples: int = 64  # samples in the grid (spread evenly over classes)
 resume: bool = True  # continue an interrupted run in checkpoint_dir
@@ -62,6 +64,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
+from dimr.checkpoint import load_checkpoint
 from dimr.runs import hardware_info, metric, write_metrics
 from dimr.sample import even_labels, sampler_from_checkpoint, save_grid, to_uint8
 from dimr.train import DIVERGED_EXIT
@@ -81,16 +84,20 @@ args = ["-m", "dimr", "train", "--preset", preset, "--out", str(ckpt_dir), "--st
 if data_root:
     args += ["--data-root", data_root]
 for flag, value in (("--batch-size", batch_size), ("--lr", lr), ("--warmup-steps", warmup_steps),
-                    ("--ema-rate", ema_rate), ("--time-limit", time_limit_minutes)):
+                    ("--ema-rate", ema_rate), ("--time-limit", time_limit_minutes), ("--prediction", prediction)):
     if value is not None:  # None: the flag is left out and `dimr train` takes the preset's recipe
         args += [flag, str(value)]
 if grad_checkpointing:
     args += ["--grad-checkpointing"]
+if snapshot_steps:
+    args += ["--snapshot-steps", *map(str, snapshot_steps)]
+resumed_from = 0  # the step an interrupted attempt had reached: recorded, so a resumed run says so
 if restart:
     for stale in ("latest.pt", "metrics.jsonl", "summary.json", "train.log"):
         (ckpt_dir / stale).unlink(missing_ok=True)
 elif resume and (ckpt_dir / "latest.pt").exists():
     args += ["--resume"]
+    resumed_from = int(load_checkpoint(ckpt_dir / "latest.pt")["step"])
 launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
 command = launcher + args
 print(" ".join(["python"] + command[1:]))
@@ -175,6 +182,8 @@ record = {
     "steps": metric(summary["step"], "optimiser steps", scale),
     "train_wall_s": metric(round(wall, 1), "training wall time (s)", scale),
 }
+if resumed_from:
+    record["resumed_from_step"] = metric(resumed_from, "step an interrupted attempt had reached (this run resumed it)", scale)
 if diverged:
     record["training_diverged_at_step"] = metric(summary["diverged_at_step"], "step at which the loss stopped being finite", scale)
 if finite:

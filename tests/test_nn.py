@@ -35,7 +35,7 @@ def test_every_preset_forward_shapes(name):
         outs = model(x, level, y)
     assert isinstance(outs, list) and len(outs) == cfg.num_outputs
     for r, out in enumerate(outs, start=1):
-        res = cfg.resolution(r) if isinstance(cfg, DiMRConfig) else cfg.image_size
+        res = cfg.output_resolution(r) if isinstance(cfg, DiMRConfig) else cfg.image_size
         assert out.shape == (2, cfg.in_channels, res, res)
         assert torch.isfinite(out).all()
 

@@ -13,7 +13,7 @@ import torch
 from dimr.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from dimr.nn import build_model
 from dimr.presets import get_preset
-from dimr.train import EMA, StepBatchSampler, TrainConfig, lr_at, param_groups, train
+from dimr.train import EMA, StepBatchSampler, TrainConfig, lr_at, param_groups, snapshot_name, train
 
 # fp32 pinned: `amp="auto"` times fp32 against bf16 on CPUs with native bf16, and two runs compared
 # bitwise must not depend on which of them a busy moment of the machine favoured
@@ -81,6 +81,19 @@ def test_resume_is_bitwise_exact(tmp_path):
     assert states_equal(a["model"], b["model"]) and states_equal(a["ema"], b["ema"])
     steps = [json.loads(x)["step"] for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_snapshot_at_step_k_is_the_state_a_k_step_run_ends_with(tmp_path):
+    """Learning curves evaluate snapshots of one long run as if they were shorter runs: that holds only
+    if nothing in the run depends on its total length (learning rate, EMA, data order, noise)."""
+    train(TrainConfig(**{**TINY, "ckpt_every": 5}, steps=7, snapshot_steps=(3, 7)), tmp_path / "long")
+    train(TrainConfig(**TINY, steps=3), tmp_path / "short")
+    snap, short = load_checkpoint(tmp_path / "long" / snapshot_name(3)), load_checkpoint(tmp_path / "short" / "latest.pt")
+    assert snap["step"] == short["step"] == 3
+    assert states_equal(snap["model"], short["model"]) and states_equal(snap["ema"], short["ema"])
+    assert states_equal(load_checkpoint(tmp_path / "long" / snapshot_name(7))["model"],
+                        load_checkpoint(tmp_path / "long" / "latest.pt")["model"])
+    assert sorted(p.name for p in (tmp_path / "long").glob("step-*.pt")) == [snapshot_name(3), snapshot_name(7)]
 
 
 def test_resume_after_sigkill_is_bitwise_exact(tmp_path):

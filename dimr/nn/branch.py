@@ -9,6 +9,8 @@
 * g_{θ,r}: Transformer blocks (r = 1, with the class token prepended) or ConvNeXt blocks (r > 1),
   wired with U-ViT long skips.
 * Head: TD-LN → Conv3×3 back to the input channels: this branch's noise prediction ε_θ(x_t, c, r).
+  With ``top_patch`` p > 1 (the one-branch ablation, beyond the paper) a token covers p×p output pixels:
+  TD-LN → Linear(C → p²·C_img) → pixel shuffle ×p → Conv3×3.
 """
 from __future__ import annotations
 
@@ -57,15 +59,21 @@ class CascadeUpsample(nn.Module):
 
 
 class OutputHead(nn.Module):
-    """norm → Conv3×3: ``[B, H, W, C] (channels-last) -> [B, C_img, H, W]``."""
+    """norm → Conv3×3: ``[B, H, W, C] (channels-last) -> [B, C_img, H, W]``; with ``cfg.top_patch`` p > 1,
+    norm → Linear(C → p²·C_img) → pixel shuffle ×p → Conv3×3: ``-> [B, C_img, H·p, W·p]``."""
 
     def __init__(self, cfg: DiMRConfig, dim: int):
         super().__init__()
         self.norm = _head_norm(cfg, dim)
-        self.conv = nn.Conv2d(dim, cfg.in_channels, 3, padding=1)
+        self.patch = cfg.top_patch
+        self.unpatchify = nn.Linear(dim, self.patch ** 2 * cfg.in_channels) if self.patch > 1 else None
+        self.conv = nn.Conv2d(cfg.in_channels if self.patch > 1 else dim, cfg.in_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, t: TimeValues | torch.Tensor) -> torch.Tensor:
-        return self.conv(rearrange(self.norm(x, t), "b h w c -> b c h w"))
+        x = self.norm(x, t)
+        if self.unpatchify is not None:
+            x = pixel_shuffle_channels_last(self.unpatchify(x), self.patch)
+        return self.conv(rearrange(x, "b h w c -> b c h w"))
 
 
 class Branch(nn.Module):
