@@ -84,8 +84,10 @@ def format_interval(iv: Interval, digits: int = 3) -> str:
 
 
 def _sd(xs: Sequence[float]) -> float:
+    """Sample standard deviation; 0 where the spread is only the rounding of equal values."""
     m = sum(xs) / len(xs)
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+    return 0.0 if sd <= 1e-12 * max(1.0, abs(m)) else sd
 
 
 def paired_t_p(differences: Sequence[float]) -> float:
