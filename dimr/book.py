@@ -22,14 +22,14 @@ import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable
 
-from . import study, tables
 from .cli import parser
+from .evidence import claim_evidence, format_with_n, paper_table2_fids, pca_evidence  # noqa: F401 (the chapters' names)
 from .runs import atomic_write_json, hardware_info, repo_root
 
 __all__ = ["Chapter", "CHAPTERS", "TIMES_RECORD", "chapter", "exercises", "recorded_times", "duration", "time_chapters", "run_this_chapter",
-           "format_with_n", "claim_evidence", "claim_block", "pca_evidence", "paper_table2_fids", "show_source", "cli"]
+           "format_with_n", "claim_evidence", "pca_evidence", "paper_table2_fids", "show_source", "cli"]
 
 
 @dataclass(frozen=True)
@@ -159,70 +159,6 @@ def run_this_chapter(name: str, root: str | Path | None = None) -> str:
         "3. Run all cells. Exercises are at the end; their solutions are the collapsed cells.",
         "", "The download button at the top of the page gives this page as `.ipynb` or as the `.py` source.",
         ":::"])
-
-
-def paper_table2_fids() -> dict[int, str]:
-    """Table 2's printed FID-50K per row (ImageNet 64×64, as printed)."""
-    return {r["row"]: r["fid"] for r in tables.paper_rows("2")}
-
-
-def format_with_n(iv: study.Interval) -> str:
-    """``"0.52 ± 0.03 (n = 3)"``: :func:`dimr.study.format_interval` with its number of seeds."""
-    return study.format_interval(iv) + (f" (n = {iv.n})" if iv.n else "")
-
-
-def claim_block(claim: study.Claim, records: Mapping) -> str:
-    """MyST Markdown of one claim: its baseline and treatment, the paper's printed pair (Table 2 FIDs,
-    where it prints one) and a table of the computed verdict per metric."""
-    fids = paper_table2_fids()
-    base, treat = study.CONFIGS[claim.baseline], study.CONFIGS[claim.treatment]
-    paper = (f"The paper (Table 2, rows {claim.table2_rows[0]} → {claim.table2_rows[1]}; ImageNet 64×64, FID-50K, "
-             f"one run each): FID {fids[claim.table2_rows[0]]} → {fids[claim.table2_rows[1]]}."
-             if claim.table2_rows else "The paper prints no such pair; this is the comparison at about equal compute.")
-    lines = [f"**{claim.key} — {claim.title}** ({claim.where}). Baseline: {base.label}; treatment: {treat.label}. "
-             + paper, "", "| metric | baseline | treatment | difference (+ = better) | verdict |", "|---|---|---|---|---|"]
-    for v in study.judge(claim, records):
-        iv = {slug: study.t_interval(list(study.metric_values(records, slug, v.metric).values()))
-              for slug in (claim.baseline, claim.treatment)}
-        lines.append(f"| {study.METRICS[v.metric].label} | {format_with_n(iv[claim.baseline])} | {format_with_n(iv[claim.treatment])} | "
-                     f"{format_with_n(v.difference)} | **{v.verdict}** |")
-    return "\n".join(lines)
-
-
-def claim_evidence(keys: Iterable[str], records: Mapping | None = None, runs_root: str | Path | None = None) -> str:
-    """MyST Markdown: for each claim key of :data:`dimr.study.CLAIMS`, the paper's printed pair (where it
-    prints one) and this repository's paired verdict per metric from the recorded ``small`` study, with
-    the study's scale. ``records`` defaults to :func:`dimr.study.collect` over ``runs_root``."""
-    by_key = {c.key: c for c in study.CLAIMS}
-    unknown = [k for k in keys if k not in by_key]
-    if unknown:
-        raise KeyError(f"unknown claims {unknown}; the claims are {list(by_key)}")
-    records = study.collect(runs_root) if records is None else records
-    scale = (f"*This repository's evidence*: the claims study (`dimr.study`), tiny presets trained for "
-             f"{study.STUDY_STEPS:,} steps on the offline shapes or Fashion-MNIST at 32×32 on CPU, seeds "
-             f"{', '.join(map(str, study.SEEDS))}, {study.STUDY_SAMPLES:,} samples per evaluation; mean ± 95% "
-             f"interval over seeds, and the paired difference's interval decides the verdict. The "
-             "{doc}`Evidence chapter </book/evidence>` has every configuration.")
-    return "\n\n".join([scale, *(claim_block(by_key[k], records) for k in keys)])
-
-
-def pca_evidence(records: Mapping | None = None, runs_root: str | Path | None = None) -> str:
-    """MyST Markdown: Fig. 3/6's question on the study's trained adaLN-Zero configurations — per seed,
-    how many principal components explain 90% of a block's γ or β (:data:`dimr.study.PCA`), and their
-    mean ± 95% interval; configurations without an adaLN-Zero record are left out."""
-    records = study.collect(runs_root) if records is None else records
-    rows = ["| configuration | " + " | ".join(f"seed {s}" for s in study.SEEDS) + " | mean ± 95% interval |",
-            "|---|" + "---|" * (len(study.SEEDS) + 1)]
-    for slug, conf in study.CONFIGS.items():
-        values = study.metric_values(records, slug, "pca")
-        if values:
-            cells = " | ".join(f"{values[s]:g}" if s in values else "·" for s in study.SEEDS)
-            rows.append(f"| {conf.label or slug} | {cells} | {format_with_n(study.t_interval(list(values.values())))} |")
-    if len(rows) == 2:
-        return "No trained adaLN-Zero configuration of the claims study has a recorded evaluation yet."
-    return (f"*This repository's evidence*: {study.PCA.label} (median over blocks and vectors), recorded by "
-            f"the evaluation of each trained adaLN-Zero configuration of the claims study ({study.STUDY_STEPS:,} "
-            "steps on the offline shapes, CPU).\n\n" + "\n".join(rows))
 
 
 def show_source(obj, start: str | None = None, stop: str | None = None) -> str:

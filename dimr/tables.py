@@ -501,7 +501,8 @@ def table1(part: str = "a", runs_root=None, style: str = "myst") -> Table:
 
 def study_cell(records: dict, slug: str, table: Table) -> str:
     """Table 2's claims-study cell for one configuration: at most three metrics, each the mean ± the
-    half-width of its 95% Student-t interval over the recorded seeds (details: the Evidence chapter)."""
+    half-width of its 95% Student-t interval over the recorded seeds, clipped to the metric's range
+    (details: the Evidence chapter)."""
     from . import study
 
     n = len(study.metric_values(records, slug, "accuracy"))
@@ -518,7 +519,8 @@ def study_cell(records: dict, slug: str, table: Table) -> str:
         return f"{state} (0 of {len(study.SEEDS)} seeds{lost_text}){marker}"
     cells = []
     for key in ("accuracy", "distortion_rate", "fid"):
-        iv = study.t_interval(list(study.metric_values(records, slug, key).values()))
+        iv = study.t_interval(list(study.metric_values(records, slug, key).values()), study.LEVEL,
+                              study.METRICS[key].bounds)
         if iv.n:
             mean, _, rest = study.format_interval(iv).partition(" ")
             cells.append(f"{study.METRICS[key].label} **{mean}**" + (f" {rest}" if rest else ""))

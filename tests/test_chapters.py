@@ -10,6 +10,7 @@ import jupytext
 import pytest
 
 from dimr import book, study
+from dimr.plan import build_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = [c.name for c in book.CHAPTERS]
@@ -156,6 +157,7 @@ def test_study_collect_reads_the_pca_a_record_holds(tmp_path):
     run.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({
         "schema": 1, "status": "complete", "experiment": "eval-study-row3-s1", "run": "small", "profile": "small",
+        "parameters": build_plan()["eval-study-row3-s1"].parameters["small"],
         "metrics": {"adaln_pca_components_90": {"value": 2.0, "label": "x", "scale": "y"},
                     "accuracy_shapes_classifier": {"value": 0.5, "label": "x", "scale": "y"}}}))
     records = study.collect(tmp_path)

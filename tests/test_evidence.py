@@ -1,0 +1,49 @@
+"""The claims study as the book prints it (dimr.evidence), on synthetic records."""
+import json
+
+from dimr import evidence, study
+from dimr.plan import build_plan
+
+PLAN = build_plan()
+
+
+def _record(root, slug, seed, metrics, steps=study.STUDY_STEPS, **changed):
+    exp = study.experiment_names(slug, seed, steps)[1]
+    folder = root / exp / "small"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({
+        "status": "complete", "experiment": exp, "run": "small", "profile": "small",
+        "parameters": {**PLAN[exp].parameters["small"], **changed}, "git": {"commit": "abc1234567", "dirty": False},
+        "hardware": {"cpu": "Test CPU"},
+        "metrics": {k: {"value": v, "label": k, "scale": "synthetic"} for k, v in metrics.items()}}))
+
+
+def test_the_scorecard_names_every_claim_and_what_decides_it(tmp_path):
+    for seed in range(4):
+        _record(tmp_path, "row5", seed, {"geometric_distortion_mean": 0.20 + 0.01 * seed})
+        _record(tmp_path, "row6", seed, {"geometric_distortion_mean": 0.10 + 0.01 * seed})
+        _record(tmp_path, "loo-mlp", seed, {"geometric_distortion_mean": 0.15 + 0.01 * seed})
+    _record(tmp_path, "row1", 0, {"geometric_distortion_mean": 0.3}, num_samples=10)  # refused
+    records = study.collect(tmp_path)
+    results = study.scorecard(records)
+    table = evidence.scorecard_table(results)
+    assert all(f"| {c.key}" in table for c in study.CLAIMS)
+    c3 = next(line for line in table.splitlines() if line.startswith("| C3 "))
+    assert "**supported**" in c3 and "mean 1 − IoU" in c3 and "| 4 (" in c3
+    loo = evidence.leave_one_out(results)
+    # both one-change comparisons are supported; the loss (0.10) costs more than the MLP (0.05)
+    assert loo.index("multi-scale loss") < loo.index("GeGLU") and "**multi-scale loss**: 0.100" in loo
+    refused = evidence.records_table(records)
+    assert "num_samples = 10" in refused and "1 commits" in refused
+    assert "Test CPU" in evidence.scale_line(records) and "1,000 samples" in evidence.scale_line(records)
+
+
+def test_a_learning_curve_averages_the_same_seeds_at_every_length(tmp_path):
+    for seed in study.CURVE_SEEDS:
+        for steps, value in ((1000, 0.3), (2000, 0.25), (4000, 0.2), (8000, 0.18)):
+            _record(tmp_path, "row6", seed, {"geometric_distortion_mean": value + 0.01 * seed}, steps=steps,)
+    _record(tmp_path, "row6", 0, {"geometric_distortion_mean": 0.9})  # not a curve seed: left out of the curve
+    points = evidence.curve(study.collect(tmp_path), "row6")
+    assert [k for k, _ in points] == list(study.CURVE_STEPS)
+    assert all(iv.n == len(study.CURVE_SEEDS) for _, iv in points)
+    assert points[2][1].mean < 0.3
