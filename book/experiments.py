@@ -110,9 +110,11 @@ Markdown(out)
 # * **Adam's β = (0.9, 0.999)** instead of the official (0.99, 0.99) (`scripts/compare_adam_betas.py`).
 # * **EMA warm-up** (`min(rate, (1+n)/(10+n))`): with a fixed rate the random initial weights would
 #   still weigh in the average at the end of a short run.
-# * **bf16 autocast** where it is faster (`--amp auto`): on GPUs, and on CPUs with native bf16 kernels
-#   when a short timing of the run's own model says so (fp32 otherwise); the choice is recorded in the
-#   checkpoint. This changes the arithmetic, not the recipe.
+# * **bf16 autocast** (`--amp auto`): on GPUs, and on CPUs whose oneDNN reports native bf16 kernels
+#   (fp32 otherwise). It is decided by what the machine can do, never by a timing, so a command trains
+#   with the same numerics on every run of a machine; the choice and its reason are recorded in the
+#   run's `summary.json` and checkpoint. The claims study pins bf16. This changes the arithmetic, not
+#   the recipe.
 
 # %% tags=["remove-input"]
 import json

@@ -3,12 +3,13 @@
 * :func:`pick_device` — ``"auto"`` means CUDA when present, else the CPU. Every ``--device`` option,
   and every library function with a ``device`` argument, goes through it (sampling, evaluation,
   torch-fidelity's feature extraction, the ViT classifier, latent encoding, training).
-* :func:`autocast_dtype` — ``amp="auto"`` is bf16 on CUDA and on CPUs with native bf16 matrix
-  kernels (AVX512-BF16 / AMX, as oneDNN reports them), fp32 elsewhere. Native kernels are not enough
-  on a CPU: on a 2-core AMD EPYC with AVX512-BF16 a DiMR-T/3R training step was faster in bf16
-  (``runs/train-throughput/``), on a 2-core Intel Xeon with AMX it was *slower*. So a training
-  run that gets ``auto`` on such a CPU measures both on its own model (:func:`faster_autocast`) and
-  keeps the faster; without native bf16 the emulation is slower than fp32, so it is off.
+* :func:`autocast_dtype` / :func:`auto_precision` — ``amp="auto"`` is bf16 on CUDA and on CPUs with
+  native bf16 matrix kernels (AVX512-BF16 / AMX, as oneDNN reports them), fp32 elsewhere (emulated bf16
+  is slower than fp32). The choice is a property of the machine, never a timing: the same command trains
+  with the same numerics on every run of a machine however busy it is, and the run records why. (On a
+  2-core AMD EPYC with AVX512-BF16 a DiMR-T/3R step is faster in bf16, ``runs/train-throughput/``; on an
+  Intel Xeon with AMX eager bf16 measured a few percent slower — ``--amp none`` is the choice there for
+  speed, at other numerics than the study's pinned bf16.)
 * :func:`tune_cpu_allocator` — glibc returns every freed block above its mmap threshold to the
   kernel and gets it back page by page on the next allocation. A CPU training step allocates and frees
   activations of several MB hundreds of times, so this page-faulting took about a third of a DiMR-T/3R
@@ -19,13 +20,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import statistics
-import time
-from typing import Callable
 
 import torch
 
-__all__ = ["pick_device", "autocast_dtype", "cpu_has_native_bf16", "faster_autocast", "tune_cpu_allocator",
+__all__ = ["pick_device", "autocast_dtype", "auto_precision", "cpu_has_native_bf16", "tune_cpu_allocator",
            "AMP_CHOICES"]
 
 AMP_CHOICES = ("auto", "none", "bf16", "fp16")
@@ -65,35 +63,18 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp not in AMP_CHOICES:
         raise ValueError(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
     if amp == "auto":
-        native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
-        return torch.bfloat16 if native else None
+        amp = auto_precision(device)[0]
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
-def faster_autocast(work: Callable[[torch.dtype | None], None], candidates: tuple[str, ...] = ("none", "bf16"),
-                    rounds: int = 7, margin: float = 0.05, clock: Callable[[], float] = time.perf_counter) -> str:
-    """Which of ``candidates`` (names of :data:`AMP_CHOICES`) runs ``work`` fastest on this machine.
-
-    ``work(dtype)`` does one representative piece of work (a training run passes a forward and backward
-    pass of its own model; ``dtype`` is the autocast dtype, ``None`` = fp32). Each candidate runs once
-    to warm up, then ``rounds`` times, alternating, so that a busy moment of the machine hits both; the
-    median time of each counts (on a shared 2-core machine single timings swing by ±20%, so a best-of-few
-    picked the slower precision now and then). The first candidate is the fallback: another wins only
-    when it is faster by more than ``margin`` (a choice that changes the arithmetic should not rest on
-    timing noise)."""
-    dtypes = {name: autocast_dtype(name, torch.device("cpu")) for name in candidates}
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for name in candidates:
-        work(dtypes[name])
-    for _ in range(rounds):
-        for name in candidates:
-            start = clock()
-            work(dtypes[name])
-            times[name].append(clock() - start)
-    typical = {name: statistics.median(ts) for name, ts in times.items()}
-    fallback = candidates[0]
-    winner = min(candidates, key=typical.__getitem__)
-    return winner if typical[winner] < (1.0 - margin) * typical[fallback] else fallback
+def auto_precision(device: torch.device) -> tuple[str, str]:
+    """What ``amp="auto"`` means on ``device``, and why: ``("bf16" | "none", reason)``. Decided from what
+    the device can do (:func:`cpu_has_native_bf16`), so it is the same for every run of a machine."""
+    if device.type == "cuda":
+        return "bf16", "CUDA: bf16 autocast"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16", "this CPU has native bf16 matrix kernels (oneDNN: AVX512-BF16 or AMX)"
+    return "none", f"no native bf16 kernels on this {device.type} (emulated bf16 is slower than fp32): fp32"
 
 
 @functools.lru_cache(maxsize=1)

@@ -53,7 +53,7 @@ from .cli import parser
 from .config import config_to_dict, from_namespace
 from .data import build_dataset
 from .data.shapes import ROTATIONS
-from .device import AMP_CHOICES, autocast_dtype, cpu_has_native_bf16, faster_autocast, pick_device, tune_cpu_allocator
+from .device import AMP_CHOICES, auto_precision, autocast_dtype, pick_device, tune_cpu_allocator
 from .diffusion import (PREDICTIONS, TIME_DISTRIBUTIONS, WEIGHTINGS, Denoiser, draw_training_t, drop_labels,
                         get_schedule, loss_weight, multiscale_loss, null_label)
 from .files import atomic_write, stale_temporaries
@@ -318,34 +318,13 @@ def training_loss(fwd, schedule, x0: torch.Tensor, y: torch.Tensor, t: torch.Ten
                            prediction=cfg.prediction, x0=x0, alpha=alpha, sigma=sigma, weight=weight)
 
 
-def choose_amp(cfg: TrainConfig, model: nn.Module, schedule, image_shape, null_class: int, device: torch.device,
-               per_step_batch: int) -> str:
-    """``cfg.amp`` made concrete for this run (one of :data:`~dimr.device.AMP_CHOICES` but ``"auto"``).
-
-    ``"auto"`` on a CPU with native bf16 times a forward and backward pass of ``model`` on one synthetic
-    batch of ``per_step_batch`` images of ``image_shape`` (``[C, H, W]``) in fp32 and in bf16
-    (:func:`~dimr.device.faster_autocast`) and keeps the faster; elsewhere it follows
-    :func:`~dimr.device.autocast_dtype`. The global RNG and the model's gradients are left as they were."""
+def choose_amp(cfg: TrainConfig, device: torch.device) -> tuple[str, str]:
+    """``cfg.amp`` made concrete for this run (one of :data:`~dimr.device.AMP_CHOICES` but ``"auto"``),
+    with the reason the run records: an explicit choice stands; ``"auto"`` follows what the device can do
+    (:func:`~dimr.device.auto_precision`), never a timing."""
     if cfg.amp != "auto":
-        return cfg.amp
-    if device.type != "cpu":
-        return "none" if autocast_dtype("auto", device) is None else "bf16"
-    if not cpu_has_native_bf16():
-        return "none"
-    g = torch.Generator().manual_seed(0)
-    x0 = (torch.rand(per_step_batch, *image_shape, generator=g) * 2 - 1).to(device)
-    eps = torch.randn(x0.shape, generator=g).to(device)
-    t = (0.02 + 0.96 * torch.rand(per_step_batch, generator=g)).to(device)
-    y = torch.zeros(per_step_batch, dtype=torch.long, device=device)
-    net = Denoiser(model, schedule, cfg.prediction, null_class)
-
-    def forward_backward(dtype):
-        training_loss(net, schedule, x0, y, t, eps, cfg, dtype).total.backward()
-
-    with torch.random.fork_rng(devices=[]):
-        choice = faster_autocast(forward_backward)
-    model.zero_grad(set_to_none=True)
-    return choice
+        return cfg.amp, "asked for"
+    return auto_precision(device)
 
 
 def choose_compile(cfg: TrainConfig, device: torch.device, steps_to_run: int, time_limit_s: float | None) -> bool:
@@ -444,6 +423,7 @@ class Run:
     batches: Iterator
     start_step: int = 0
     compile_auto: bool = False  # ``cfg.compile`` was "auto" (then a compiler failure falls back to eager)
+    amp_reason: str = ""  # why the run trains in ``cfg.amp`` (recorded in summary.json)
 
 
 def _build_dataset(cfg: TrainConfig, preset):
@@ -486,8 +466,10 @@ def setup(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     ema = EMA(model, cfg.ema_rate, cfg.ema_warmup)
     opt = build_optimizer(model, cfg, env.device)
     if cfg.amp == "auto":
-        choice = choose_amp(cfg, model, schedule, dataset.image_shape, null_class, env.device, per_step)
+        choice, amp_reason = choose_amp(cfg, env.device)
         cfg = dataclasses.replace(cfg, amp=_from_rank0(choice, AMP_CHOICES, env))
+    else:
+        amp_reason = "asked for" if saved is None else "as the run it resumes"
     amp_dtype = autocast_dtype(cfg.amp, env.device)
     scaler = torch.amp.GradScaler(env.device.type, enabled=amp_dtype is torch.float16)
     start_step = 0 if saved is None else Checkpointer.restore(saved, out, model, ema, opt, scaler)
@@ -501,7 +483,7 @@ def setup(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
                         pin_memory=env.device.type == "cuda", persistent_workers=False)
     return Run(dataclasses.replace(cfg, compile="on" if compiled else "off"), env, out, preset, dataset, model_cfg,
                schedule, null_class, model, ema, opt, scaler, net, torch.compile(net) if compiled else net, amp_dtype,
-               sampler, iter(loader), start_step, compile_auto)
+               sampler, iter(loader), start_step, compile_auto, amp_reason)
 
 
 def train_step(run: Run, step: int) -> dict:
@@ -778,7 +760,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     wall = time.perf_counter() - log.t_start
     summary = {"preset": run.preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
                "images_per_s": (step - run.start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
-               "world_size": env.world, "device": str(env.device), "amp": run.cfg.amp, "compile": run.cfg.compile,
+               "world_size": env.world, "device": str(env.device), "amp": run.cfg.amp, "amp_reason": run.amp_reason,
+               "compile": run.cfg.compile,
                "checkpoint": str(checkpoints.path) if checkpoints.path.exists() else None, "interrupted": stop.reason == StopRequest.SIGNALLED,
                "time_limited": stop.reason == StopRequest.TIME_LIMITED, "diverged_at_step": diverged,
                "model_config": config_to_dict(run.model_cfg), "train_config": config_to_dict(cfg),

@@ -190,4 +190,5 @@ if finite:
     record["final_loss"] = metric(finite[-1]["loss"], "training loss (eq. 8), last logging window"
                                   + (" before it diverged" if diverged else ""), scale)
 write_metrics(run_dir, record)
-print(json.dumps({"scale": scale, "diverged_at_step": summary["diverged_at_step"], "images_per_s": summary["images_per_s"]}, indent=1))
+print(json.dumps({"scale": scale, "precision": f"{summary['amp']} ({summary.get('amp_reason', '')})",
+                  "diverged_at_step": summary["diverged_at_step"], "images_per_s": summary["images_per_s"]}, indent=1))

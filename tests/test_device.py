@@ -46,25 +46,3 @@ def test_the_allocator_setting_changes_no_result():
     assert torch.equal((x * 2).sum(), before)
 
 
-def test_faster_autocast_needs_a_clear_margin_to_leave_fp32():
-    def timed(cost):  # a fake clock that advances by each dtype's cost when the work runs
-        now = [0.0]
-        return (lambda dtype: now.__setitem__(0, now[0] + cost[dtype])), (lambda: now[0])
-
-    work, clock = timed({None: 1.0, torch.bfloat16: 0.7})
-    assert D.faster_autocast(work, clock=clock) == "bf16"
-    work, clock = timed({None: 1.0, torch.bfloat16: 0.97})  # within the 5% margin: keep fp32
-    assert D.faster_autocast(work, clock=clock) == "none"
-    work, clock = timed({None: 1.0, torch.bfloat16: 1.3})
-    assert D.faster_autocast(work, clock=clock) == "none"
-    calls = []
-    D.faster_autocast(lambda dtype: calls.append(dtype), rounds=2, clock=lambda: 0.0)
-    assert calls == [None, torch.bfloat16] * 3  # one warm-up each, then alternating rounds
-    # one lucky bf16 timing among slower ones does not win: the median counts, not the best
-    costs = iter([1.0, 1.0] + [1.0, 0.5, 1.0, 1.1, 1.0, 1.1])  # warm-ups, then (fp32, bf16) × 3 rounds
-    now = [0.0]
-
-    def work(dtype):
-        now[0] += next(costs)
-
-    assert D.faster_autocast(work, rounds=3, clock=lambda: now[0]) == "none"
