@@ -8,21 +8,29 @@
   ε, v or x₀ prediction, with an optional weighting over time.
 * :mod:`.guidance` — label dropout, the guided prediction from one doubled-batch forward,
   ``guided_model_fn`` for the solvers.
-* :mod:`.dpm_solver` — DPM-Solver / DPM-Solver++ (orders 1–3, singlestep "fast" and multistep) as
-  pure functions, and an optional diffusers route.
+* :mod:`.dpm_solver` — DPM-Solver / DPM-Solver++ (orders 1–3, singlestep and multistep, "fast" and
+  full-order step allocations) as pure functions: grids, step allocations, short sampling loops, and an
+  optional diffusers route.
 """
 from . import analytic
 from .dpm_solver import (
+    ALLOCATIONS,
+    SKIP_TYPES,
     EpsFn,
     diffusers_scheduler,
     first_order_update,
     get_singlestep_time_steps,
     get_time_steps,
+    multistep_orders,
     multistep_update,
     sample_diffusers,
     sample_dpm_solver,
+    sample_multistep,
+    sample_singlestep,
+    singlestep_grid,
     singlestep_orders,
     singlestep_update,
+    step_orders,
     trained_betas,
 )
 from .guidance import (
@@ -71,7 +79,8 @@ __all__ = [
     "drop_labels", "weight_from_scale", "cosine_ramp_weight", "apply_guidance", "guided_prediction",
     "guided_model_fn", "model_eps_fn",
     # solver
-    "EpsFn", "sample_dpm_solver", "get_time_steps", "get_singlestep_time_steps", "singlestep_orders",
-    "first_order_update", "singlestep_update", "multistep_update", "diffusers_scheduler", "sample_diffusers",
-    "trained_betas",
+    "EpsFn", "sample_dpm_solver", "SKIP_TYPES", "ALLOCATIONS", "get_time_steps", "singlestep_grid",
+    "get_singlestep_time_steps", "step_orders", "singlestep_orders", "multistep_orders", "sample_singlestep",
+    "sample_multistep", "first_order_update", "singlestep_update", "multistep_update", "diffusers_scheduler",
+    "sample_diffusers", "trained_betas",
 ]

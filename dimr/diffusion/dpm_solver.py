@@ -27,26 +27,51 @@ estimate D₁, D₂:
 * **multistep** order k: finite differences of the k − 1 previous steps' model values
   (DPM-Solver++ Alg. 2 and its third-order extension).
 
-**Step allocation** (``method="singlestep"``, called "DPM-Solver-fast" in the paper): with ``steps``
-NFE and order 3, ``K = steps//3 + 1`` steps of orders ``[3]*(K−2) + [2, 1]`` (steps % 3 == 0),
-``[3]*(K−1) + [1]`` (== 1) or ``[3]*(K−1) + [2]`` (== 2); order 2: ``[2]*(steps/2)`` or
-``[2]*(steps//2) + [1]``; order 1: ``steps`` DDIM steps (:func:`singlestep_orders`). On a
-``time_uniform`` (or quadratic) grid the step ends and *the intermediate points* are points of one
-grid of ``steps + 1`` times; on a ``logSNR`` grid the K + 1 step ends are λ-uniform and each step's
-inner points split it evenly in λ (r = 1/3, 2/3 or 1/2). This is DPM-Solver's published
-``get_orders_and_timesteps_for_singlestep_solver`` rule, and the official DiMR sampler
-(``DPM_Solver(predict_x0=True).sample(steps, eps=1/1000, T=1)`` = data prediction, order 3, "fast",
-time-uniform): 250 NFE → 83 third-order steps + 1 first-order step; 50 NFE → 16×3 + 1×2.
+**A sample is three choices** (k-diffusion's shape: the grid is built before the loop, the loop only
+walks it): the *step allocation* — the order of every step (:func:`step_orders`); the *grid* — the
+times of every model call (:func:`get_time_steps`, :func:`singlestep_grid`); and the *loop*
+(:func:`sample_singlestep`, :func:`sample_multistep`). :func:`sample_dpm_solver` makes all three.
+
+**Step allocations** (``allocation``, :data:`ALLOCATIONS`), for a budget of ``steps`` model evaluations (NFE):
+
+* ``"fast"`` — the default, "DPM-Solver-fast" of the DPM-Solver paper. Singlestep, order 3:
+  ``K = steps//3 + 1`` steps of orders ``[3]*(K−2) + [2, 1]`` (steps % 3 == 0), ``[3]*(K−1) + [1]``
+  (== 1) or ``[3]*(K−1) + [2]`` (== 2); order 2: ``[2]*(steps/2)`` or ``[2]*(steps//2) + [1]``; order 1:
+  ``steps`` DDIM steps — exactly ``steps`` NFE (:func:`singlestep_orders`). Multistep: a warm-up of
+  orders 1, …, order − 1, then ``order``, lowered again over the last steps when there are fewer than
+  10 (the reference code's ``lower_order_final``).
+* ``"full"`` — every step at ``order``. Singlestep: ``steps // order`` steps, so
+  ``order·⌊steps/order⌋`` NFE (the reference code's ``method='singlestep_fixed'``; U-ViT's and DiMR's
+  ``method='singlestep'``). Multistep: full order from the end of the warm-up to the last step. The
+  warm-up cannot run at full order without extra model calls; it leaves multistep order 3 an
+  ``O(NFE⁻²)`` term with a small coefficient (the solver chapter measures it).
+
+**Singlestep grids** (:func:`singlestep_grid`): a flat grid of NFE + 1 times that the steps walk in
+order, step k spanning as many intervals as its order, its inner points being the grid points inside
+it. For ``"fast"`` on a ``time_uniform`` (or quadratic) grid that is one grid of ``steps + 1`` points,
+as in the official DiMR sampler (``DPM_Solver(predict_x0=True).sample(steps, eps=1/1000, T=1)`` = data
+prediction, order 3, "fast", time-uniform: 250 NFE → 83 third-order steps + 1 first-order step;
+50 NFE → 16×3 + 1×2). Otherwise (``"fast"`` on ``logSNR``, as in the DPM-Solver paper; every
+``"full"`` grid, as in U-ViT's and DiMR's ``dpm_solver.py``) the K + 1 step ends follow ``skip`` and
+each step is split evenly in λ (r = 1/3, 2/3 or 1/2). (U-ViT's and DiMR's ``method='fast'`` on a logSNR
+grid differs: one λ-uniform grid of ``steps + 1`` points, as for time-uniform; and the reference code's
+``'singlestep_fixed'`` splits a time-uniform step evenly in t; neither is offered here.)
 
 **A correction to the reference multistep order 3.** Its second difference ``D₂ = (D₁,₀ − D₁,₁)/(r₀ + r₁)``
 estimates ``h²m″/2``, yet is weighted like the singlestep ``D₂ ≈ h²m″`` (the same factor appears in
 diffusers). That halves the ``h³`` term, leaving a local O(h³) error: the method is then second order
 (our order test sees slope ≈ 2). ``multistep_third="taylor"`` (default) doubles it and is third order;
 ``"reference"`` reproduces the reference/diffusers update exactly.
+
+Sources (facts only): DPM-Solver's reference ``dpm_solver_pytorch.py`` (LuChengTHU/dpm-solver:
+``get_orders_and_timesteps_for_singlestep_solver``, ``sample`` with ``'singlestep_fixed'`` and
+``lower_order_final``); U-ViT's ``dpm_solver_pp.py`` and DiMR's copy ``dpm_solver.py`` (``sample`` with
+``method='fast'`` and ``'singlestep'``).
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import contextlib
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -55,12 +80,18 @@ from .schedules import Schedule
 __all__ = [
     "EpsFn",
     "SKIP_TYPES",
+    "ALLOCATIONS",
     "get_time_steps",
-    "singlestep_orders",
+    "singlestep_grid",
     "get_singlestep_time_steps",
+    "singlestep_orders",
+    "multistep_orders",
+    "step_orders",
     "first_order_update",
     "singlestep_update",
     "multistep_update",
+    "sample_singlestep",
+    "sample_multistep",
     "sample_dpm_solver",
     "diffusers_scheduler",
     "sample_diffusers",
@@ -69,7 +100,10 @@ __all__ = [
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SKIP_TYPES = ("time_uniform", "logSNR", "time_quadratic")
+#: step allocations: ``"fast"`` (DPM-Solver-fast, the default) and ``"full"`` (every step at the full order)
+ALLOCATIONS = ("fast", "full")
 _PREDICTS = ("noise", "data")
+_METHODS = ("singlestep", "multistep")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,16 +141,59 @@ def get_time_steps(schedule: Schedule, steps: int, skip: str = "time_uniform", t
     raise ValueError(f"skip must be one of {SKIP_TYPES}, got {skip!r}")
 
 
-def singlestep_orders(steps: int, order: int) -> list[int]:
-    """The order of each singlestep solver step for ``steps`` NFE ("DPM-Solver-fast" allocation).
+def singlestep_grid(schedule: Schedule, orders: Sequence[int], skip: str = "time_uniform", allocation: str = "fast",
+                    t_start: float | None = None, t_end: float | None = None) -> torch.Tensor:
+    """The times of every model call of a singlestep solve, and its end: float64 ``[sum(orders) + 1]``.
+
+    Step k starts at index ``o₁ + … + o_{k−1}`` and spans ``o_k`` intervals; the points inside a step are
+    its inner points (``s₁, s₂`` of DPM-Solver Alg. 1–2). ``"fast"`` on ``time_uniform`` or
+    ``time_quadratic``: one grid of ``skip`` (the official DiMR sampler). Otherwise the ``len(orders) + 1``
+    step ends follow ``skip`` and each step is split evenly in λ — the DPM-Solver paper's logSNR setting,
+    and U-ViT's and DiMR's ``method='singlestep'`` (inner ``r = 1/3, 2/3`` or ``1/2``)."""
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
+    if allocation == "fast" and skip != "logSNR":
+        return get_time_steps(schedule, sum(orders), skip, t_start, t_end)
+    ends = get_time_steps(schedule, len(orders), skip, t_start, t_end)
+    # each sub-grid ends exactly on the next step end (get_time_steps pins its end points)
+    steps = [get_time_steps(schedule, o, "logSNR", float(ends[k]), float(ends[k + 1]))[1:]
+             for k, o in enumerate(orders)]
+    return torch.cat([ends[:1]] + steps)
+
+
+def get_singlestep_time_steps(schedule: Schedule, steps: int, order: int, skip: str = "time_uniform",
+                              t_start: float | None = None, t_end: float | None = None,
+                              allocation: str = "fast") -> tuple[torch.Tensor, list[int]]:
+    """Step ends (float64 ``[K + 1]``) and the K per-step orders of the singlestep solver: the points of
+    :func:`singlestep_grid` at the cumulative orders ``0, o₁, o₁ + o₂, …``."""
+    orders = singlestep_orders(steps, order, allocation)
+    grid = singlestep_grid(schedule, orders, skip, allocation, t_start, t_end)
+    return grid[torch.cumsum(torch.tensor([0] + orders), 0)], orders
+
+
+# ---------------------------------------------------------------------------------------------
+# Step allocation
+# ---------------------------------------------------------------------------------------------
+def singlestep_orders(steps: int, order: int, allocation: str = "fast") -> list[int]:
+    """The order of each singlestep solver step for a budget of ``steps`` NFE (module docstring).
 
     >>> singlestep_orders(250, 3) == [3] * 83 + [1]
     True
     >>> singlestep_orders(50, 3) == [3] * 16 + [2]
     True
+    >>> singlestep_orders(50, 3, "full") == [3] * 16      # 48 NFE
+    True
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if order not in (1, 2, 3):
+        raise ValueError(f"order must be 1, 2 or 3, got {order}")
+    if allocation == "full":
+        if steps < order:
+            raise ValueError(f"a full-order singlestep solve of order {order} needs at least {order} steps")
+        return [order] * (steps // order)
+    if allocation != "fast":
+        raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     if order == 3:
         K = steps // 3 + 1
         if steps % 3 == 0:
@@ -124,26 +201,40 @@ def singlestep_orders(steps: int, order: int) -> list[int]:
         if steps % 3 == 1:
             return [3] * (K - 1) + [1]
         return [3] * (K - 1) + [2]
-    if order == 2:
-        return [2] * (steps // 2) + [1] * (steps % 2)
-    if order == 1:
-        return [1] * steps
-    raise ValueError(f"order must be 1, 2 or 3, got {order}")
+    return [2] * (steps // 2) + [1] * (steps % 2) if order == 2 else [1] * steps
 
 
-def get_singlestep_time_steps(schedule: Schedule, steps: int, order: int, skip: str = "time_uniform",
-                              t_start: float | None = None,
-                              t_end: float | None = None) -> tuple[torch.Tensor, list[int]]:
-    """Step ends (float64 ``[K + 1]``) and per-step orders for the singlestep solver.
+def multistep_orders(steps: int, order: int, allocation: str = "fast") -> list[int]:
+    """The order of each of the ``steps`` multistep solver steps (one model call each).
 
-    ``logSNR``: a λ-uniform grid of K + 1 points (DPM-Solver's paper setting). Otherwise: the
-    ``steps + 1``-point grid of ``skip``, taken at the cumulative orders ``0, o₁, o₁ + o₂, …``."""
-    orders = singlestep_orders(steps, order)
-    if skip == "logSNR":
-        return get_time_steps(schedule, len(orders), skip, t_start, t_end), orders
-    grid = get_time_steps(schedule, steps, skip, t_start, t_end)
-    idx = torch.cumsum(torch.tensor([0] + orders), 0)
-    return grid[idx], orders
+    Step n (from 1) can use at most n model values, so the first ``order − 1`` steps warm up at orders
+    1, 2, …; ``"fast"`` also lowers the last steps' orders to 2, 1 when ``steps < 10`` (the reference
+    code's ``lower_order_final``, which it finds steadies very short solves).
+
+    >>> multistep_orders(5, 3), multistep_orders(5, 3, "full"), multistep_orders(10, 3)
+    ([1, 2, 3, 2, 1], [1, 2, 3, 3, 3], [1, 2, 3, 3, 3, 3, 3, 3, 3, 3])
+    """
+    if order not in (1, 2, 3):
+        raise ValueError(f"order must be 1, 2 or 3, got {order}")
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
+    if steps < order:
+        raise ValueError(f"multistep order {order} needs at least {order} steps, got {steps}")
+    orders = [min(order, n) for n in range(1, steps + 1)]
+    if allocation == "fast" and steps < 10:
+        orders = [min(o, steps + 1 - n) for n, o in enumerate(orders, start=1)]
+    return orders
+
+
+def step_orders(steps: int, order: int, method: str = "singlestep", allocation: str = "fast") -> list[int]:
+    """The per-step orders of ``method`` (``"singlestep"`` or ``"multistep"``) under ``allocation``
+    (:func:`singlestep_orders`, :func:`multistep_orders`); their sum (singlestep) or count (multistep)
+    is the NFE."""
+    if method == "singlestep":
+        return singlestep_orders(steps, order, allocation)
+    if method == "multistep":
+        return multistep_orders(steps, order, allocation)
+    raise ValueError(f"method must be 'singlestep' or 'multistep', got {method!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,100 +368,121 @@ def multistep_update(schedule: Schedule, x: torch.Tensor, m_prev: Sequence[torch
 
 
 # ---------------------------------------------------------------------------------------------
+# Sampling loops: walk a grid built beforehand
+# ---------------------------------------------------------------------------------------------
+Callback = Callable[[int], None]
+
+
+def sample_singlestep(eps_fn: EpsFn, x: torch.Tensor, schedule: Schedule, grid: torch.Tensor,
+                      orders: Sequence[int], predict: str = "data", callback: Callback | None = None) -> torch.Tensor:
+    """Singlestep DPM-Solver along ``grid`` (float64 ``[sum(orders) + 1]``, :func:`singlestep_grid`).
+
+    Step k goes from ``grid[i]`` to ``grid[i + o_k]`` (``i = o₁ + … + o_{k−1}``) with the grid points
+    between as its inner points, ``o_k`` model calls (DPM-Solver Alg. 1–2). ``x: [B, ...]`` at ``grid[0]``;
+    returns ``[B, ...]`` at ``grid[-1]``. ``callback(o_k)`` after each step."""
+    i = 0
+    for o in orders:
+        x = singlestep_update(eps_fn, schedule, x, grid[i], grid[i + o], o, list(grid[i + 1:i + o]), predict)
+        i += o
+        if callback is not None:
+            callback(o)
+    return x
+
+
+def sample_multistep(eps_fn: EpsFn, x: torch.Tensor, schedule: Schedule, grid: torch.Tensor,
+                     orders: Sequence[int], predict: str = "data", third: str = "taylor",
+                     callback: Callback | None = None) -> torch.Tensor:
+    """Multistep DPM-Solver(++) along ``grid`` (float64 ``[len(orders) + 1]``), one model call per step
+    (DPM-Solver++ Alg. 2; ``third`` as in :func:`multistep_update`).
+
+    ``x: [B, ...]`` at ``grid[0]``; returns ``[B, ...]`` at ``grid[-1]``. ``callback(1)`` after each step."""
+    keep = max(orders)  # model values a step may need
+    m_prev, t_prev = [_model_value(eps_fn, schedule, x, grid[0], predict)], [grid[0]]
+    for n, o in enumerate(orders, start=1):
+        x = multistep_update(schedule, x, m_prev, t_prev, grid[n], o, predict, third)
+        if n < len(orders):  # the last model value is never needed
+            m_prev = (m_prev + [_model_value(eps_fn, schedule, x, grid[n], predict)])[-keep:]
+            t_prev = (t_prev + [grid[n]])[-keep:]
+        if callback is not None:
+            callback(1)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
 # The sampler
 # ---------------------------------------------------------------------------------------------
+def _check_grid(timesteps, nfe: int) -> torch.Tensor:
+    """An explicit grid, float64 on the CPU, checked: ``nfe + 1`` points, strictly decreasing, positive."""
+    grid = torch.as_tensor(timesteps, dtype=torch.float64).flatten().cpu()
+    if grid.numel() != nfe + 1:
+        raise ValueError(f"timesteps has {grid.numel()} points for {nfe} model calls (need steps + 1 = {nfe + 1})")
+    if not bool((grid[1:] < grid[:-1]).all()) or float(grid[-1]) <= 0.0:
+        raise ValueError("timesteps must be strictly decreasing and positive")
+    return grid
+
+
+@contextlib.contextmanager
+def _progress_bar(show: bool, total: int, desc: str) -> Iterator[Callback | None]:
+    """A tqdm bar over ``total`` model calls, as a callback (``None`` when not shown)."""
+    if not show:
+        yield None
+        return
+    from tqdm.auto import tqdm
+    with tqdm(total=total, desc=desc, leave=False) as bar:
+        yield bar.update
+
+
 @torch.no_grad()
 def sample_dpm_solver(eps_fn: EpsFn, x_T: torch.Tensor, schedule: Schedule, steps: int, order: int = 3,
                       method: str = "singlestep", predict: str = "data", skip: str = "time_uniform",
                       t_start: float | None = None, t_end: float | None = None,
                       timesteps: torch.Tensor | None = None, lower_order_final: bool = True,
                       multistep_third: str = "taylor", denoise_to_zero: bool = False,
-                      progress: bool = False) -> torch.Tensor:
+                      progress: bool = False, allocation: str = "fast") -> torch.Tensor:
     """Solve the probability-flow ODE from ``x_T`` at ``t_start`` to ``t_end`` with ``steps`` NFE.
 
     Args:
         eps_fn: ``(x: [B, ...], t: [B]) -> ε̂: [B, ...]``, continuous t.
         x_T: ``[B, ...]`` the starting point (standard normal at ``t_start = T``).
         schedule: a :mod:`~dimr.diffusion.schedules` schedule.
-        steps: number of model evaluations (NFE), ``+1`` with ``denoise_to_zero``.
+        steps: number of model evaluations (NFE), ``+1`` with ``denoise_to_zero`` (``"full"`` singlestep:
+            ``order·⌊steps/order⌋``).
         order: 1, 2 or 3.
-        method: ``"singlestep"`` (DPM-Solver-fast allocation) or ``"multistep"`` (lower orders for the
-            first ``order − 1`` steps; with ``lower_order_final`` and steps < 10 also for the last).
+        method: ``"singlestep"`` or ``"multistep"``.
         predict: ``"noise"`` (DPM-Solver) or ``"data"`` (DPM-Solver++; the official DiMR sampler).
         skip: ``"time_uniform"`` (official), ``"logSNR"`` or ``"time_quadratic"``.
         t_start, t_end: default ``schedule.T`` and ``schedule.eps``.
-        timesteps: optional explicit decreasing grid ``[steps + 1]`` overriding ``skip``/``t_*``
-            (multistep, or singlestep on grid points, e.g. to match diffusers' integer timesteps).
+        timesteps: optional explicit decreasing grid ``[NFE + 1]`` overriding ``skip``/``t_*`` (each
+            singlestep step takes its inner points from it; e.g. diffusers' integer timesteps).
+        lower_order_final: ``False`` makes a multistep solve ``"full"`` (kept for its callers).
         multistep_third: ``"taylor"`` or ``"reference"`` (module docstring).
         denoise_to_zero: finish with x̂₀ at ``t_end`` (one extra NFE).
-        progress: show a tqdm bar over the steps.
+        progress: show a tqdm bar over the model calls.
+        allocation: ``"fast"`` (DPM-Solver-fast; the official sampler) or ``"full"`` (every step at
+            ``order``), :func:`step_orders`.
 
     Returns ``x_{t_end}: [B, ...]`` (``x̂₀`` with ``denoise_to_zero``). Runs under ``torch.no_grad``.
+    The defaults are the official DiMR sampler (docs/official-code.md §6).
     """
     if predict not in _PREDICTS:
         raise ValueError(f"predict must be one of {_PREDICTS}, got {predict!r}")
-    if method not in ("singlestep", "multistep"):
-        raise ValueError(f"method must be 'singlestep' or 'multistep', got {method!r}")
-    if order not in (1, 2, 3):
-        raise ValueError(f"order must be 1, 2 or 3, got {order}")
+    if method == "multistep" and not lower_order_final:
+        allocation = "full"
+    orders = step_orders(steps, order, method, allocation)
+    nfe = sum(orders) if method == "singlestep" else len(orders)
     if timesteps is not None:
-        grid = torch.as_tensor(timesteps, dtype=torch.float64).flatten().cpu()
-        if grid.numel() != steps + 1:
-            raise ValueError(f"timesteps has {grid.numel()} points for {steps} steps (need steps + 1)")
-        if not bool((grid[1:] < grid[:-1]).all()) or float(grid[-1]) <= 0.0:
-            raise ValueError("timesteps must be strictly decreasing and positive")
+        grid = _check_grid(timesteps, nfe)
+    elif method == "singlestep":
+        grid = singlestep_grid(schedule, orders, skip, allocation, t_start, t_end)
     else:
-        grid = get_time_steps(schedule, steps, skip, t_start, t_end)
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=steps, desc=f"DPM-Solver-{order} ({method}, {predict})", leave=False)
-
-    def tick(n: int = 1):
-        if bar is not None:
-            bar.update(n)
-
-    x = x_T
-    if method == "singlestep":
-        orders = singlestep_orders(steps, order)
-        if timesteps is None and skip == "logSNR":
-            outer, _ = get_singlestep_time_steps(schedule, steps, order, skip, t_start, t_end)
-            # each step's inner points split it evenly in λ
-            inners = []
-            for k, o in enumerate(orders):
-                sub = get_time_steps(schedule, o, "logSNR", float(outer[k]), float(outer[k + 1])) if o > 1 else None
-                inners.append([sub[i] for i in range(1, o)] if sub is not None else [])
+        grid = get_time_steps(schedule, nfe, skip, t_start, t_end)
+    with _progress_bar(progress, nfe, f"DPM-Solver-{order} ({method}, {allocation}, {predict})") as tick:
+        if method == "singlestep":
+            x = sample_singlestep(eps_fn, x_T, schedule, grid, orders, predict, tick)
         else:
-            # step ends and inner points are all points of the (steps + 1)-point grid
-            idx = [0]
-            for o in orders:
-                idx.append(idx[-1] + o)
-            outer = grid[idx]
-            inners = [[grid[idx[k] + i] for i in range(1, o)] for k, o in enumerate(orders)]
-        for k, o in enumerate(orders):
-            x = singlestep_update(eps_fn, schedule, x, outer[k], outer[k + 1], o, inners[k], predict)
-            tick(o)
-        t_last = outer[-1]
-    else:
-        if steps < order:
-            raise ValueError(f"multistep order {order} needs at least {order} steps, got {steps}")
-        m_prev = [_model_value(eps_fn, schedule, x, grid[0], predict)]
-        t_prev = [grid[0]]
-        for step in range(1, steps + 1):
-            step_order = min(order, step)  # warm-up with lower orders
-            if lower_order_final and steps < 10:
-                step_order = min(step_order, steps + 1 - step)
-            x = multistep_update(schedule, x, m_prev, t_prev, grid[step], step_order, predict, multistep_third)
-            tick()
-            if step < steps:  # the last model value is never needed
-                m_prev = (m_prev + [_model_value(eps_fn, schedule, x, grid[step], predict)])[-order:]
-                t_prev = (t_prev + [grid[step]])[-order:]
-        t_last = grid[-1]
-    if bar is not None:
-        bar.close()
+            x = sample_multistep(eps_fn, x_T, schedule, grid, orders, predict, multistep_third, tick)
     if denoise_to_zero:
-        x = _model_value(eps_fn, schedule, x, t_last, "data")
+        x = _model_value(eps_fn, schedule, x, grid[-1], "data")
     return x
 
 
