@@ -1,6 +1,11 @@
 """Class-conditional sampling: checkpoint → DPM-Solver (with classifier-free guidance) → images.
 
     python -m dimr sample --checkpoint RUN/latest.pt --num-samples 64 --out RUN/samples
+    python -m dimr sample --checkpoint RUN/latest.pt --steps 24 --skip logSNR --allocation full
+
+The defaults are the official DiMR sampler (third-order DPM-Solver++, "fast" step allocation on a
+time-uniform grid); the second line samples on a logSNR-uniform grid with every step at full order, the
+grid the solver chapter measures against the official one on Gaussian data.
 
 Sample ``i`` starts from noise seeded by ``(seed, i)``, so a sample does not depend on the batch
 size or on which other samples are drawn.  Labels default to an even spread over the classes
@@ -33,7 +38,7 @@ from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .config import config_from_dict
 from .device import pick_device
 from .diffusion import Denoiser, get_schedule, guided_model_fn, null_label, sample_dpm_solver
-from .diffusion.dpm_solver import SKIP_TYPES
+from .diffusion.dpm_solver import ALLOCATIONS, SKIP_TYPES
 from .diffusion.guidance import weight_from_scale
 
 __all__ = ["SamplerConfig", "CheckpointSampler", "sampler_from_checkpoint", "recipe_sampler", "sample_images",
@@ -47,7 +52,8 @@ NEEDS_VAE = "this is a latent model: pass --vae DIR (a local sd-vae-ft-ema folde
 @dataclass(frozen=True)
 class SamplerConfig:
     """DPM-Solver settings; defaults are the official DiMR sampler (docs/official-code.md §6): data prediction,
-    third order, singlestep "fast" allocation on a time-uniform grid."""
+    third order, singlestep "fast" allocation on a time-uniform grid. ``allocation="full"`` runs every step at
+    ``order`` (:func:`dimr.diffusion.step_orders`); with ``skip="logSNR"`` it is the solver chapter's grid."""
 
     steps: int = 50
     order: int = 3
@@ -55,6 +61,7 @@ class SamplerConfig:
     predict: str = "data"
     skip: str = "time_uniform"
     guidance: float = 1.0  # w in ε_u + w(ε_c − ε_u); 1 = no guidance
+    allocation: str = "fast"
 
 
 def _noise(seed: int, indices: range, shape: tuple[int, ...]) -> torch.Tensor:
@@ -82,7 +89,7 @@ def sample_images(denoiser, labels: torch.Tensor, sampler: SamplerConfig, seed: 
         y = labels[start:idx.stop].to(device)
         eps_fn = guided_model_fn(denoiser, y, sampler.guidance)
         x0 = sample_dpm_solver(eps_fn, x_T, schedule, sampler.steps, order=sampler.order, method=sampler.method,
-                               predict=sampler.predict, skip=sampler.skip)
+                               predict=sampler.predict, skip=sampler.skip, allocation=sampler.allocation)
         if decode is not None:
             x0 = decode(x0)
         outs.append(x0.float().clamp(-1, 1).cpu())
@@ -171,7 +178,7 @@ def denoiser_from_checkpoint(ckpt: dict, use_ema: bool = True, device="cpu") -> 
 def recipe_sampler(ctx: dict, steps: int | None = None, skip: str | None = None, guidance: float | None = None,
                    **solver) -> SamplerConfig:
     """The checkpoint recipe's sampler (``ctx`` from :func:`checkpoint_context`): its steps, time grid
-    and CFG weight ``w = 1 + s`` from its scale ``s``. A given value (not ``None``) overrides the recipe's; ``solver`` sets the other :class:`SamplerConfig` fields (order, method, predict)."""
+    and CFG weight ``w = 1 + s`` from its scale ``s``. A given value (not ``None``) overrides the recipe's; ``solver`` sets the other :class:`SamplerConfig` fields (order, method, predict, allocation)."""
     if steps is not None and steps < 1:
         raise ValueError(f"sampler steps must be at least 1, got {steps} (leave them out for the recipe's)")
     w = guidance if guidance is not None else weight_from_scale(ctx["cfg_scale"])
@@ -229,7 +236,7 @@ def sampler_from_checkpoint(checkpoint: dict | str | os.PathLike, device: str | 
                             **settings) -> CheckpointSampler:
     """Checkpoint (a loaded dict, a file or a run folder) → network → denoiser (→ VAE decoder) on
     ``device`` (:func:`~dimr.device.pick_device`). ``settings`` go to :func:`recipe_sampler` (steps,
-    skip, guidance, order, method, predict; ``None`` takes the recipe's).
+    skip, guidance, order, method, predict, allocation; ``None`` takes the recipe's).
 
     Raises :class:`~dimr.checkpoint.CheckpointError` for an unreadable checkpoint or a latent model
     without ``vae`` (a local SD-VAE folder), before any network is built."""
@@ -256,7 +263,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--predict", default="data", choices=["data", "noise"],
                     help="the solver's parametrisation (DPM-Solver++ is data)")
     ap.add_argument("--skip", choices=SKIP_TYPES,
-                    help="DPM-Solver time grid (default: the recipe's)")
+                    help="DPM-Solver time grid (default: the recipe's; the official sampler's is time_uniform); "
+                         "logSNR with --allocation full is the grid the solver chapter compares with the official one")
+    ap.add_argument("--allocation", default="fast", choices=ALLOCATIONS,
+                    help="the orders of the steps: fast (DPM-Solver-fast, the official sampler's; exactly --steps NFE) "
+                         "or full (every step at --order; singlestep then uses order x floor(steps/order) NFE)")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--guidance", type=float, help="CFG weight w (1 = off)")
     g.add_argument("--cfg-scale", type=float, help="official scale s, w = 1 + s (default: the recipe's)")
@@ -276,7 +287,7 @@ def cli(argv: list[str]) -> int:
     try:
         sampler = sampler_from_checkpoint(args.checkpoint, args.device, use_ema=not args.no_ema, vae=args.vae,
                                           steps=args.steps, skip=args.skip, guidance=guidance, order=args.order,
-                                          method=args.method, predict=args.predict)
+                                          method=args.method, predict=args.predict, allocation=args.allocation)
     except (CheckpointError, FileNotFoundError, OSError, ValueError) as e:  # ValueError: a bad --device
         print(f"dimr sample: {e}", file=sys.stderr)
         return 2
