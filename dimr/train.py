@@ -59,6 +59,8 @@ from .diffusion import (PREDICTIONS, TIME_DISTRIBUTIONS, WEIGHTINGS, Denoiser, d
 from .files import atomic_write, stale_temporaries
 from .nn import build_model
 from .nn.tdln import NODECAY_SUFFIXES
+from .pace import PaceWatch, pace_key
+from .runs import hardware_info
 from .presets import get_preset
 
 __all__ = ["TrainConfig", "snapshot_name", "resolve_config", "adapt_model_config", "param_groups", "build_optimizer", "lr_at", "EMA",
@@ -724,6 +726,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     bar = tqdm(total=cfg.steps, initial=run.start_step, desc=f"train {run.preset.name}", unit="step",
                dynamic_ncols=True, disable=not (env.main and cfg.progress))
     step = run.start_step
+    pace = PaceWatch(pace_key(hardware_info()["cpu"], run.preset.name, cfg.batch_size, cfg.amp, cfg.compile == "on",
+                              torch.get_num_threads()) if env.device.type == "cpu" and env.main else None)
     with StopRequest(env, time_limit_s) as stop, bar:
         while step < cfg.steps:
             log.add(step + 1, train_step(run, step))
@@ -743,10 +747,12 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
             stopping = reason != StopRequest.RUNNING
             if logging or stopping:
                 rec = log.record(step)
+                note = pace.note(rec["images_per_s"])  # far below this machine's usual rate: say why
                 if bar.disable and env.main:  # no bar (logs, notebooks): one line per record
-                    print(_progress_line(rec, cfg.steps, run.start_step, time_limit_s), flush=True)
+                    print(_progress_line(rec, cfg.steps, run.start_step, time_limit_s) + (f"  ({note})" if note else ""),
+                          flush=True)
                 else:
-                    bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.0f}")
+                    bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.0f}", **({"note": note} if note else {}))
             if stopping:
                 break
             if saving and step < cfg.steps:
@@ -766,6 +772,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
                "time_limited": stop.reason == StopRequest.TIME_LIMITED, "diverged_at_step": diverged,
                "model_config": config_to_dict(run.model_cfg), "train_config": config_to_dict(cfg),
                "image_shape": list(run.dataset.image_shape)}
+    summary.update(pace.finish(summary["images_per_s"], complete=diverged is None and stop.reason == StopRequest.RUNNING
+                               or stop.reason == StopRequest.TIME_LIMITED))
     if env.main:
         atomic_write(run.out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2) + "\n"))
     if env.world > 1:

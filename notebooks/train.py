@@ -182,6 +182,11 @@ record = {
     "steps": metric(summary["step"], "optimiser steps", scale),
     "train_wall_s": metric(round(wall, 1), "training wall time (s)", scale),
 }
+if summary.get("usual_images_per_s"):  # what this machine usually does with this command (dimr.pace)
+    record["usual_images_per_s"] = metric(summary["usual_images_per_s"], "this machine's usual training throughput "
+                                          "(images/s, median of its last runs of this configuration)", scale)
+if summary.get("slow_note"):
+    print(f"NOTE: {summary['slow_note']} — a time-limited run trained fewer steps than usual")
 if resumed_from:
     record["resumed_from_step"] = metric(resumed_from, "step an interrupted attempt had reached (this run resumed it)", scale)
 if diverged:
