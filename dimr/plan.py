@@ -19,8 +19,9 @@ model it evaluates.  A parameter left out (or ``None``) takes the preset's recip
   :data:`~dimr.study.STUDY_SAMPLES` samples with the run's seed; learning-curve runs train on and are
   evaluated at every length of :data:`~dimr.study.CURVE_STEPS`. Its records are read by the Evidence
   chapter and by Table 2's measured column, which shows their mean ± interval per row.
-* At the ``cpu`` profile (``make book``) only Table 2's two ends are trained, each for
-  :data:`CPU_MINUTES` of the reader's machine; rows 2–5 come from the committed ``small`` study.
+* At the ``cpu`` profile (``make book``) only Table 2's two ends are trained, for the same number of
+  steps, as many as a calibration on the reader's machine says fit :data:`CPU_MINUTES` each
+  (:data:`CALIBRATION`); rows 2–5 come from the committed ``small`` study.
 
 Paths under ``checkpoints/`` are outside git; ``data/…`` paths of the ``paper`` profile are where a
 user puts ImageNet (folders) or its SD-VAE latents (``python -m dimr encode-latents``).
@@ -36,7 +37,7 @@ from .presets import get_preset
 from .runs import PROFILES
 from .train import CHECKPOINT_NAME, snapshot_name
 
-__all__ = ["Experiment", "build_plan", "TABLE2_ROWS", "PAPER_MODELS", "CPU_SCALE", "SMALL_EVALUATE", "CPU_MINUTES",
+__all__ = ["Experiment", "build_plan", "TABLE2_ROWS", "PAPER_MODELS", "CPU_SCALE", "SMALL_EVALUATE", "CPU_MINUTES", "CALIBRATION",
            "CPU_ROWS", "STUDY_SMOKE", "rows_of"]
 
 
@@ -81,8 +82,11 @@ PAPER_MODELS = {
     "DiMR-XL/3R": ("latents", "data/latents512", ("1b", "7")),
 }
 _TINY_STEPS = get_preset("DiMR-T/3R").recipe.sampling_steps
-#: minutes of 2 CPU cores each learning model gets at the ``cpu`` profile (``make book``)
+#: minutes of 2 CPU cores each learning model gets, on average, at the ``cpu`` profile (``make book``)
 CPU_MINUTES = 7.0
+#: the ``cpu`` profile's calibration (notebooks/calibrate.py): Table 2's two ends train the same number of
+#: steps, as many as fit CPU_MINUTES each on this machine now (:mod:`dimr.calibrate`)
+CALIBRATION = "calibrate-table2"
 #: what the cheap profiles train: (steps, global batch, grid samples, sampler steps) and evaluation size;
 #: a batch of ``None`` takes the recipe's. Table 2's ``small`` runs are the claims study's.
 CPU_SCALE = {
@@ -90,8 +94,9 @@ CPU_SCALE = {
                   evaluate=dict(num_samples=32, steps=3, batch_size=32)),
     # `make book` trains the two ends of Table 2 (U-ViT-T/4 and DiMR-T/3R) long enough to learn, within
     # 30 minutes of a 2-core laptop in all; rows 2-5 come from the committed `small` study
-    "cpu": dict(train=dict(steps=1_000_000, batch_size=None, time_limit_minutes=CPU_MINUTES, num_grid_samples=32,
-                           sample_steps=_TINY_STEPS),
+    # equal steps from the calibration; the time limit only guards a machine that slows down after it
+    "cpu": dict(train=dict(steps=1_000_000, steps_from=CALIBRATION, batch_size=None, time_limit_minutes=2 * CPU_MINUTES,
+                           num_grid_samples=32, sample_steps=_TINY_STEPS),
                 evaluate=dict(num_samples=300, steps=_TINY_STEPS, batch_size=100)),
 }
 #: how every ``small`` evaluation of a tiny model runs (the claims study sets its own seed)
@@ -130,6 +135,11 @@ def _paper_evaluate(preset: str, exp_train: str) -> dict:
 
 
 def _table2() -> Iterator[Experiment]:
+    presets = [f"Table2-T/row{r}" for r in CPU_ROWS]
+    yield Experiment(CALIBRATION, "notebooks/calibrate.py",
+                     {"smoke": dict(presets=presets, minutes_each=0.05, calibration_steps=4),
+                      "cpu": dict(presets=presets, minutes_each=CPU_MINUTES)},
+                     description="how many steps Table 2's two ends can both train in the cpu profile's budget")
     for row in TABLE2_ROWS:
         train_exp, eval_exp = f"train-table2-row{row}", f"eval-table2-row{row}"
         tiny, full = f"Table2-T/row{row}", f"Table2/row{row}"

@@ -49,7 +49,7 @@ __all__ = [
     "SCHEMA_VERSION", "COMPLETE", "FAILED", "RUN_FILE", "METRICS_FILE", "PROFILES", "COMMITTED_PROFILES",
     "is_committed_profile",
     "RunRecord", "atomic_write_json", "metric", "write_metrics", "read_metrics",
-    "git_info", "hardware_info", "repo_root", "staging_dir", "failed_dir",
+    "git_info", "hardware_info", "repo_root", "staging_dir", "run_beside", "failed_dir",
     "recording", "load_run", "list_runs", "is_complete", "DIVERGED_METRIC", "diverged_at",
 ]
 
@@ -161,6 +161,13 @@ def hardware_info() -> dict:
 def staging_dir(root: str | os.PathLike, experiment: str, run: str) -> Path:
     """Where a run is built before it is complete: ``<root>/<experiment>/.<run>.partial``."""
     return Path(root) / experiment / f".{run}.partial"
+
+
+def run_beside(run_dir: str | os.PathLike, experiment: str, run: str) -> Path:
+    """The published folder of another experiment's run in the same runs root as ``run_dir`` (a notebook's
+    staged :func:`staging_dir`): ``<root>/<experiment>/<run>``. A notebook that reads an earlier run of the
+    plan finds it so, wherever the plan's runs root is."""
+    return Path(run_dir).parent.parent / experiment / run
 
 
 def portable_record(text: str, staging: str | os.PathLike, removed: str | os.PathLike) -> str:

@@ -37,6 +37,7 @@ checkpoint_dir: str = "checkpoints/scratch"  # training output: latest.pt, metri
 dataset: str = "shapes"  # shapes (offline default) | fashion-mnist | imagenet | latents
 data_root: str = ""  # dataset folder; empty for shapes
 steps: int = 20  # total optimiser steps
+steps_from: str = ""  # a calibration experiment (notebooks/calibrate.py) of this plan whose equal_steps replaces steps
 batch_size: Optional[int] = 16  # global batch per optimiser step; None takes the preset's recipe
 lr: Optional[float] = None  # learning rate; None takes the preset's recipe
 warmup_steps: Optional[int] = None  # linear warm-up steps; None takes the preset's recipe
@@ -65,12 +66,19 @@ import matplotlib.pyplot as plt
 import torch
 
 from dimr.checkpoint import load_checkpoint
-from dimr.runs import hardware_info, metric, write_metrics
+from dimr.runs import hardware_info, metric, run_beside, write_metrics
 from dimr.sample import even_labels, sampler_from_checkpoint, save_grid, to_uint8
 from dimr.train import DIVERGED_EXIT
 
 run_dir, ckpt_dir = Path(run_dir), Path(checkpoint_dir)
 run_dir.mkdir(parents=True, exist_ok=True)
+if steps_from:  # equal training for the models a calibration compares (dimr.calibrate)
+    calibration = run_beside(run_dir, steps_from, profile) / "metrics.json"
+    if not calibration.exists():
+        raise FileNotFoundError(f"{calibration} is missing: run the calibration experiment {steps_from!r} first "
+                                f"(python -m dimr reproduce --profile {profile} --only {steps_from})")
+    steps = int(json.loads(calibration.read_text())["equal_steps"]["value"])
+    print(f"{steps:,} steps, as calibrated by {steps_from}")
 
 # %% [markdown]
 # ## Launch

@@ -6,15 +6,20 @@ from dimr.presets import get_preset
 PLAN = plan.build_plan()
 
 
-def test_the_cpu_profile_trains_the_two_ends_of_table2_on_a_time_limit():
-    cpu = {name for name, e in PLAN.items() if "cpu" in e.parameters}
-    assert cpu == {f"{kind}-table2-row{r}" for kind in ("train", "eval") for r in plan.CPU_ROWS}
+def test_the_cpu_profile_trains_the_two_ends_of_table2_for_equal_calibrated_steps():
+    cpu = [name for name, e in PLAN.items() if "cpu" in e.parameters]
+    assert set(cpu) == {plan.CALIBRATION} | {f"{kind}-table2-row{r}" for kind in ("train", "eval") for r in plan.CPU_ROWS}
+    assert cpu[0] == plan.CALIBRATION  # the plan runs in order: the calibration before the trainings that read it
     assert set(plan.CPU_ROWS) == {1, 6}
     assert 5 <= plan.CPU_MINUTES <= 10  # long enough to learn, short enough for `make book` in 30 minutes
+    calibrated = PLAN[plan.CALIBRATION].parameters["cpu"]
+    assert calibrated["minutes_each"] == plan.CPU_MINUTES
     trained = set()
     for r in plan.CPU_ROWS:
         params = PLAN[f"train-table2-row{r}"].parameters["cpu"]
-        assert params["time_limit_minutes"] == plan.CPU_MINUTES and params["batch_size"] is None  # the recipe's batch
+        assert params["steps_from"] == plan.CALIBRATION and params["batch_size"] is None  # the recipe's batch
+        assert params["time_limit_minutes"] > plan.CPU_MINUTES  # a guard only: the steps decide
+        assert params["preset"] in calibrated["presets"]
         trained.add(get_preset(params["preset"]).model)
     # the rows are the tiny U-ViT and DiMR presets, so `make book` trains what the README's first example trains
     assert trained == {get_preset("U-ViT-T/4").model, get_preset("DiMR-T/3R").model}
