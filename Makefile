@@ -2,6 +2,7 @@
 #   make book   install everything, execute the cpu-profile runs, build the book
 #   make test   install everything, run the test suite
 #   make lab    JupyterLab on the repository: open any chapter as a notebook
+#   make student  the chapters as .ipynb without their exercise solutions, in _build/student/ (a handout)
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,7 +17,7 @@ export HF_HUB_OFFLINE := 1
 # torch.compile's kernels: compiled once per model and machine, reused by every later run
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/inductor
 
-.PHONY: install test book lab clean
+.PHONY: install test book lab student clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +37,11 @@ book: install
 # every chapter (notebooks/*.py, book/*.py) opens as a notebook; jupytext.toml keeps saves as py:percent
 lab: install
 	$(BIN)/python -m jupyter lab --notebook-dir=$(CURDIR)
+
+# the student edition: every component chapter as an unexecuted .ipynb whose solution cells are replaced by
+# empty answer cells (dimr.editions); `python -m dimr chapters --teacher DIR` writes the teacher's edition
+student: install
+	$(BIN)/python -m dimr chapters --student _build/student
 
 clean:
 	rm -rf _build .cache
