@@ -25,11 +25,14 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .cli import parser
+from .editions import download_links, write_edition
 from .evidence import claim_evidence, format_with_n, paper_table2_fids, pca_evidence  # noqa: F401 (the chapters' names)
 from .runs import atomic_write_json, hardware_info, repo_root
 
 __all__ = ["Chapter", "CHAPTERS", "TIMES_RECORD", "chapter", "exercises", "recorded_times", "duration", "time_chapters", "run_this_chapter",
-           "format_with_n", "claim_evidence", "pca_evidence", "paper_table2_fids", "show_source", "cli"]
+           "format_with_n", "claim_evidence", "pca_evidence", "paper_table2_fids", "show_source", "labelled_grid", "slider",
+           "figure_png", "record_class_names", "install_footprint", "glossary",
+           "glossary_markdown", "cli"]
 
 
 @dataclass(frozen=True)
@@ -154,10 +157,13 @@ def run_this_chapter(name: str, root: str | Path | None = None) -> str:
         f"This page is `notebooks/{name}.py`, a Jupytext notebook that runs the `dimr` package. {when}",
         "",
         "1. Get the sources: clone the repository, then `make install` (a virtual environment in `.venv`).",
-        f"2. Either `make lab` and open `notebooks/{name}.py` as a notebook, or convert it: "
-        f"`.venv/bin/jupytext --to ipynb notebooks/{name}.py`.",
+        f"2. Either `make lab` and open `notebooks/{name}.py` as a notebook, or open a downloaded `.ipynb` "
+        "(below) from the repository's folder, in Jupyter with the `.venv` kernel.",
         "3. Run all cells. Exercises are at the end; their solutions are the collapsed cells.",
-        "", "The download button at the top of the page gives this page as `.ipynb` or as the `.py` source.",
+        "",
+        f"**Downloads** (also in the download menu at the top of the page): "
+        f"{download_links(f'notebooks/{name}', student=True)}. `make student` writes the student edition of "
+        "every chapter at once.",
         ":::"])
 
 
@@ -185,17 +191,227 @@ def _parser():
     ap = parser("chapters", "The book's component chapters in reading order, with their recorded run times; "
                             "--time executes them and records how long each takes.")
     ap.add_argument("--time", action="store_true", help=f"execute the chapters and record their run times in {TIMES_RECORD}")
-    ap.add_argument("names", nargs="*", help="chapters to time (default: all)")
+    ap.add_argument("--student", metavar="DIR", help="write the student edition of the chapters (exercise solutions "
+                                                     "removed) as .ipynb under DIR, e.g. _build/student")
+    ap.add_argument("--teacher", metavar="DIR", help="write the teacher's edition (solutions kept) of every notebook "
+                                                     "page of the book as .ipynb under DIR")
+    ap.add_argument("names", nargs="*", help="chapters to time or write (default: all)")
     return ap
 
 
 def cli(argv: list[str]) -> int:
-    """``python -m dimr chapters [--time] [NAME ...]``."""
+    """``python -m dimr chapters [--time] [--student DIR] [--teacher DIR] [NAME ...]``."""
     args = _parser().parse_args(argv)
     if args.time:
         time_chapters(args.names or None)
+    pages = [f"notebooks/{chapter(n).name}" for n in args.names] or None
+    editions = [(e, out) for e, out in (("student", args.student), ("teacher", args.teacher)) if out]
+    for edition, out in editions:
+        written = write_edition(out, edition, pages)
+        print(f"{edition} edition: {len(written)} notebooks under {out}/")
+    if editions and not args.time:
+        return 0
     seconds = recorded_times().get("seconds", {})
     for c in CHAPTERS:
         s = seconds.get(c.name)
         print(f"{c.name:<16} {'not timed' if s is None else f'{s:6.0f} s'}  {c.title}")
     return 0
+
+
+def labelled_grid(ax, image, class_names, title: str | None = None) -> None:
+    """Draw a sample grid with one row per class (what ``python -m dimr sample`` and the evaluation records
+    save: ``grid.png``, ``samples.png``) on ``ax``, each row labelled with its class name.
+
+    ``image``: a path or an ``[H, W(, C)]`` array whose height splits into ``len(class_names)`` equal rows
+    (the grid's rows, padding included). The axis keeps only the row labels."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    arr = plt.imread(image) if isinstance(image, (str, Path)) else np.asarray(image)
+    rows = len(class_names)
+    height = arr.shape[0]
+    ax.imshow(arr)
+    ax.set_yticks([(i + 0.5) * height / rows for i in range(rows)], [str(n) for n in class_names], fontsize=8)
+    ax.set_xticks([])
+    ax.tick_params(axis="y", length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def slider(frames, name: str, caption: str = "", start: int = 0) -> str:
+    """HTML of a figure a reader explores without a kernel: pre-rendered images with a range slider over
+    them, for the built book (static HTML and a few lines of JavaScript, images embedded, works offline).
+
+    ``frames``: ``[(label, png_bytes), …]`` in slider order, e.g. one sample plot per guidance weight;
+    ``name`` names the slider's variable ("guidance weight w"); ``start`` the frame shown first."""
+    import base64
+    import hashlib
+    import html
+
+    frames = list(frames)
+    if not frames:
+        raise ValueError("a slider needs at least one frame")
+    images = [f"data:image/png;base64,{base64.b64encode(png).decode('ascii')}" for _, png in frames]
+    uid = "dimr-slider-" + hashlib.sha1("".join(images).encode("ascii")).hexdigest()[:10]  # same figure, same id
+    labels = [html.escape(str(label)) for label, _ in frames]
+    js_labels = json.dumps([str(label) for label, _ in frames]).replace("</", "<\\/")  # never closes the script
+    return (f'<div class="dimr-slider" id="{uid}">'
+            f'<label>{html.escape(name)}: <input type="range" min="0" max="{len(frames) - 1}" step="1" value="{start}" '
+            f'aria-label="{html.escape(name)}"></label><span class="dimr-slider-label">{labels[start]}</span>'
+            f'<img alt="{html.escape(caption or name)}" src="{images[start]}">'
+            + (f"<p>{html.escape(caption)}</p>" if caption else "")
+            + "<script>(function(){"
+            f"var root=document.getElementById('{uid}'),srcs={json.dumps(images)},labels={js_labels};"
+            "var input=root.querySelector('input'),img=root.querySelector('img'),out=root.querySelector('.dimr-slider-label');"
+            "input.addEventListener('input',function(){img.src=srcs[input.value];out.textContent=labels[input.value];});"
+            "})();</script></div>")
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """The PNG bytes of a matplotlib figure (closed afterwards, so a notebook does not also show it)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def record_class_names(folder: str | Path) -> tuple[str, ...] | None:
+    """The class names of the dataset an evaluation record (``runs/eval-…/<profile>/``, or an output folder
+    of ``python -m dimr evaluate``) was made on, read from its ``evaluation.json`` or ``metrics.json``
+    (``scale.dataset``); None when the folder does not say, or the dataset has no fixed names."""
+    from .data import DATASETS
+
+    for name in ("evaluation.json", "metrics.json"):
+        path = Path(folder) / name
+        if path.exists():
+            dataset = json.loads(path.read_text(encoding="utf-8")).get("scale", {}).get("dataset")
+            if dataset:
+                names = getattr(DATASETS.get(dataset.lower().replace("_", "-")), "class_names", None)
+                return tuple(names) if names else None
+    return None
+
+
+def install_footprint(venv: str | Path | None = None) -> dict:
+    """What ``make install`` cost on this machine, measured, never typed: ``{"venv", "bytes", "seconds",
+    "installed"}`` — the virtual environment's size on disk (``du -sk``, or a walk of its files without
+    ``du``) and, when the timestamps are there, how long the first install took: from ``pyvenv.cfg`` (written
+    when ``python -m venv`` creates it) to the first ``.installed-*`` stamp (touched when the Makefile's
+    install recipe ends). ``seconds`` is None when either is missing; ``venv`` defaults to the running
+    interpreter's environment."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    venv = Path(venv or sys.prefix)
+    size = None
+    if shutil.which("du"):
+        try:
+            out = subprocess.run(["du", "-sk", str(venv)], capture_output=True, text=True, timeout=120, check=True)
+            size = int(out.stdout.split()[0]) * 1024
+        except (subprocess.SubprocessError, ValueError, IndexError):
+            size = None
+    if size is None:
+        size = sum(f.stat().st_size for f in venv.rglob("*") if f.is_file() and not f.is_symlink())
+    created = venv / "pyvenv.cfg"
+    stamps = sorted(venv.glob(".installed-*"), key=lambda p: p.stat().st_mtime)
+    seconds = installed = None
+    if created.exists() and stamps:
+        seconds = stamps[0].stat().st_mtime - created.stat().st_mtime
+        installed = time.strftime("%Y-%m-%d", time.localtime(stamps[0].stat().st_mtime))
+        if seconds < 0:  # a copied or touched environment: the order of the timestamps means nothing
+            seconds = None
+    return {"venv": os.fspath(venv), "bytes": size, "seconds": seconds, "installed": installed}
+
+
+def glossary() -> list[tuple[tuple[str, ...], str]]:
+    """The book's glossary: ``[(terms, definition), …]``, the first term of each entry being the name the
+    chapters' ``{term}`` roles use. Values (thresholds, settings, preset and claim names) are read from the
+    package, so the glossary says what the code does."""
+    from . import study
+    from .diffusion import PREDICTIONS, weight_from_scale
+    from .evaluate.distortion import COARSE_DISTORTION_THRESHOLD, DISTORTION_THRESHOLD
+    from .evaluate.rejection import REJECTION_THRESHOLD
+    from .nn.network import log_snr_to_tau
+    from .presets import get_preset, preset_names
+
+    tau_divisor = 1.0 / float(log_snr_to_tau(1.0, 1, "cpu")[0])  # τ = log-SNR / this
+    tiny_rows = [n for n in preset_names() if n.startswith("Table2-T/")]
+    xl = get_preset("DiMR-XL/2R").recipe
+    paper_claims = [c for c in study.CLAIMS if not c.beyond]
+    added = [c.key for c in study.CLAIMS if c.beyond]
+    predictions = ", ".join(f"`{p}`" for p in PREDICTIONS)
+    entries = [
+        (("tau", "τ"), f"The time every TD norm of a DiMR network receives: τ = log-SNR / {tau_divisor:g} "
+         "(`dimr.nn.network.log_snr_to_tau`, as in the official code). The network is told the noise level, not "
+         "the step index."),
+        (("logSNR", "log-SNR"), "The log signal-to-noise ratio of a noisy image x_t = α_t x₀ + σ_t ε: "
+         "log(α_t² / σ_t²), high at little noise and low at pure noise. The schedules and samplers work on it "
+         "(`dimr.diffusion.schedules`)."),
+        (("NFE",), "Number of function evaluations: how many times a sampler runs the network per sample. The cost "
+         "of sampling is counted in NFE, not in solver steps."),
+        (("GMACs",), "Billions of multiply-accumulates of one forward pass at batch 1, attention matmuls included "
+         "(`dimr.profile.count_gmacs`). The paper's tables call the same count \"GFLOPs\"."),
+        (("epsilon-prediction", "ε-prediction"), "The network predicts the noise ε added to the image: the "
+         f"paper's target, `prediction=\"eps\"`. The package offers {predictions} (`dimr.diffusion.PREDICTIONS`)."),
+        (("v-prediction",), "The network predicts v = α_t ε − σ_t x₀ (Salimans & Ho), `prediction=\"v\"`."),
+        (("x0-prediction", "x₀-prediction"), "The network predicts the clean image x₀ (`prediction=\"x0\"`), the "
+         "CPU-scale recipes' target (the Experiments page's *CPU-scale recipe* says why); each branch of DiMR then "
+         "regresses the clean image at its own resolution."),
+        (("CFG weight", "guidance weight w"), "Classifier-free guidance mixes the conditional and unconditional "
+         "predictions as ε_u + w (ε_c − ε_u); w = 1 is the conditional model. The official code writes a scale s "
+         f"with w = 1 + s (`weight_from_scale`): DiMR-XL/2R's recipe has s = {xl.cfg_scale:g}, i.e. "
+         f"w = {weight_from_scale(xl.cfg_scale):g}."),
+        (("Table2/rowN",), "The presets `Table2/row1` … `Table2/row6`: the paper's Table 2 ablation (U-ViT-M/4 → "
+         "DiMR-M/3R) at full size, counted here but not trained."),
+        (("Table2-T/rowN",), "The same ablation at CPU scale, tiny models on 32×32 images, trained by the claims "
+         f"study: {', '.join(f'`{n}`' for n in tiny_rows)}. Compare them with each other, never with the paper's "
+         "ImageNet FIDs."),
+        (("claim key",), "The name of one claim of the claims study (`dimr.study.CLAIMS`): a heading of the Evidence "
+         "chapter and of each chapter's claim box. The paper's claims: "
+         f"{', '.join(c.key for c in paper_claims)}; the questions the study adds: {', '.join(added)}."),
+    ]
+    entries += [((c.key,), f"Claim key: {c.title} (the paper's {c.where}). Primary metric: "
+                           f"{study.METRICS[c.primary].label}.") for c in paper_claims]
+    entries += [
+        (("mean 1 − IoU", "1 − IoU"), "Geometric distortion of a generated shape: 1 minus the intersection-over-"
+         "union of its mask with the best-fitting exact template of its requested class (`dimr.evaluate.distortion`), "
+         "averaged over the samples. 0 is a perfect shape; the claims study's primary metric on the shapes."),
+        (("distortion rate",), f"The share of samples whose 1 − IoU exceeds a threshold: {DISTORTION_THRESHOLD:g} "
+         "(`DISTORTION_THRESHOLD`, above every real shape measured) or, in the claims study, the coarser "
+         f"{COARSE_DISTORTION_THRESHOLD:g} (`COARSE_DISTORTION_THRESHOLD`): a tiny model trained for minutes exceeds "
+         "the fine one on most samples."),
+        (("classifier accuracy",), "The share of samples that the dataset's own classifier (a small CNN trained on "
+         "the real images, `dimr.evaluate.classifier`) assigns to the class they were generated for."),
+        (("FID (dataset classifier)", "FID"), "Fréchet distance between the features of generated and real images. "
+         "The paper's FID uses Inception features on ImageNet; at CPU scale the features are the dataset "
+         "classifier's, so those numbers compare with each other only, never with the paper's."),
+        (("flagged fraction",), "The share of samples the rejection classifier flags: those it gives the requested "
+         f"class a probability below {REJECTION_THRESHOLD:g} (`REJECTION_THRESHOLD`, the paper's §5.3 rule). The "
+         "paper's humans then judge the flagged images for distortion."),
+        (("paired difference",), f"Treatment minus baseline on the same seed, averaged over seeds, with its "
+         f"{study.LEVEL:.0%} Student-t interval: the claims study's verdicts are computed from it (`dimr.study`)."),
+        (("Holm-adjusted p",), "The p-value of a claim's primary test after Holm's correction for testing several "
+         f"claims at once; a verdict needs it below α = {study.ALPHA:g}."),
+        (("adaLN-Zero",), "DiT's conditioning: a per-block MLP maps the time and class embedding to a shift, a scale "
+         "and a gate for each sub-block (six vectors per block), its last layer initialised at zero."),
+        (("TD-LN",), "Time-Dependent LayerNorm (paper §4.2): a LayerNorm whose γ and β interpolate between two "
+         "learned vectors with a sigmoid of τ."),
+        (("TD-RMSNorm",), "The released code's block norm: RMS normalisation with a time-dependent γ and no β."),
+        (("feature cascade",), "Each DiMR branch adds the upsampled features of the branch below it before its own "
+         "blocks (§4.1)."),
+    ]
+    return entries
+
+
+def glossary_markdown() -> str:
+    """MyST Markdown of :func:`glossary` as a sorted ``{glossary}`` directive (its terms are what ``{term}``
+    roles in the chapters point to)."""
+    blocks = ["\n".join(terms) + "\n  " + text for terms, text in glossary()]
+    return "```{glossary}\n:sorted:\n\n" + "\n\n".join(blocks) + "\n```"
