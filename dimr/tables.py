@@ -32,8 +32,8 @@ from .runs import COMMITTED_PROFILES, list_runs, repo_root
 
 __all__ = [
     "PAPER", "PAPER_TABLES", "PAGES", "DERIVED", "derived_note", "Table", "paper_rows", "implementation", "profile_row",
-    "fmt_params", "matches_printed", "param_check", "measured_runs", "measured_cell",
-    "table1", "table2", "table3", "table4", "table5", "table6", "table7", "TABLES", "markdown",
+    "fmt_params", "matches_printed", "param_check", "measured_runs", "measured_cell", "trained_steps", "study_cell",
+    "table1", "table2", "table2_counts", "table3", "table4", "table5", "table6", "table7", "TABLES", "markdown",
     "NOT_RUN", "NOT_IMPLEMENTED", "FIG5_DISTORTION",
 ]
 
@@ -326,16 +326,47 @@ def _run_link(rec: dict, style: str) -> str:
     return f"{{download}}`{text} </{rel}/run.json>`"
 
 
+_TRAINED = re.compile(r"trained ([0-9][0-9,]*) steps")
+
+
+def trained_steps(rec: dict) -> int | None:
+    """How many training steps the model behind a run record had: the evaluation's ``train_step``
+    (``evaluation.json`` in the run's folder), else the "trained N steps" its metrics' scale says, else a
+    training run's own ``steps`` metric; None when the record does not say. Runs of the ``cpu`` profile train
+    for a time, not a number of steps, so two rows of one table may differ: the tables show it."""
+    path = Path(rec.get("path", ""))
+    report = path / "evaluation.json"
+    if report.exists():
+        import json
+
+        step = json.loads(report.read_text(encoding="utf-8")).get("train_step")
+        if step is not None:
+            return int(step)
+    for m in rec.get("metrics", {}).values():
+        hit = _TRAINED.search(str(m.get("scale", "")))
+        if hit:
+            return int(hit.group(1).replace(",", ""))
+    steps = rec.get("metrics", {}).get("steps", {}).get("value")
+    return None if steps is None else int(steps)
+
+
+def _steps_text(rec: dict) -> str:
+    n = trained_steps(rec)
+    return "training steps not recorded" if n is None else f"{n:,} training steps"
+
+
 def measured_cell(key: str, row: int, implemented: bool, runs_root=None, style: str = "myst",
-                  table: "Table | None" = None, only: tuple[str, ...] | None = None) -> str:
+                  table: "Table | None" = None, only: tuple[str, ...] | None = None,
+                  labels: dict[str, str] | None = None) -> str:
     """One table cell: every metric of every run feeding the row, each with its label and scale,
-    grouped by run (linked); :data:`NOT_RUN` if the row is implemented but nothing is recorded;
-    :data:`NOT_IMPLEMENTED` otherwise.
+    grouped by run (linked) with the training steps of the model it measured (:func:`trained_steps`);
+    :data:`NOT_RUN` if the row is implemented but nothing is recorded; :data:`NOT_IMPLEMENTED` otherwise.
 
     With ``table``, each distinct scale becomes one of its numbered notes (rows measured at the same
     scale share it) and the cell carries the note's marker, so the cell stays short enough to read;
     without it the scale is written after every metric. ``only`` keeps the metrics whose names start with
-    one of its prefixes, in that order (the run's page has the rest)."""
+    one of its prefixes, in that order (the run's page has the rest); ``labels`` gives a metric, by the
+    prefix of its name, a shorter label than its record's."""
     runs = measured_runs(key, row, runs_root)
     if not runs:
         return NOT_RUN if implemented else NOT_IMPLEMENTED
@@ -348,16 +379,20 @@ def measured_cell(key: str, row: int, implemented: bool, runs_root=None, style: 
         if not names:
             parts.append(f"no metrics recorded ({_run_link(rec, style)})")
             continue
-        shown = {m: f"**{metrics[m]['value']:.4g}** {metrics[m]['label']}" for m in names}
+        short = {m: next((v for k, v in (labels or {}).items() if m.startswith(k)), metrics[m]["label"])
+                 for m in names}
+        shown = {m: f"{short[m]} **{metrics[m]['value']:.3g}**" if labels else
+                 f"**{metrics[m]['value']:.4g}** {metrics[m]['label']}" for m in names}
         if table is None:
-            parts += [f"{shown[m]}, {metrics[m]['scale']} ({_run_link(rec, style)})" for m in names]
+            parts += [f"{shown[m]}, {metrics[m]['scale']} ({_run_link(rec, style)}, {_steps_text(rec)})"
+                      for m in names]
             continue
         by_scale: dict[str, list[str]] = {}
         for m in names:
             by_scale.setdefault(metrics[m]["scale"], []).append(shown[m])
         for scale, items in by_scale.items():
             marker = table.note(f"Measured at: {scale}.")
-            parts.append(f"{_run_link(rec, style)}{marker}: " + " · ".join(items))
+            parts.append(" · ".join(items) + f" — {_steps_text(rec)} ({_run_link(rec, style)}){marker}")
     return "; ".join(parts)
 
 
@@ -378,12 +413,28 @@ class Table:
     columns: list[str]
     rows: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: column → superscript markers shown after its header (notes about a whole column)
+    header_markers: dict[str, str] = field(default_factory=dict)
 
     def note(self, text: str) -> str:
         """Add a footnote (once) and return its superscript marker."""
         if text not in self.notes:
             self.notes.append(text)
         return str(self.notes.index(text) + 1).translate(_SUPERSCRIPT)
+
+    def column_note(self, column: str, text: str) -> str:
+        """Add a footnote about a whole column: its marker goes after the column's header, so no note is
+        left without a marker pointing to it."""
+        if column not in self.columns:
+            raise KeyError(f"{self.key}: no column {column!r}")
+        marker = self.note(text)
+        if marker not in self.header_markers.get(column, ""):
+            self.header_markers[column] = self.header_markers.get(column, "") + marker
+        return marker
+
+    def header(self, column: str) -> str:
+        """The column's header as shown: its name and its notes' markers."""
+        return column + self.header_markers.get(column, "")
 
 
 _GMACS_NOTE = ("\"GFLOPs\" in the paper are multiply-accumulates (GMACs) of one forward pass at batch 1 with "
@@ -480,8 +531,8 @@ def _benchmark_table(key: str, title: str, metric_cols: list[tuple[str, str]], w
             out[label] = r[field_]
         out["Measured (this repo)"] = measured_cell(key, r["row"], name is not None, runs_root, style, table=t)
         t.rows.append({c: out[c] for c in cols})
-    t.note(_GMACS_NOTE)
-    t.note(_MEASURED_NOTE)
+    t.column_note("GMACs (this repo)", _GMACS_NOTE)
+    t.column_note("Measured (this repo)", _MEASURED_NOTE)
     return t
 
 
@@ -494,58 +545,70 @@ def table1(part: str = "a", runs_root=None, style: str = "myst") -> Table:
     t = _benchmark_table(f"1{part}", f"Table 1({part}): class-conditional ImageNet {res}",
                          [("fid_wo_cfg", "FID w/o CFG ↓"), ("fid", "FID ↓")], False, runs_root, style)
     if part == "b":
-        t.note("Table 1(b) prints DiT-XL/2 at 525 GFLOPs: the 512×512 model (64×64×4 latents, 1024 tokens). "
-               "The same model is printed at 119 GFLOPs in Table 1(a) at 256×256.")
+        dit = next(r for r in t.rows if r["Model"].startswith("DiT-XL/2"))
+        dit["GFLOPs"] += t.note("Table 1(b) prints DiT-XL/2 at 525 GFLOPs: the 512×512 model (64×64×4 latents, 1024 "
+                                "tokens). The same model is printed at 119 GFLOPs in Table 1(a) at 256×256.")
     return t
 
 
+#: the claims-study metrics Table 2 shows, at most these (the Evidence chapter has every metric, the FID too)
+TABLE2_STUDY_METRICS = ("accuracy", "distortion_rate")
+
+
 def study_cell(records: dict, slug: str, table: Table) -> str:
-    """Table 2's claims-study cell for one configuration: at most three metrics, each the mean ± the
-    half-width of its 95% Student-t interval over the recorded seeds, clipped to the metric's range
-    (details: the Evidence chapter)."""
+    """Table 2's claims-study cell for one configuration: the metrics of :data:`TABLE2_STUDY_METRICS`, each the
+    mean ± the half-width of its 95% Student-t interval over the recorded seeds, clipped to the metric's range,
+    then the number of seeds and the training steps every seed of the arm had (the study checks each record
+    against them); details: the Evidence chapter."""
     from . import study
 
     n = len(study.metric_values(records, slug, "accuracy"))
     lost = study.diverged_seeds(records, slug)
     lost_text = "".join(f"; seed {s} diverged at step {step:,}" for s, step in sorted(lost.items()))
+    steps = study.arms().get(slug, (slug, study.STUDY_STEPS, ()))[1]
     marker = table.note(f"Claims study (dimr.study): each row's CPU-scale preset (`Table2-T/row1` … `row6`) on the "
                         "offline shapes (32×32), "
                         f"trained {study.STUDY_STEPS:,} steps of the tiny recipe per seed (seeds "
                         f"{', '.join(map(str, study.SEEDS))}) and evaluated on {study.STUDY_SAMPLES:,} samples; "
                         "mean ± half-width of the 95% Student-t interval over the seeds recorded (n). Compare "
-                        "rows with each other, never with the paper's ImageNet FIDs.")
+                        "rows with each other, never with the paper's ImageNet FIDs. Every metric, the FID with the "
+                        "dataset classifier's features included, and the verdicts: {doc}`the Evidence chapter "
+                        "</book/evidence>`.")
     if n == 0:
         state = "no seed evaluated" if lost else "not run yet"
         return f"{state} (0 of {len(study.SEEDS)} seeds{lost_text}){marker}"
     cells = []
-    for key in ("accuracy", "distortion_rate", "fid"):
+    for key in TABLE2_STUDY_METRICS:
         iv = study.t_interval(list(study.metric_values(records, slug, key).values()), study.LEVEL,
                               study.METRICS[key].bounds)
         if iv.n:
             mean, _, rest = study.format_interval(iv).partition(" ")
             cells.append(f"{study.METRICS[key].label} **{mean}**" + (f" {rest}" if rest else ""))
-    return " · ".join(cells) + f" (n = {n}{lost_text}){marker}"
+    return " · ".join(cells) + f" (n = {n}{lost_text}) — {steps:,} training steps{marker}"
 
 
 #: what Table 2's measured column shows of a run (as the study column: the run's page has everything)
-_TABLE2_MEASURED = ("accuracy", "geometric_distortion_rate_coarse", "fid")
+_TABLE2_MEASURED = ("accuracy", "geometric_distortion_rate_coarse")
+
+_COMPONENTS = (("adaln_zero", "adaLN-Zero"), ("td_ln", "TD-LN"), ("multi_branch", "multi-branch"), ("glu", "GLU"),
+               ("multiscale_loss", "multi-scale loss"))
 
 
 def table2(runs_root=None, style: str = "myst") -> Table:
-    """Table 2: the ablation from U-ViT-M/4 to DiMR-M/3R on ImageNet 64×64 (FID-50K, no guidance).
-
-    The paper's five ✓ columns are shown as one "Components" cell listing the checked ones."""
-    cols = ["#", "Model", "Components (✓ in the paper)", "FID ↓", "#Params", "#Params (this repo)",
-            "GMACs (this repo)", "Claims study (this repo)", "Measured (this repo)"]
+    """Table 2: the ablation from U-ViT-M/4 to DiMR-M/3R on ImageNet 64×64 (FID-50K, no guidance), compact:
+    the paper's row (its five ✓ columns as one "Components" cell, its FID and size, labelled "(paper)"), then
+    this repository's two measurements — the claims study (mean and interval over seeds) and the runs of the
+    ``cpu`` profile — each with the training steps behind it. The counts and GMACs of every row are
+    :func:`table2_counts` (the page shows them one click away)."""
+    cols = ["#", "Model", "Components (✓ in the paper)", "FID ↓ (paper)", "#Params (paper)",
+            "Claims study (this repo)", "Measured (this repo)"]
     from . import study
-    from .presets import get_preset
-
-    study_records = study.collect(_runs_root(runs_root))
-    t = Table("2", "Table 2: ablation study (ImageNet 64×64)", _source("2"), cols)
-    components = (("adaln_zero", "adaLN-Zero"), ("td_ln", "TD-LN"), ("multi_branch", "multi-branch"),
-                  ("glu", "GLU"), ("multiscale_loss", "multi-scale loss"))
     from .nn import build_model
 
+    study_records = study.collect(_runs_root(runs_root))
+    labels = {"accuracy": study.METRICS["accuracy"].label,
+              "geometric_distortion_rate_coarse": study.METRICS["distortion_rate"].label}
+    t = Table("2", "Table 2: ablation study (ImageNet 64×64)", _source("2", computed=False), cols)
     printed = {r["row"]: r["params"] for r in paper_rows("2")}
     uvit_blocks = len(build_model(_config("Table2/row2"), device="meta").blocks)
     rows23_note = (f"Table 2 rows 2 and 3 are not specified in the paper. This repo's constructions reproduce the "
@@ -554,6 +617,30 @@ def table2(runs_root=None, style: str = "myst") -> Table:
                    "block with a DiT timestep embedder per branch and 4× GELU MLPs). They are guesses that fit "
                    "the counts, not the authors' code, and no single recipe explains both rows "
                    "(docs/official-code.md §8).")
+    for r in paper_rows("2"):
+        name = implementation("2", r)
+        model = (f"{_model_cell(r)} · " if r["model"] else "") + f"preset `{name}`"
+        if r["row"] in (2, 3):
+            model += t.note(rows23_note)
+        checked = ", ".join(label for key, label in _COMPONENTS if r[key] == "✓") or "none (U-ViT's time token)"
+        t.rows.append({
+            "#": str(r["row"]), "Model": model, "Components (✓ in the paper)": checked, "FID ↓ (paper)": r["fid"],
+            "#Params (paper)": r["params"],
+            "Claims study (this repo)": study_cell(study_records, f"row{r['row']}", t),
+            "Measured (this repo)": measured_cell("2", r["row"], True, runs_root, style, table=t,
+                                                 only=_TABLE2_MEASURED, labels=labels)})
+    t.column_note("Measured (this repo)", _MEASURED_NOTE + " Each run shows the training steps of the model it "
+                  "measured: the `cpu` profile trains for a time, not a number of steps, so two rows may differ.")
+    return t
+
+
+def table2_counts() -> Table:
+    """Table 2's rows counted and costed by this package: parameters beside the printed size (✓/✗ whether the
+    count rounds to it, twice for the TD-norm rows: TD-RMSNorm and TD-LN block norms) and GMACs."""
+    from .presets import get_preset
+
+    cols = ["#", "Preset", "#Params (paper)", "#Params (this repo)", "GMACs (this repo)"]
+    t = Table("2", "Table 2: parameters and compute of every row, counted by this package", _source("2"), cols)
     smaller = sorted({profile_row(f"Table2/row{i}", "tdln")["params"] - profile_row(f"Table2/row{i}")["params"]
                       for i in (4, 5, 6)})
     coeffs = {i: ", ".join(_coeff(c) for c in get_preset(f"Table2/row{i}").recipe.loss_coeffs) for i in (3, 6)}
@@ -564,25 +651,16 @@ def table2(runs_root=None, style: str = "myst") -> Table:
                     f"loss ({coeffs[6]}).")
     for r in paper_rows("2"):
         name = implementation("2", r)
-        model = (f"{_model_cell(r)} · " if r["model"] else "") + f"preset `{name}`"
-        if r["row"] in (2, 3):
-            model += t.note(rows23_note)
-        if r["row"] in (4, 5, 6):
-            model += t.note(rows456_note)
-        checked = ", ".join(label for key, label in components if r[key] == "✓") or "none (U-ViT's time token)"
-        t.rows.append({
-            "#": str(r["row"]), "Model": model, "Components (✓ in the paper)": checked, "FID ↓": r["fid"],
-            "#Params": r["params"], "#Params (this repo)": _count_cell(t, "2", r),
-            "GMACs (this repo)": f"{profile_row(name)['gmacs']:.1f}",
-            "Claims study (this repo)": study_cell(study_records, f"row{r['row']}", t),
-            "Measured (this repo)": measured_cell("2", r["row"], True, runs_root, style, table=t,
-                                                 only=_TABLE2_MEASURED)})
+        preset = f"`{name}`" + (t.note(rows456_note) if r["row"] in (4, 5, 6) else "")
+        t.rows.append({"#": str(r["row"]), "Preset": preset, "#Params (paper)": r["params"],
+                       "#Params (this repo)": _count_cell(t, "2", r),
+                       "GMACs (this repo)": f"{profile_row(name)['gmacs']:.1f}"})
     g = {r: profile_row(f"Table2/row{r}")["gmacs"] for r in range(1, 7)}
     multi = [g[r] for r in (3, 4, 5, 6)]
-    t.note(f"Table 2 prints no GFLOPs; the computed GMACs show what each step costs: adaLN-Zero leaves U-ViT's "
-           f"compute nearly unchanged ({g[1]:.1f} → {g[2]:.1f}), while the multi-branch rows cost "
-           f"{min(multi):.1f}–{max(multi):.1f} GMACs.")
-    t.note(_MEASURED_NOTE)
+    t.column_note("GMACs (this repo)",
+                  f"Table 2 prints no GFLOPs; the computed GMACs show what each step costs: adaLN-Zero leaves U-ViT's "
+                  f"compute nearly unchanged ({g[1]:.1f} → {g[2]:.1f}), while the multi-branch rows cost "
+                  f"{min(multi):.1f}–{max(multi):.1f} GMACs. " + _GMACS_NOTE)
     return t
 
 
@@ -643,10 +721,11 @@ def table3() -> Table:
             "blocks built (N//2·2+1)": "(" + ",".join(str(cfg.built_depth(r)) for r in
                                                      range(1, cfg.num_branches + 1)) + ")"})
     m3r = get_preset("DiMR-M/3R").model
-    t.note("The official code builds N//2·2+1 blocks per branch (U-ViT's long skips need an odd count), so an "
-           f"even N gets one more block than printed: ({','.join(str(b.depth) for b in m3r.branches)}) is built "
-           f"as {', '.join(str(m3r.built_depth(r)) for r in range(1, m3r.num_branches + 1))} blocks "
-           "(docs/official-code.md §1).")
+    t.column_note("blocks built (N//2·2+1)",
+                  "The official code builds N//2·2+1 blocks per branch (U-ViT's long skips need an odd count), so an "
+                  f"even N gets one more block than printed: ({','.join(str(b.depth) for b in m3r.branches)}) is built "
+                  f"as {', '.join(str(m3r.built_depth(r)) for r in range(1, m3r.num_branches + 1))} blocks "
+                  "(docs/official-code.md §1).")
     return t
 
 
@@ -743,7 +822,8 @@ def table6(runs_root=None, style: str = "myst") -> Table:
     t = _benchmark_table("6", "Table 6: class-conditional ImageNet 256×256 (with guidance)",
                          [("fid", "FID ↓"), ("is", "IS ↑"), ("precision", "Precision ↑"), ("recall", "Recall ↑")],
                          True, runs_root, style)
-    t.note("ADM-G, ADM-U is printed with 208 epochs here and 396 in Table 1(a); both as printed.")
+    adm = next(r for r in t.rows if r["Model"].startswith("ADM-G, ADM-U"))
+    adm["Epoch"] += t.note("ADM-G, ADM-U is printed with 208 epochs here and 396 in Table 1(a); both as printed.")
     return t
 
 
@@ -756,7 +836,8 @@ def table7(runs_root=None, style: str = "myst") -> Table:
 
 #: Every table by key, each a zero-argument builder.
 TABLES: dict[str, Callable[[], Table]] = {
-    "1a": lambda: table1("a"), "1b": lambda: table1("b"), "2": table2, "3": table3, "4": table4,
+    "1a": lambda: table1("a"), "1b": lambda: table1("b"), "2": table2, "2-counts": table2_counts, "3": table3,
+    "4": table4,
     "5": table5, "6": table6, "7": table7,
 }
 
@@ -767,7 +848,7 @@ def _escape(cell: str) -> str:
 
 def markdown(table: Table, notes: bool = True) -> str:
     """The table as a MyST/GFM pipe table, then its numbered notes and its source line."""
-    lines = ["| " + " | ".join(_escape(c) for c in table.columns) + " |",
+    lines = ["| " + " | ".join(_escape(table.header(c)) for c in table.columns) + " |",
              "|" + "|".join("---" for _ in table.columns) + "|"]
     lines += ["| " + " | ".join(_escape(r.get(c, "")) for c in table.columns) + " |" for r in table.rows]
     out = "\n".join(lines)

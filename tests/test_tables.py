@@ -172,10 +172,10 @@ def _note_of(table, cell: str) -> str:
 
 
 def test_the_inconsistencies_are_footnoted():
-    t2 = tables.table2()
+    t2, t2c = tables.table2(), tables.table2_counts()
     printed = {r["row"]: r["params"] for r in tables.paper_rows("2")}
     # DiMR-M/3R (rows 5, 6): every size the paper prints, and both block-norm counts built here
-    m3r = _note_of(t2, t2.rows[5]["#Params (this repo)"])
+    m3r = _note_of(t2c, t2c.rows[5]["#Params (this repo)"])
     rms, tdln = _count("DiMR-M/3R"), _count("DiMR-M/3R", block_norm="tdln")
     assert all(_printed(v.value) in m3r for v in get_preset("DiMR-M/3R").paper_params)
     assert tables.fmt_params(rms) in m3r and tables.fmt_params(tdln) in m3r
@@ -192,8 +192,8 @@ def test_the_inconsistencies_are_footnoted():
     rms4 = count_params(build_model(cfg4, device="meta"))
     tdln4 = count_params(build_model(dataclasses.replace(cfg4, block_norm="tdln"), device="meta"))
     assert tables.matches_printed(rms4, printed[4]) is False and tables.matches_printed(tdln4, printed[4]) is True
-    assert t2.rows[3]["#Params (this repo)"] == (f"{tables.fmt_params(rms4)} ✗ (TD-RMSNorm) · "
-                                                 f"{tables.fmt_params(tdln4)} ✓ (TD-LN)")
+    assert t2c.rows[3]["#Params (this repo)"] == (f"{tables.fmt_params(rms4)} ✗ (TD-RMSNorm) · "
+                                                  f"{tables.fmt_params(tdln4)} ✓ (TD-LN)")
     # Table 1(b): DiMR-XL/3R's two printed sizes; DiT-XL/2 at 512 counted at 512
     t1b = tables.table1("b")
     by_model = {r["Model"]: r for r in t1b.rows}
@@ -229,16 +229,25 @@ def test_measured_cells_come_from_complete_runs_only(tmp_path):
             raise RuntimeError("interrupted")
     t2 = tables.table2(runs_root=root)
     cell6 = t2.rows[5]["Measured (this repo)"]
-    assert "41.23" in cell6 and "FID (shapes classifier)" in cell6
-    # the scale is said once, in a numbered note whose marker the cell carries
-    note = t2.notes.index("Measured at: 32×32 shapes, 2k steps, CPU.")
-    assert str(note + 1).translate(tables._SUPERSCRIPT) in cell6 and "2k steps" not in cell6
-    assert "train-table2-row6/cpu, your machine, just now" in cell6 and "{download}" in cell6  # links the run (run.json)
-    assert "precision" not in cell6  # Table 2 shows FID, distortion rate and accuracy; the run's page the rest
-    assert t2.rows[4]["Measured (this repo)"] == tables.NOT_RUN
+    assert "41.23" not in cell6 and "precision" not in cell6  # Table 2 shows accuracy and distortion rate only
+    assert cell6.startswith("no metrics recorded")
     plain = tables.measured_cell("2", 6, True, runs_root=root, style="text")
     assert "runs/train-table2-row6/cpu" in plain and "{" not in plain
     assert "FID (shapes classifier), 32×32 shapes, 2k steps, CPU" in plain  # no table: the scale inline
+    with recording(root, "eval-table2-row5", "cpu", profile="cpu", preset="DiMR-T/3R", feeds=["table2/row5"]) as rec:
+        scale = "32×32 shapes, CPU; model trained 1234 steps"
+        write_metrics(rec.dir, {"accuracy_shapes_classifier": metric(0.625, "Accuracy: samples classified (long)", scale),
+                                "geometric_distortion_rate_coarse": metric(0.25, "rate", scale),
+                                "fid_shapes_classifier": metric(41.234, "FID (shapes classifier)", scale)})
+    t2 = tables.table2(runs_root=root)
+    cell5 = t2.rows[4]["Measured (this repo)"]
+    # the study's short labels, two headline numbers, the steps the model trained, the run linked
+    assert cell5.startswith("classifier accuracy **0.625** · distortion rate, 1 − IoU > 0.15 **0.25** — "
+                            "1,234 training steps (")
+    assert "41.2" not in cell5 and "eval-table2-row5/cpu, your machine, just now" in cell5 and "{download}" in cell5
+    # the scale is said once, in a numbered note whose marker the cell carries
+    note = t2.notes.index(f"Measured at: {scale}.")
+    assert cell5.endswith(str(note + 1).translate(tables._SUPERSCRIPT))
 
 
 def test_markdown_is_a_well_formed_pipe_table():
@@ -249,3 +258,31 @@ def test_markdown_is_a_well_formed_pipe_table():
     assert widths == {len(t.columns) + 1}
     assert len(lines) == len(t.rows) + 2
     assert "p. 8" in md and "arXiv:2406.09416" in md
+
+
+def test_every_note_has_a_marker_and_table_2_says_what_is_printed():
+    """A footnote no cell or header points to is unreadable: every table's notes are each marked somewhere."""
+    for build in (lambda: tables.table1("a"), lambda: tables.table1("b"), tables.table2, tables.table2_counts,
+                  tables.table3, tables.table4, tables.table5, tables.table6, tables.table7):
+        t = build()
+        text = " ".join(t.header(c) for c in t.columns) + " ".join(str(v) for r in t.rows for v in r.values())
+        for i, _ in enumerate(t.notes, 1):
+            assert str(i).translate(tables._SUPERSCRIPT) in text, (t.title, i)
+    t2 = tables.table2()
+    printed = [c for c in t2.columns if c not in ("#", "Model", "Claims study (this repo)", "Measured (this repo)")]
+    assert all("paper" in c for c in printed), printed
+    header = tables.markdown(t2).splitlines()[0]
+    assert "Measured (this repo)" + t2.header_markers["Measured (this repo)"] in header
+
+
+def test_table_2_is_compact_with_the_steps_beside_every_measurement(tmp_path):
+    from dimr import study
+
+    t2 = tables.table2()
+    for r in t2.rows:
+        cell = r["Claims study (this repo)"]
+        numbers = re.findall(r"\*\*[^*]+\*\*", cell)  # the headline numbers are the bold ones
+        assert len(numbers) <= 3, cell
+        if numbers:
+            assert f"{study.STUDY_STEPS:,} training steps" in cell, cell
+    assert "GMACs (this repo)" not in t2.columns and "GMACs (this repo)" in tables.table2_counts().columns
