@@ -35,8 +35,8 @@ def arm_interval(records: Mapping, name: str, metric: str) -> Interval:
 
 
 def arm_label(name: str) -> str:
-    """``"Table 2 row 1 (U-ViT-T/4) at 5,108 steps"`` for ``"row1@5108"``."""
-    slug, _, steps = name.partition("@")
+    """``"Table 2 row 1 (U-ViT-T/4) at 5,108 steps"`` for ``"row1@5108"`` (or ``"row1@matched"``)."""
+    slug, _, steps = study.resolve(name).partition("@")
     label = study.CONFIGS[slug].label or slug
     return f"{label} at {int(steps):,} steps" if steps else label
 

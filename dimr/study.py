@@ -32,7 +32,7 @@ from .runs import DIVERGED_METRIC, list_runs, repo_root
 from .stats import Interval, format_interval, holm, paired_t_p, seeds_for_power, t_interval, tost_p
 
 __all__ = ["SEEDS", "STUDY_STEPS", "STUDY_AMP", "STUDY_SAMPLES", "LEVEL", "ALPHA", "POWER", "CURVE_SEEDS",
-           "CURVE_STEPS", "compute_ratio", "matched_steps", "StudyConfig", "CONFIGS", "arm", "arms", "StudyMetric",
+           "CURVE_STEPS", "compute_ratio", "matched_steps", "StudyConfig", "CONFIGS", "arm", "MATCHED", "resolve", "arms", "StudyMetric",
            "METRICS", "PCA", "Claim", "CLAIMS", "Interval", "Verdict", "t_interval", "format_interval",
            "paired_verdict", "experiment_names", "collect", "evaluated", "rejected", "metric_values",
            "paired_values", "diverged_seeds", "judge", "ClaimResult", "family", "family_size", "scorecard", "progress", "code_states"]
@@ -94,11 +94,13 @@ class StudyConfig:
     seeds: tuple[int, ...] = SEEDS
     prediction: str | None = None
     curve: tuple[int, ...] = ()
+    matched: bool = False
     beyond: str = ""
 
     def snapshots(self, seed: int) -> tuple[int, ...]:
-        """Steps of ``seed``'s run that are evaluated: :data:`STUDY_STEPS`, and the curve's for curve seeds."""
-        extra = self.curve if seed in CURVE_SEEDS else ()
+        """Steps of ``seed``'s run that are evaluated: :data:`STUDY_STEPS`, and for curve seeds the curve's
+        (with :func:`matched_steps` where ``matched``: the compute-matched arm)."""
+        extra = (*self.curve, *((matched_steps(),) if self.matched else ())) if seed in CURVE_SEEDS else ()
         return tuple(sorted({STUDY_STEPS, *extra}))
 
     def train_steps(self, seed: int) -> int:
@@ -115,7 +117,7 @@ _CURVE = CURVE_STEPS
 #: every configuration of the study, in the order the book shows them
 CONFIGS = _configs(
     *(StudyConfig(f"row{r}", f"Table2-T/row{r}", label=f"Table 2 row {r}" + _SAME_AS.get(r, ""),
-                  curve={1: _CURVE + (matched_steps(),), 5: _CURVE, 6: _CURVE}.get(r, ())) for r in range(1, 7)),
+                  curve=_CURVE if r in (1, 5, 6) else (), matched=r == 1) for r in range(1, 7)),
     StudyConfig("uvit-t2", "U-ViT-T/2", label="U-ViT-T, patch 2", curve=_CURVE),
     StudyConfig("uvit-t1", "U-ViT-T/1", label="U-ViT-T, patch 1", seeds=FIRST_SEEDS),
     StudyConfig("dimr-t2r", "DiMR-T/2R", label="DiMR-T/2R"),
@@ -140,6 +142,16 @@ CONFIGS = _configs(
 def arm(slug: str, steps: int = STUDY_STEPS) -> str:
     """The name of a configuration at a length: ``"row1"`` at :data:`STUDY_STEPS`, else ``"row1@8000"``."""
     return slug if steps == STUDY_STEPS else f"{slug}@{steps}"
+
+
+#: the length of an arm named ``"<slug>@matched"``: :func:`matched_steps` (computed when first read, not at import)
+MATCHED = "matched"
+
+
+def resolve(name: str) -> str:
+    """An arm's name with ``@matched`` replaced by its steps: ``"row1@matched"`` → ``"row1@5108"``."""
+    slug, _, steps = name.partition("@")
+    return arm(slug, matched_steps()) if steps == MATCHED else name
 
 
 def _split_arm(name: str) -> tuple[str, int]:
@@ -248,7 +260,7 @@ CLAIMS = (
     Claim("L-MR-alone", "multi-resolution alone (DiMR-T/1R → Table 2 row 5, both one loss)", "§4.1", "loo-1branch",
           "row5", _SHAPES, beyond=True, changes="one branch → three; final-branch loss on both"),
     Claim("C1-matched", "the whole design at equal training compute (U-ViT-T/4 trained longer → DiMR-T/3R)",
-          "§4.1", arm("row1", matched_steps()), "row6", _SHAPES, beyond=True,
+          "§4.1", f"row1@{MATCHED}", "row6", _SHAPES, beyond=True,
           changes="as C1, the baseline trained for the same FLOPs"),
     Claim("C1-eps", "C1 under the paper's ε target", "§5.4", "eps-row1", "eps-row6", _SHAPES, beyond=True,
           changes="as C1, both trained to predict ε"),
@@ -401,6 +413,7 @@ def metric_values(records: Mapping[tuple[str, int], dict], slug: str, metric: st
     """``{seed: value}`` of one arm's metric in ``records`` (from :func:`collect`). With ``failures``, a
     seed whose training diverged scores the metric's worst value (:attr:`StudyMetric.worst`; for an
     unbounded metric, the worst value any valid record of the study reached) instead of being left out."""
+    slug = resolve(slug)
     out = {seed: rec["values"][metric] for (c, seed), rec in records.items() if c == slug and metric in rec["values"]}
     if failures:
         lost = diverged_seeds(records, slug)
@@ -416,6 +429,7 @@ def metric_values(records: Mapping[tuple[str, int], dict], slug: str, metric: st
 
 def diverged_seeds(records: Mapping[tuple[str, int], dict], slug: str) -> dict[int, int]:
     """``{seed: step}`` of the arm's seeds whose training diverged (see :func:`collect`)."""
+    slug = resolve(slug)
     return {seed: rec["diverged_at_step"] for (c, seed), rec in records.items() if c == slug and "diverged_at_step" in rec}
 
 

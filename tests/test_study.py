@@ -90,7 +90,7 @@ def test_every_configuration_seed_and_length_is_planned_at_the_small_profile():
                     "latest.pt" if steps == snapshots[-1] else snapshot_name(steps))
     arms = study.arms()
     for claim in study.CLAIMS:
-        assert claim.baseline in arms and claim.treatment in arms
+        assert study.resolve(claim.baseline) in arms and study.resolve(claim.treatment) in arms
         assert set(claim.metrics) <= set(study.METRICS) and claim.primary == claim.metrics[0]
 
 
@@ -115,7 +115,7 @@ def test_the_compute_matched_arm_comes_from_the_gmacs():
     assert study.matched_steps() == round(study.STUDY_STEPS * ratio)
     assert study.matched_steps() in study.CONFIGS["row1"].snapshots(study.CURVE_SEEDS[0])
     claim = next(c for c in study.CLAIMS if c.key == "C1-matched")
-    assert claim.baseline == f"row1@{study.matched_steps()}" and claim.treatment == "row6"
+    assert study.resolve(claim.baseline) == f"row1@{study.matched_steps()}" and claim.treatment == "row6"
 
 
 def test_table2_reads_the_study_as_mean_and_interval(tmp_path):
