@@ -76,6 +76,7 @@ from torch import nn
 
 from .cli import parser
 from .device import pick_device
+from .contention import contention, default_train_rate
 from .runs import atomic_write_json, git_info, hardware_info, mark_external, repo_root
 
 __all__ = ["MEASURES", "DATASHEET_PEAKS", "OFFICIAL_TOLERANCE", "EquivalenceError", "flops_per_image",
@@ -726,30 +727,6 @@ def records_table(records: Sequence[dict]) -> str:
 # ---------------------------------------------------------------------------------------------
 # Before/after: the default training command at two revisions
 # ---------------------------------------------------------------------------------------------
-def _train_default(tree: Path, preset: str, windows: int, extra: list[str], env: dict) -> dict:
-    """``python -m dimr train --preset P`` (defaults but ``extra``) in ``tree``, stopped by SIGTERM once ``windows``
-    windows of 10 steps after the first are logged; the median images/s of those windows."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "dimr", "train", "--preset", preset, "--out", tmp, "--no-progress",
-               "--log-every", "10", *extra]
-        proc = subprocess.Popen(cmd, cwd=tree, env={**env, "PYTHONPATH": str(tree)}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
-        metrics = Path(tmp) / "metrics.jsonl"
-        while proc.poll() is None:
-            if metrics.exists() and len(metrics.read_text().splitlines()) >= windows + 1:
-                proc.send_signal(signal.SIGTERM)  # the trainer stops after the step, with a checkpoint
-                break
-            time.sleep(1.0)
-        _, err = proc.communicate()
-        if proc.returncode not in (0, 130, -signal.SIGTERM):
-            raise RuntimeError(f"{tree}: {err[-2000:]}")
-        rows = [json.loads(x) for x in metrics.read_text().splitlines()]
-        summary = json.loads((Path(tmp) / "summary.json").read_text())
-    timed = rows[1:windows + 1]  # the first window holds start-up, compilation and warm-up
-    return {"images_per_s": statistics.median(r["images_per_s"] for r in timed), "windows": len(timed),
-            "first_window_s": rows[0]["elapsed_s"], "amp": summary.get("amp"), "compile": summary.get("compile", "off")}
-
-
 def _git(root: Path, *args: str) -> str:
     res = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
     if res.returncode != 0:
@@ -773,7 +750,7 @@ def before_after(before: str, presets: Sequence[str], windows: int = 12, rounds:
         _git(root, "worktree", "add", "--detach", str(tree), rev)
         try:
             for r, preset, (label, where) in itertools.product(range(rounds), presets, (("before", tree), ("after", root))):
-                got = _train_default(where, preset, windows, train_args.split(), env)
+                got = default_train_rate(where, preset, windows, train_args.split(), env)
                 runs[preset][label].append(got)
                 progress(f"round {r + 1} {preset} {label}: {got['images_per_s']:.1f} images/s (first window "
                          f"{got['first_window_s']:.0f} s, amp {got['amp']}, compile {got['compile']})")
@@ -822,10 +799,14 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--official", metavar="PATH", help="a checkout of github.com/qihao067/DiMR to run side by side")
     ap.add_argument("--official-commit", help="the checkout's commit, recorded when PATH is not a git repository")
     ap.add_argument("--out", help="the record's path (default: runs/bench/<preset>-<device>-<precision>-b<batch>….json)")
+    c = ap.add_argument_group("contention (the default `dimr train` alone and beside busy processes)")
+    c.add_argument("--contention", type=int, metavar="N", help="busy processes beside the measured run; switches to this mode")
+    c.add_argument("--variant", action="append", metavar="VAR=VALUE[,VAR=VALUE]",
+                   help="an environment to measure besides the defaults (repeatable), e.g. OMP_WAIT_POLICY=PASSIVE")
     g = ap.add_argument_group("before/after (the default `dimr train` at a git revision and in this checkout)")
     g.add_argument("--before", metavar="REV", help="git revision of the 'before' code; switches to this mode")
     g.add_argument("--windows", type=int, default=12, help="logged windows of 10 steps timed after the first")
-    g.add_argument("--rounds", type=int, default=2, help="rounds of (before, after)")
+    g.add_argument("--rounds", type=int, default=2, help="rounds of (before, after), or of (alone, busy)")
     g.add_argument("--train-args", help="extra `dimr train` flags for both sides, e.g. '--batch-size 64'")
     return ap
 
@@ -845,10 +826,38 @@ def _cli_before_after(args) -> int:
     return 0
 
 
+def _variants(specs: Sequence[str] | None) -> dict[str, dict[str, str]]:
+    """``{"defaults": {}, "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"}, …}`` from ``--variant`` specs."""
+    out: dict[str, dict[str, str]] = {"defaults": {}}
+    for spec in specs or ():
+        pairs = [item.split("=", 1) for item in spec.split(",") if item]
+        if not pairs or any(len(p) != 2 or not p[0] for p in pairs):
+            raise ValueError(f"--variant {spec!r}: expected VAR=VALUE[,VAR=VALUE]")
+        out[spec] = dict(pairs)
+    return out
+
+
+def _cli_contention(args) -> int:
+    record = contention(args.preset, args.contention, args.windows, args.rounds, args.train_args or "",
+                        _variants(args.variant), _progress)
+    for name, by_preset in record["results"].items():
+        for preset, d in by_preset.items():
+            print(f"[{name}] {preset}: alone {d['alone_images_per_s']:.1f}, beside {args.contention} busy "
+                  f"{d['busy_images_per_s']:.1f} images/s ({d['busy_over_alone']:.2f} of alone)")
+    cpu = re.sub(r"[^a-z0-9]+", "-", record["hardware"]["cpu"].lower()).strip("-")
+    out = Path(args.out) if args.out else (repo_root() / "runs" / "bench" /
+                                           f"contention-{args.contention}-{cpu}-{record['when'][:10]}.json")
+    atomic_write_json(out, record)
+    print(f"record -> {out}")
+    return 0
+
+
 def cli(argv: list[str]) -> int:
     """``python -m dimr bench --preset P [--device D] [--amp A] [--batch-size B …] [--official PATH]``"""
     args = _parser().parse_args(argv)
     try:
+        if args.contention is not None:
+            return _cli_contention(args)
         if args.before:
             return _cli_before_after(args)
     except (KeyError, ValueError, RuntimeError) as e:  # RuntimeError: a training run that failed (its stderr)
