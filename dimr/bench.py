@@ -14,8 +14,7 @@ Each measure times *calls*, every call synchronised with the device before its c
   the trainer's own;
 * ``sample`` — drawing one batch with :func:`dimr.sample.sample_images`: DPM-Solver with the recipe's steps and
   CFG weight (a guided step is one forward of the doubled batch);
-* ``forward`` / ``forward-backward`` — the network alone at the batch (no optimiser), as the old
-  ``scripts/bench_model.py`` measured.
+* ``forward`` / ``forward-backward`` — the network alone at the batch (no optimiser).
 
 ``--warmup`` untimed calls, then ``--steps`` timed ones (sampling: one warm-up, ``--sample-runs`` timed);
 images/s = images per call / the median seconds of a call.

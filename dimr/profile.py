@@ -1,4 +1,4 @@
-"""Profiling in the paper's conventions: parameter counts, GMACs, throughput.
+"""Profiling in the paper's conventions: parameter counts and GMACs (throughput: :mod:`dimr.bench`).
 
 **GMACs.** The paper's "GFLOPs" are multiply-accumulates of one forward pass at batch 1, attention
 matmuls included — fvcore's ``FlopCountAnalysis`` convention (docs/official-code.md §7).  :class:`MacCounter`
@@ -16,7 +16,6 @@ without allocating their weights.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from math import prod
 
@@ -28,7 +27,7 @@ from .config import ModelConfig
 from .nn import build_model
 
 __all__ = ["count_params", "time_conditioning_params", "MacCounter", "count_gmacs", "example_inputs", "ProfileRow",
-           "profile_preset", "throughput"]
+           "profile_preset"]
 
 aten = torch.ops.aten
 
@@ -168,39 +167,3 @@ def profile_preset(name: str) -> ProfileRow:
         paper_params=tuple((v.value, v.where) for v in p.paper_params),
         paper_gmacs=tuple((v.value, v.where) for v in p.paper_gmacs),
         official_params=p.official_params, description=p.description)
-
-
-def throughput(model: nn.Module, cfg: ModelConfig, batch: int, device="cpu", dtype: torch.dtype | None = None,
-               train: bool = False, warmup: int = 2, iters: int = 5) -> dict:
-    """Images per second of forward (or forward + backward with ``train=True``) at ``batch``.
-
-    ``dtype`` runs under autocast (e.g. ``torch.bfloat16`` on CUDA). Returns a dict with
-    ``images_per_s``, ``seconds_per_iter`` and, on CUDA, ``peak_memory_gib``."""
-    model = model.to(device).train(train)
-    x, level, y = example_inputs(cfg, batch, device)
-    dev_type = torch.device(device).type
-    autocast = torch.autocast(dev_type, dtype=dtype) if dtype is not None else torch.autocast(dev_type, enabled=False)
-
-    def step():
-        with autocast, torch.set_grad_enabled(train):
-            outs = model(x, level, y)
-            if train:
-                sum(o.float().pow(2).mean() for o in outs).backward()
-
-    if dev_type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    for _ in range(warmup):
-        step()
-    if dev_type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        step()
-    if dev_type == "cuda":
-        torch.cuda.synchronize()
-    dt = (time.perf_counter() - t0) / iters
-    out = {"batch": batch, "seconds_per_iter": dt, "images_per_s": batch / dt, "train": train,
-           "dtype": str(dtype) if dtype is not None else "float32"}
-    if dev_type == "cuda":
-        out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-    return out

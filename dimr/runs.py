@@ -59,7 +59,7 @@ FAILED = "failed"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 
-#: The scales a parameterised notebook runs at (DESIGN.md, "Profiles"), cheapest first.
+#: The scales a parameterised notebook runs at, cheapest first (what each runs: :mod:`dimr.plan`).
 PROFILES = ("smoke", "cpu", "small", "paper")
 #: Runs of these profiles are costly and are committed to git; the cheap ones (smoke, cpu) are
 #: regenerated on every machine (``make book``) and stay out of git.

@@ -525,7 +525,7 @@ def diffusers_scheduler(schedule: Schedule, order: int = 2, method: str = "multi
       at O(h³) per step; singlestep order 2 matches;
     * sigmas are stored as float32, so agreement is to ~1e-6 relative at best;
     * ``solver_order=3`` with ``use_lu_lambdas=True`` and ``final_sigmas_type="sigma_min"`` produced
-      NaN in our notes (toolchain-notes.md); avoid that combination.
+      NaN when it was tried; avoid that combination.
     """
     import diffusers  # lazy: optional dependency (extra "latents")
 

@@ -14,7 +14,7 @@ labelled in the output with the evaluator that produced it):
    TensorFlow suite;
 4. :func:`measure_fidelity`: FID / IS / precision / recall / KID through torch-fidelity with the
    offline classifier (trained and cached on first use) and, where asked or needed, with Inception-V3;
-5. :func:`measure_rejection`: the rejection analysis of §5.3 (p(class) < 0.2) with the offline
+5. :func:`measure_rejection`: the rejection analysis of §5.3 (p(class) < :data:`~dimr.evaluate.rejection.REJECTION_THRESHOLD`) with the offline
    classifier and, with ``--vit-weights``, a timm ViT; a grid of flagged samples per classifier;
 6. :func:`measure_geometry`: on the shapes dataset, geometric distortion (1 − IoU to the class
    template) of every sample, its rate among flagged and all samples, and how well the classifier
@@ -51,8 +51,8 @@ from .distortion import (COARSE_DISTORTION_THRESHOLD, DISTORTION_THRESHOLD, Geom
 from .metrics import (Evaluator, Metric, MissingWeightsError, classifier_evaluator, fid_against_statistics,
                       fidelity_metrics, inception_evaluator)
 from .reference import ReferenceBatch, dataset_name, load_reference_npz, reference_batch, save_reference_npz
-from .rejection import (DEFAULT_VIT_MODEL, RejectionResult, TimmClassifier, load_vit_classifier, rejection_analysis,
-                        save_flagged_grid)
+from .rejection import (DEFAULT_VIT_MODEL, REJECTION_THRESHOLD, RejectionResult, TimmClassifier, load_vit_classifier,
+                        rejection_analysis, save_flagged_grid)
 
 __all__ = ["EvaluateConfig", "EvaluationInputs", "Samples", "Reference", "Measurements", "evaluate_checkpoint",
            "load_inputs", "draw_samples", "prepare_reference", "scale_summary", "measure_fidelity",
@@ -86,7 +86,7 @@ class EvaluateConfig:
     reference_npz: str | None = None
     vit_weights: str | None = None
     vit_model: str | None = None
-    threshold: float = 0.2
+    threshold: float = REJECTION_THRESHOLD
     distortion_threshold: float | None = None
     data_root: str | None = None
     vae: str | None = None
@@ -500,8 +500,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--reference-npz", help="reference batch (.npz, ADM layout; images and/or mu/sigma)")
     ap.add_argument("--vit-weights", help="local timm ViT checkpoint for the §5.3 rejection (ImageNet runs)")
     ap.add_argument("--vit-model", help="timm model name of --vit-weights (default vit_base_patch16_224)")
-    ap.add_argument("--threshold", type=float, default=0.2, help="rejection threshold on p(class) (paper: 0.2)")
-    ap.add_argument("--distortion-threshold", type=float, help="1 − IoU threshold (default 0.05)")
+    ap.add_argument("--threshold", type=float, default=REJECTION_THRESHOLD,
+                    help=f"rejection threshold on p(class) (paper: {REJECTION_THRESHOLD:g})")
+    ap.add_argument("--distortion-threshold", type=float, help=f"1 − IoU threshold (default {DISTORTION_THRESHOLD:g})")
     ap.add_argument("--data-root", help="dataset folder (file datasets)")
     ap.add_argument("--vae", help="local SD-VAE folder (latent models)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
