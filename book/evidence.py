@@ -206,6 +206,15 @@ display(Markdown("Seeds 0–7 in the columns.\n\n" + "\n".join(rows)))
 display(Markdown(evidence.records_table(records)))
 
 # %% [markdown]
+# ### The same run on two commits
+#
+# Whether the code that trained the first seeds computes what the campaign's commit computes: one
+# configuration and seed run again with every setting the same.
+
+# %% tags=["remove-input"]
+display(Markdown(evidence.recheck(records)))
+
+# %% [markdown]
 # ## Every configuration, mean ± 95% interval over its seeds
 #
 # Intervals are clipped to what the metric can take (an accuracy stays within [0, 1]; a clipped interval

@@ -7,7 +7,9 @@ through :func:`dimr.study.scorecard` (the declared verdicts); the paper's number
 """
 from __future__ import annotations
 
+import json
 import math
+import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -16,7 +18,8 @@ from . import study, tables
 from .stats import Interval, format_interval, t_interval
 
 __all__ = ["format_with_n", "arm_interval", "arm_label", "paper_table2_fids", "scale_line", "scorecard_table",
-           "claim_block", "claim_evidence", "power_table", "leave_one_out", "curve", "records_table", "pca_evidence"]
+           "claim_block", "claim_evidence", "power_table", "leave_one_out", "curve", "records_table", "recheck",
+           "pca_evidence"]
 
 #: the claims that take one component out of DiMR-T/3R (or put one back), with the component each names
 LEAVE_ONE_OUT = {"L-TD": "TD norms (vs adaLN-Zero)", "L-GLU": "GeGLU (vs GELU MLP)", "C3": "multi-scale loss",
@@ -217,6 +220,38 @@ def records_table(records: Mapping) -> str:
               "No record disagrees with the study's settings.", ""]
     lines += [f"* {arm_label(a)}, seed {s}: {'; '.join(p)}" for (a, s), p in sorted(bad.items())]
     return "\n".join(lines)
+
+
+def recheck(records: Mapping, path: str | Path | None = None) -> str:
+    """The recheck (``runs/study-recheck.json``): one configuration and seed trained and evaluated again on the
+    campaign's commit, metric by metric beside its first record, with the configuration's seed-to-seed
+    standard deviation for scale. Bit-equal numbers say the code computes the same; otherwise the size of
+    the change beside the seeds' spread says whether mixing the records' code states matters."""
+    from .runs import repo_root
+
+    path = Path(path) if path is not None else repo_root() / "runs" / "study-recheck.json"
+    if not path.exists():
+        return "No recheck is recorded."
+    rec = json.loads(path.read_text())
+    before, after = rec["before"], rec["after"]
+    rows = ["| metric | first record | again on the campaign's commit | difference | seed-to-seed s.d. |",
+            "|---|---|---|---|---|"]
+    for name, m in study.METRICS.items():
+        keys = [k for k in before["metrics"] if k.startswith(m.key)]
+        if not keys:
+            continue
+        a, b = before["metrics"][keys[0]], after["metrics"][keys[0]]
+        values = [v for (arm, s), r in study.evaluated(records).items() if arm == rec["config"]
+                  for k, v in r["values"].items() if k == name]
+        sd = statistics.stdev(values) if len(values) > 1 else math.nan
+        rows.append(f"| {m.label} | {a:.4g} | {b:.4g} | {b - a:+.3g} | {sd:.2g} |")
+    same = before["metrics"] == after["metrics"]
+    return (f"{arm_label(rec['config'])}, seed {rec['seed']}: first trained on `{before['train_commit'][:10]}`, again on "
+            f"`{after['train_commit'][:10]}` ({after['cpu']}). " + ("Every metric is bit-equal: the code computes the "
+            "same." if same else "The numbers are not bit-equal: the code changed between the two commits, and a "
+            "different rounding early on grows over thousands of steps. The table sets each change beside the "
+            "configuration's seed-to-seed spread.")
+            + "\n\n" + "\n".join(rows))
 
 
 def pca_evidence(records: Mapping | None = None, runs_root: str | Path | None = None) -> str:

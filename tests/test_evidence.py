@@ -47,3 +47,18 @@ def test_a_learning_curve_averages_the_same_seeds_at_every_length(tmp_path):
     assert [k for k, _ in points] == list(study.CURVE_STEPS)
     assert all(iv.n == len(study.CURVE_SEEDS) for _, iv in points)
     assert points[2][1].mean < 0.3
+
+
+def test_the_recheck_sets_the_change_beside_the_seed_spread(tmp_path):
+    for seed, v in enumerate((0.10, 0.12, 0.14)):
+        _record(tmp_path, "row6", seed, {"geometric_distortion_mean": v})
+    side = {"train_commit": "a" * 40, "cpu": "Test CPU", "metrics": {"geometric_distortion_mean": 0.10}}
+    path = tmp_path / "recheck.json"
+    path.write_text(json.dumps({"config": "row6", "seed": 0, "before": side,
+                                "after": {**side, "train_commit": "b" * 40,
+                                          "metrics": {"geometric_distortion_mean": 0.11}}}))
+    text = evidence.recheck(study.collect(tmp_path), path)
+    assert "not bit-equal" in text and "| mean 1 − IoU | 0.1 | 0.11 | +0.01 | 0.02 |" in text
+    path.write_text(json.dumps({"config": "row6", "seed": 0, "before": side, "after": side}))
+    assert "bit-equal: the code computes the same" in evidence.recheck(study.collect(tmp_path), path)
+    assert evidence.recheck({}, tmp_path / "none.json") == "No recheck is recorded."
