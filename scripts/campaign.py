@@ -2,8 +2,8 @@
 
     nohup python scripts/campaign.py --workers 2 > campaign.log 2>&1 &
 
-Each worker takes the next configuration × seed of :func:`queue` that has no complete record and no
-other worker on it (a lock folder under ``.cache/campaign/``; a lock whose process is gone is taken
+Each worker takes the next configuration × seed of :func:`queue` that has no complete record from this
+checkout's commit and no other worker on it (a lock folder under ``.cache/campaign/``; a lock whose process is gone is taken
 over), and runs ``python -m dimr reproduce --profile small --no-build --only <its training> --only
 <its evaluations>`` with one thread (``OMP_NUM_THREADS=1``: a core another run holds slows torch's
 spinning threads by an order of magnitude) at low priority. An interrupted training resumes where its
@@ -15,6 +15,7 @@ code, and copy the finished ``runs/*-study-*/small`` folders back to commit them
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from dimr import study
 from dimr.plan import build_plan
-from dimr.runs import is_complete, repo_root
+from dimr.runs import DIVERGED_METRIC, is_complete, repo_root
 
 #: the order of value (issue 26): first the seeds that decide the paper's underpowered claims (C2–C4 rows),
 #: then the one-change-at-a-time configurations, then C1's ends and the patch-2 pair, then the ε check;
@@ -37,19 +38,15 @@ GROUPS = (
 )
 
 
-#: seeds recorded by earlier code, run again (``--force``) on this commit first: the same configuration and seed
-#: on today's code shows whether the numerics moved (the old record is kept in git; compare, then restore it)
-RECHECK = (("row6", 0),)
-
-
-def queue() -> list[tuple[str, list[str], bool]]:
-    """``[(training experiment, [its evaluation experiments], forced), …]`` in the order of value."""
-    plan = build_plan()
-    out = [(study.experiment_names(slug, seed)[0], [study.experiment_names(slug, seed)[1]], True)
-           for slug, seed in RECHECK]
+def queue(root: Path) -> list[tuple[str, list[str]]]:
+    """``[(training experiment, [its evaluation experiments]), …]`` in the order of value: per group, the
+    seeds not yet run first, then the ones recorded by other code than this checkout's commit (run again,
+    so that every record of the study comes from one commit)."""
+    plan, head = build_plan(), _head(root)
+    out = []
     for group in GROUPS:
-        seeds = sorted({s for slug in group for s in study.CONFIGS[slug].seeds})
-        for seed in seeds:
+        items = []
+        for seed in sorted({s for slug in group for s in study.CONFIGS[slug].seeds}):
             for slug in group:
                 conf = study.CONFIGS[slug]
                 if seed not in conf.seeds:
@@ -57,12 +54,35 @@ def queue() -> list[tuple[str, list[str], bool]]:
                 train = study.experiment_names(slug, seed)[0]
                 evals = [study.experiment_names(slug, seed, k)[1] for k in conf.snapshots(seed)]
                 assert train in plan and all(e in plan for e in evals), (train, evals)
-                out.append((train, evals, False))
+                items.append((train, evals))
+        fresh = [i for i in items if not _recorded(root, i)]
+        out += fresh + [i for i in items if i not in fresh and not _done(root, i, head)]
     return out
 
 
-def _done(root: Path, experiments: list[str]) -> bool:
-    return all(is_complete(root / "runs" / e / "small") for e in experiments)
+def _head(root: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+
+
+def _recorded(root: Path, item: tuple[str, list[str]]) -> bool:
+    train, evals = item
+    return all(is_complete(root / "runs" / e / "small") for e in [train, *evals])
+
+
+def _done(root: Path, item: tuple[str, list[str]], head: str) -> bool:
+    """Recorded, by this commit (a diverged training has no evaluation to wait for)."""
+    train, evals = item
+    folder = root / "runs" / train / "small"
+    if not is_complete(folder):
+        return False
+    rec = json.loads((folder / "run.json").read_text())
+    if rec.get("git", {}).get("commit") != head:
+        return False
+    if DIVERGED_METRIC in rec.get("metrics", {}):
+        return True
+    return all(is_complete(root / "runs" / e / "small") and
+               json.loads((root / "runs" / e / "small" / "run.json").read_text()).get("git", {}).get("commit") == head
+               for e in evals)
 
 
 def _claim(lock: Path) -> bool:
@@ -79,19 +99,17 @@ def _claim(lock: Path) -> bool:
     return True
 
 
-def _marker(root: Path, train: str) -> Path:
-    return root / ".cache" / "campaign" / f"{train}.rechecked"
-
-
 def work(root: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    for train, evals, forced in queue():
-        if (_marker(root, train).exists() if forced else _done(root, [train, *evals])):
+    head = _head(root)
+    for train, evals in queue(root):
+        if _done(root, (train, evals), head):  # another worker finished it meanwhile
             continue
         lock = root / ".cache" / "campaign" / train
         if not _claim(lock):
             continue
         try:
+            forced = _recorded(root, (train, evals))  # recorded by other code: run again on this commit
             cmd = [sys.executable, "-m", "dimr", "reproduce", "--profile", "small", "--no-build", "--only", train]
             for e in evals:
                 cmd += ["--only", e]
@@ -99,8 +117,6 @@ def work(root: Path) -> None:
             print(time.strftime("%H:%M:%S"), " ".join(cmd[1:]), flush=True)
             rc = subprocess.call(["nice", "-n", "10", *cmd], cwd=root, env=env)
             print(time.strftime("%H:%M:%S"), f"{train}: exit {rc}", flush=True)
-            if forced and rc == 0:
-                _marker(root, train).write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
         finally:
             (lock / "pid").unlink(missing_ok=True)
             lock.rmdir()
@@ -113,9 +129,8 @@ def main() -> int:
     args = ap.parse_args()
     root = repo_root()
     if args.dry_run:
-        for train, evals, forced in queue():
-            done = _marker(root, train).exists() if forced else _done(root, [train, *evals])
-            print("done" if done else "left", "(again)" if forced else "", train, *evals)
+        for item in queue(root):
+            print("again" if _recorded(root, item) else "new", item[0], *item[1])
         return 0
     workers = [subprocess.Popen([sys.executable, __file__, "--workers", "1"]) for _ in range(args.workers - 1)]
     work(root)
