@@ -74,6 +74,7 @@ import torch
 from torch import nn
 
 from .cli import parser
+from .config import from_namespace
 from .device import pick_device
 from .contention import contention, default_train_rate
 from .runs import atomic_write_json, git_info, hardware_info, mark_external, repo_root
@@ -778,23 +779,24 @@ def _before_after_summary(runs: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     ap = parser("bench", __doc__.splitlines()[0])
-    ap.add_argument("--preset", nargs="+", default=["DiMR-T/3R"],
+    D = BenchConfig()  # every default is the config's: one source
+    ap.add_argument("--preset", nargs="+", default=[D.preset],
                     help="a name from `python -m dimr zoo` (several only with --before)")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
+    ap.add_argument("--device", default=D.device, help="auto, cpu, cuda or cuda:K")
     ap.add_argument("--amp", choices=["bf16", "none"], help="autocast dtype (default: bf16 on CUDA, none = fp32 elsewhere)")
-    ap.add_argument("--batch-size", type=int, nargs="+", default=[16], help="batch sizes, one measurement each")
+    ap.add_argument("--batch-size", type=int, nargs="+", default=list(D.batch_sizes), help="batch sizes, one measurement each")
     ap.add_argument("--grad-checkpointing", action="store_true", help="activation checkpointing in our network")
     ap.add_argument("--compile", action="store_true", help="torch.compile the training step's network")
-    ap.add_argument("--measure", nargs="+", choices=MEASURES, default=["train", "sample"], metavar="MEASURE",
+    ap.add_argument("--measure", nargs="+", choices=MEASURES, default=list(D.measures), metavar="MEASURE",
                     help=f"what to time: {', '.join(MEASURES)}")
-    ap.add_argument("--warmup", type=int, default=3,
+    ap.add_argument("--warmup", type=int, default=D.warmup,
                     help="untimed calls before the timed ones (train, forward; with --compile the first compiles)")
-    ap.add_argument("--steps", type=int, default=10, help="timed calls (train, forward)")
-    ap.add_argument("--sample-runs", type=int, default=3, help="timed sampling calls, after one warm-up")
+    ap.add_argument("--steps", type=int, default=D.steps, help="timed calls (train, forward)")
+    ap.add_argument("--sample-runs", type=int, default=D.sample_runs, help="timed sampling calls, after one warm-up")
     ap.add_argument("--sample-steps", type=int, help="DPM-Solver steps (default: the recipe's)")
     ap.add_argument("--peak-tflops", type=float, help="the peak MFU is taken against (default: datasheet on CUDA, "
                                                       "measured on CPUs)")
-    ap.add_argument("--peak-seconds", type=float, default=1.0, help="how long the CPU peak matmul is timed")
+    ap.add_argument("--peak-seconds", type=float, default=D.peak_seconds, help="how long the CPU peak matmul is timed")
     ap.add_argument("--official", metavar="PATH", help="a checkout of github.com/qihao067/DiMR to run side by side")
     ap.add_argument("--official-commit", help="the checkout's commit, recorded when PATH is not a git repository")
     ap.add_argument("--out", help="the record's path (default: runs/bench/<preset>-<device>-<precision>-b<batch>….json)")
@@ -865,12 +867,8 @@ def cli(argv: list[str]) -> int:
     try:
         if len(args.preset) != 1:
             raise ValueError("one preset per record: run once per preset (several presets only with --before)")
-        cfg = BenchConfig(preset=args.preset[0], batch_sizes=tuple(args.batch_size), device=args.device, amp=args.amp,
-                          grad_checkpointing=args.grad_checkpointing, compile=args.compile,
-                          measures=tuple(args.measure), warmup=args.warmup, steps=args.steps,
-                          sample_runs=args.sample_runs, sample_steps=args.sample_steps, official=args.official,
-                          official_commit=args.official_commit, peak_tflops=args.peak_tflops,
-                          peak_seconds=args.peak_seconds)
+        cfg = from_namespace(BenchConfig, args, preset=args.preset[0], batch_sizes=tuple(args.batch_size),
+                             measures=tuple(args.measure))
         record = bench(cfg, _progress)
     except (KeyError, ValueError) as e:  # a bad preset, device or option; a network the official code lacks
         print(f"dimr bench: {e.args[0] if e.args else e}", file=sys.stderr)

@@ -785,13 +785,14 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
 
 
 def _parser() -> argparse.ArgumentParser:
+    D = TrainConfig()  # every default is the config's: one source
     ap = parser("train", "Train a preset (offline shapes by default).")
-    ap.add_argument("--preset", default="DiMR-T/3R", help="a name from `python -m dimr zoo` (default DiMR-T/3R)")
+    ap.add_argument("--preset", default=D.preset, help=f"a name from `python -m dimr zoo` (default {D.preset})")
     ap.add_argument("--out", required=True, help="run folder: latest.pt, metrics.jsonl, summary.json")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out (exactly)")
     ap.add_argument("--steps", type=int, help="total optimiser steps of the run (default: the preset's recipe)")
     ap.add_argument("--batch-size", type=int, help="global batch size (default: the recipe's)")
-    ap.add_argument("--grad-accum", type=int, default=1, help="micro-batches accumulated per optimiser step")
+    ap.add_argument("--grad-accum", type=int, default=D.grad_accum, help="micro-batches accumulated per optimiser step")
     ap.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
     ap.add_argument("--weight-decay", type=float, help="AdamW weight decay, TD gates excluded (default: the recipe's)")
     ap.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: the recipe's)")
@@ -800,7 +801,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="EMA rate min(rate, (1+n)/(10+n)) for short runs (default: the recipe's; on for tiny presets)")
     ap.add_argument("--p-uncond", type=float, help="label-dropout probability for CFG")
     ap.add_argument("--loss-coeffs", type=float, nargs="+", help="α_r, lowest resolution first")
-    ap.add_argument("--loss-target", choices=["official", "paper"], default="official",
+    ap.add_argument("--loss-target", choices=["official", "paper"], default=D.loss_target,
                     help="official k·avgpool_k(ε) targets, or the paper's plain average pooling")
     ap.add_argument("--prediction", choices=PREDICTIONS,
                     help="what the network learns to predict (default: the recipe's; eps is the paper's)")
@@ -810,24 +811,24 @@ def _parser() -> argparse.ArgumentParser:
                     help="where training draws t (default: the recipe's; uniform is the paper's)")
     ap.add_argument("--time-loc", type=float, help="logit-normal location (default: the recipe's)")
     ap.add_argument("--time-scale", type=float, help="logit-normal scale (default: the recipe's)")
-    ap.add_argument("--dataset", default="shapes", help="shapes (default, offline), fashion-mnist, imagenet, latents")
+    ap.add_argument("--dataset", default=D.dataset, help="shapes (default, offline), fashion-mnist, imagenet, latents")
     ap.add_argument("--data-root", help="folder of the dataset (not needed for shapes)")
-    ap.add_argument("--dataset-size", type=int, default=20_000, help="number of procedural shapes")
-    ap.add_argument("--shapes-rotation", choices=ROTATIONS, default="upright",
+    ap.add_argument("--dataset-size", type=int, default=D.dataset_size, help="number of procedural shapes")
+    ap.add_argument("--shapes-rotation", choices=ROTATIONS, default=D.shapes_rotation,
                     help="shapes drawn upright (default) or randomly turned within their symmetry (harder)")
-    ap.add_argument("--amp", choices=AMP_CHOICES, default="auto",
+    ap.add_argument("--amp", choices=AMP_CHOICES, default=D.amp,
                     help="autocast dtype; auto = bf16 on CUDA and on CPUs with native bf16, else fp32")
     ap.add_argument("--grad-checkpointing", action="store_true", help="activation checkpointing (less memory, one more forward)")
-    ap.add_argument("--compile", choices=COMPILE_CHOICES, default="auto",
+    ap.add_argument("--compile", choices=COMPILE_CHOICES, default=D.compile,
                     help="torch.compile the network; auto = on CPUs for runs of 1,000+ steps (falls back to eager "
                          "if the compiler fails)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and noise")
-    ap.add_argument("--log-every", type=int, default=10, help="steps between lines of metrics.jsonl")
-    ap.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints (one is always written at the end)")
-    ap.add_argument("--snapshot-steps", type=int, nargs="+", default=(),
+    ap.add_argument("--seed", type=int, default=D.seed, help="seed of initialisation, data order and noise")
+    ap.add_argument("--log-every", type=int, default=D.log_every, help="steps between lines of metrics.jsonl")
+    ap.add_argument("--ckpt-every", type=int, default=D.ckpt_every, help="steps between checkpoints (one is always written at the end)")
+    ap.add_argument("--snapshot-steps", type=int, nargs="+", default=D.snapshot_steps,
                     help="keep a copy of the checkpoint at these steps as step-NNNNNNN.pt (learning curves)")
-    ap.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--num-workers", type=int, default=D.num_workers, help="DataLoader worker processes")
+    ap.add_argument("--device", default=D.device, help="auto, cpu or cuda")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--time-limit", type=float, help="stop (with a checkpoint) after this many minutes")
     return ap

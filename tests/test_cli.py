@@ -47,3 +47,30 @@ def test_a_bad_option_exits_2_on_stderr_with_the_program_name():
     res = subprocess.run([sys.executable, "-m", "dimr", "train", "--out", "x", "--no-such-option"], capture_output=True, text=True)
     assert res.returncode == 2 and res.stdout == ""
     assert "usage: python -m dimr train" in res.stderr and "--no-such-option" in res.stderr
+
+
+def test_command_line_defaults_are_the_configs_defaults():
+    """One source for every default: each option that fills a config field defaults to that field's default."""
+    import dataclasses
+
+    from dimr import bench, train
+    from dimr.evaluate import report
+
+    cases = [(train._parser(), train.TrainConfig, {}), (bench._parser(), bench.BenchConfig,
+                                                        {"batch_size": "batch_sizes", "measure": "measures"}),
+             (report._parser(), report.EvaluateConfig, {})]
+    for ap, cls, renamed in cases:
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        checked = 0
+        for action in ap._actions:
+            name = renamed.get(action.dest, action.dest)
+            if name not in fields or action.default is None or isinstance(action.default, bool):
+                continue
+            f = fields[name]
+            want = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            got = action.default
+            if action.dest == "preset" and isinstance(got, list):
+                got = got[0]
+            assert tuple(got) == tuple(want) if isinstance(got, (list, tuple)) else got == want, (cls.__name__, name)
+            checked += 1
+        assert checked >= 3, cls.__name__
