@@ -37,14 +37,24 @@
 #   for the singular values $s$ of the centred data.
 # :::
 #
-# adaLN-Zero (DiT) gives every Transformer block an MLP that maps the conditioning
+# {term}`adaLN-Zero` (DiT) gives every Transformer block an MLP that maps the conditioning
 # $c = \mathrm{embed}(t) + \mathrm{embed}(y)$ to a shift β, a scale γ and a gate α for each of its two
-# sub-blocks — six d-dimensional vectors per block, about $6d^2$ parameters (paper eqs. (3)–(4)):
+# sub-blocks — six d-dimensional vectors per block, about $6d^2$ parameters. **Two ways of writing the scale.**
+# The paper writes the modulated norm as $\gamma \odot \mathrm{LN}(x) + \beta$ (§4.2, eqs. (3)–(4)). DiT's code
+# — and this package's (`dimr.nn.blocks`) — computes $\mathrm{LN}(x) \odot (1 + \gamma') + \beta$, where γ′ is
+# what the MLP outputs: the same modulation with $\gamma = 1 + \gamma'$, written so that the zero-initialised
+# MLP starts at γ = 1, an unmodulated LayerNorm. In the code's form, for the attention sub-block:
 #
-# $$ (\beta_1, \gamma_1, \alpha_1, \beta_2, \gamma_2, \alpha_2) = \mathrm{Linear}(\mathrm{SiLU}(c)), \qquad
-#    x \leftarrow x + \alpha_1 \odot \mathrm{Attn}\big(\mathrm{LN}(x)\,(1 + \gamma_1) + \beta_1\big) $$
+# $$
+# \begin{aligned}
+# (\beta_1, \gamma'_1, \alpha_1, \beta_2, \gamma'_2, \alpha_2) &= \mathrm{Linear}(\mathrm{SiLU}(c)), \\
+# x &\leftarrow x + \alpha_1 \odot \mathrm{Attn}\big(\mathrm{LN}(x) \odot (1 + \gamma'_1) + \beta_1\big),
+# \end{aligned}
+# $$
 #
-# and the same with index 2 for the MLP. The paper asks how much of that capacity is used: it samples
+# and the same with index 2 for the MLP. The analysis below collects what the MLP outputs, γ′ (the tables call
+# it γ1, γ2) and β; PCA centres its data, so γ′ and γ = 1 + γ′ have the same principal components
+# (Exercise 3 checks it). The paper asks how much of that capacity is used: it samples
 # with a pretrained **DiT-XL/2** (28 blocks, d = 1152, ImageNet 256²), collects the scales (γ1, γ2) and
 # shifts (β1, β2) each block's MLP produces at every sampling step, and runs PCA on each layer's
 # collection separately. Two principal components explain almost all the variance; from the third on,
@@ -209,6 +219,38 @@ from dimr.book import pca_evidence
 
 Markdown(pca_evidence())
 
+# %% tags=["remove-input"]
+from dimr import study
+from dimr.book import format_with_n
+from dimr.evaluate.pca import components_for
+from dimr.stats import t_interval
+
+study_records = study.collect()
+pca_counts = {slug: list(study.metric_values(study_records, slug, "pca").values()) for slug in study.CONFIGS}
+pca_counts = {slug: v for slug, v in pca_counts.items() if v}
+
+
+def pca_verdict(values: list[float]) -> str:
+    """The paper's observation (two components suffice for 90%) read from an interval of the counts."""
+    iv = t_interval(values)
+    if iv.n < 2:
+        return "one seed only, too few to say"
+    if iv.hi <= 2:
+        return "at most two components, as the paper found for DiT-XL/2"
+    if iv.lo > 2:
+        return "more than two components: the paper's observation does not carry over to this model"
+    return (f"an interval reaching above two (up to {iv.hi:.2g}), so this scale cannot rule out that more "
+            "components are needed")
+
+
+Markdown("**Verdict, computed from the records above.** " + (" ".join(
+    f"{study.CONFIGS[slug].label or slug}: {format_with_n(t_interval(v))} components for 90% of the variance — "
+    f"{pca_verdict(v)}." for slug, v in pca_counts.items()) if pca_counts else
+    "No trained adaLN-Zero model of the claims study is recorded yet, so this page gives no verdict.")
+    + f" For comparison, the {ckpt.get('preset')} analysed above, trained here for a few dozen steps, needs at most "
+    f"{max(components_for(pca[k][n], share=0.9) for k in layers for n in MODULATIONS)} components for 90% of any "
+    "analysed block's γ or β — a barely trained model, read with the caution above.")
+
 # %% [markdown]
 # What it can say: whether a tiny adaLN-Zero model, trained long enough to draw its shapes, also
 # ends up using a few directions of its modulation space. What it cannot: a DiT-XL/2 trained for
@@ -218,7 +260,8 @@ Markdown(pca_evidence())
 #
 # ## Takeaways
 #
-# - adaLN-Zero spends about $6d^2$ parameters per block to produce six d-vectors from $(t, y)$.
+# - adaLN-Zero spends about $6d^2$ parameters per block to produce six d-vectors from $(t, y)$. The paper writes
+#   its norm as γ·LN(x) + β, DiT's code as LN(x)·(1 + γ′) + β: the same, with γ = 1 + γ′.
 # - The paper's PCA (App. E) finds those vectors close to a two-dimensional subspace along the sampling
 #   trajectory; TD-LN builds that finding in, with two learnt endpoints per norm.
 # - adaLN-Zero starts at zero, so the analysis only means something for a trained model.
@@ -227,17 +270,27 @@ Markdown(pca_evidence())
 # ## Exercises
 #
 # **Exercise 1.** Predict the number of parameters of one DiT-XL/2 block's adaLN-Zero MLP (d = 1152,
-# conditioning width 1152, one `SiLU → Linear(d, 6d)`), then check it on the package's module.
+# conditioning width 1152, one `SiLU → Linear(d, 6d)`), then check it on the package's module. The
+# {doc}`introduction </book/intro>` gives a larger total for DiT-XL/2's adaLN-Zero: what else does it count?
 
 # %% tags=["hide-cell", "solution"]
-# Solution 1: a Linear(d, 6d) has d·6d weights and 6d biases.
+# Solution 1: a Linear(d, 6d) has d·6d weights and 6d biases. The introduction counts every adaLN-Zero
+# modulation of DiT-XL/2: the 28 blocks' and the final layer's (a shift and a scale, 2d outputs).
+from dimr.nn import build_model
+from dimr.presets import get_preset
 from dimr.profile import count_params
 
 d_xl = 1152
 predicted = d_xl * 6 * d_xl + 6 * d_xl
 measured = count_params(AdaLNModulation(d_xl, d_xl))
-print(f"predicted {predicted:,}, the package's module {measured:,}; × 28 blocks = {28 * measured / 1e6:.1f}M")
+final_layer = count_params(AdaLNModulation(d_xl, d_xl, n_chunks=2))  # DiT's final layer: a shift and a scale
+print(f"predicted {predicted:,}, the package's module {measured:,}; × 28 blocks = {28 * measured / 1e6:.1f}M; "
+      f"with the final layer's two-vector modulation ({final_layer / 1e6:.2f}M) = "
+      f"{(28 * measured + final_layer) / 1e6:.1f}M, "
+      "the introduction's count")
 assert predicted == measured
+dit_xl = build_model(get_preset("DiT-XL/2").model, device="meta")
+assert 28 * measured + final_layer == sum(count_params(m) for m in dit_xl.modules() if isinstance(m, AdaLNModulation))
 
 # %% [markdown]
 # **Exercise 2.** TD-LN in the paper's form computes $\gamma(t) = s(t)\,p_1 + (1 - s(t))\,p_2$ with one
@@ -267,14 +320,37 @@ print(f"components for 99.9% of γ's variance: {counts}")
 assert counts["paper"] == 1 and counts["official"] > 1
 
 # %% [markdown]
-# **Exercise 3.** Fig. 6 analyses DiT-XL/2's blocks 7, 14, 21 and 28 — the depth quarters. Which
-# blocks does the same rule pick for a 6-block model such as DiT-T/2? Predict, then ask
-# `dimr.evaluate.pca.quarter_layers`.
+# **Exercise 3.** *Change a line, run, observe.* The package collects γ′, what the MLP outputs; the paper's
+# γ·LN(x) + β uses γ = 1 + γ′. In the cell of *PCA per layer*, change `pca = adaln_pca(mods)` so that it
+# analyses the paper's γ: add 1 to every `gamma` entry of `mods` first. Predict the table before you run it,
+# then observe.
 
 # %% tags=["hide-cell", "solution"]
-# Solution 3: ⌈depth·q/4⌉ for q = 1…4: ⌈1.5⌉, ⌈3⌉, ⌈4.5⌉, ⌈6⌉.
-import math
+# Solution 3: PCA centres each layer's vectors, and centring removes a constant: the explained-variance
+# ratios of γ = 1 + γ′ are those of γ′.
+papers_gamma = {k: {n: (v + 1 if n.startswith("gamma") else v) for n, v in m.items()} for k, m in mods.items()}
+pca_paper = adaln_pca(papers_gamma)
+for k in layers:
+    print(f"layer {k}: PC1 of γ1 {float(pca[k]['gamma1'][0]):.1%} (γ′) vs "
+          f"{float(pca_paper[k]['gamma1'][0]):.1%} (1 + γ′)")
+    for n in MODULATIONS:
+        assert torch.allclose(torch.as_tensor(pca[k][n]), torch.as_tensor(pca_paper[k][n]), atol=1e-5), (k, n)
 
-predicted = sorted({math.ceil(6 * q / 4) for q in range(1, 5)})
-print("quarter layers of 6 blocks:", quarter_layers(6), " of 28:", quarter_layers(28))
-assert quarter_layers(6) == predicted == [2, 3, 5, 6] and quarter_layers(28) == [7, 14, 21, 28]
+# %% [markdown]
+# **Exercise 4.** *Discuss.* Suppose you ran this chapter's analysis on a DiT-T/2 straight after building it,
+# before any training step. What would the PCA report, and why? What does that imply for reading the
+# components of a model trained for sixty steps, and for what the claims study's trained models can and
+# cannot tell about DiT-XL/2? (The solution checks the fact the first answer rests on.)
+
+# %% tags=["hide-cell", "solution"]
+# Solution 4: adaLN-Zero's last Linear starts at zero, so every γ′, β (and gate) is exactly zero at step 0 —
+# there is no variance to explain. After a few steps the modulations are small learned corrections, which may
+# look low-dimensional because little has been learned; only trained models speak to the paper's claim, and
+# those of the study are tiny models on eight shapes, not DiT-XL/2 on ImageNet.
+fresh_dit = build_model(get_preset("DiT-T/2").model)
+cond = torch.randn(5, fresh_dit.blocks[0].adaln.net[-1].in_features)
+with torch.no_grad():
+    outputs = [torch.cat(m(cond), dim=-1) for m in fresh_dit.modules() if isinstance(m, AdaLNModulation)]
+print(f"{len(outputs)} adaLN-Zero modulations of a fresh DiT-T/2: max |output| = "
+      f"{max(float(o.abs().max()) for o in outputs):.1e}")
+assert outputs and all(torch.count_nonzero(o) == 0 for o in outputs)

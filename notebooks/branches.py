@@ -33,8 +33,8 @@
 # - How each branch cuts the input into tokens: {doc}`the patchify chapter </notebooks/patchify>`.
 # - The network predicts the noise ε at every branch's resolution; how those predictions are trained:
 #   {doc}`the multi-scale loss chapter </notebooks/multiscale_loss>`.
-# - Every norm in a branch is time-dependent: {doc}`the TD-LN chapter </notebooks/tdln>` (τ = log-SNR / 4
-#   is the time it receives).
+# - Every norm in a branch is time-dependent: {doc}`the TD-LN chapter </notebooks/tdln>` ({term}`τ <tau>`, a
+#   function of the {term}`logSNR`, is the time it receives).
 # - U-ViT's long skips and what the official code builds: {doc}`what the official code does </docs/official-code>`, §1.
 # :::
 #
@@ -42,7 +42,7 @@
 # resolution first. Branch r
 #
 # 1. patchifies the full-resolution noisy input (kernel = stride = 2^(R−r), see {doc}`patchify`),
-# 2. adds the **upsampled features of branch r−1** (the *feature cascade*),
+# 2. adds the **upsampled features of branch r−1** (the {term}`feature cascade`),
 # 3. runs its blocks — Transformer blocks in branch 1, ConvNeXt blocks above — wired with U-ViT's long
 #    skips,
 # 4. and predicts the noise at its own resolution with a TD-LN → 3×3 convolution head.
@@ -69,7 +69,9 @@ Markdown(run_this_chapter("branches"))
 
 # %%
 import dataclasses
+import json
 from collections import defaultdict
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -95,9 +97,11 @@ print(f"DiMR-M/3R: {count_params(model):,} parameters, {cfg.num_branches} branch
 # $y_{r-1}$ (eq. (1)), built as (eq. (2)):
 #
 # $$
-# \epsilon_\theta(x_t, c, r),\; y_r = f_{\theta,r}(x_t, y_{r-1}, t, c),
-# \qquad
-# f_{\theta,r}(x_t, y_{r-1}, t, c) = \mathrm{Conv}_{3\times 3}\big(g_{\theta,r}(\mathrm{Patchify}(x_t) + \mathrm{Upsample}(y_{r-1}), t, c)\big),
+# \begin{aligned}
+# \epsilon_\theta(x_t, c, r),\; y_r &= f_{\theta,r}(x_t, y_{r-1}, t, c), \\
+# f_{\theta,r}(x_t, y_{r-1}, t, c) &= \mathrm{Conv}_{3\times 3}\Big(g_{\theta,r}\big(\mathrm{Patchify}(x_t) \\
+# &\qquad\qquad + \mathrm{Upsample}(y_{r-1}),\; t,\; c\big)\Big),
+# \end{aligned}
 # $$
 #
 # with $y_0 = 0$, $g_{\theta,r}$ the branch's blocks with long skips, and $\epsilon_\theta(x_t, c, R)$ — the last
@@ -268,7 +272,7 @@ assert [len(b.blocks) for b in model.branches] == [cfg.built_depth(r) for r in (
 # %% tags=["hide-input"]
 n_built = len(model.branches[1].blocks)          # branch 2 of DiMR-M/3R: N = 8, built 9
 half = n_built // 2
-fig, ax = plt.subplots(figsize=(9, 2.6))
+fig, ax = plt.subplots(figsize=(9, 3.2))
 xs = list(range(n_built))
 kinds = ["in"] * half + ["mid"] + ["out"] * half
 palette = {"in": "#4c72b0", "mid": "#8c8c8c", "out": "#55a868"}
@@ -281,7 +285,7 @@ for j in range(half):                             # in-block j's output feeds ou
     ax.annotate("", xy=(b, 1.02), xytext=(a, 1.02),
                 arrowprops=dict(arrowstyle="->", connectionstyle=f"arc3,rad=-{h / (b - a) * 2:.2f}", color="#555"))
 ax.set_xlim(-0.8, n_built - 0.2)
-ax.set_ylim(-0.2, 2.6)
+ax.set_ylim(-0.2, 3.3)  # the outermost arc rises to about 2.8: room below the title
 ax.axis("off")
 ax.set_title(f"Branch 2 of DiMR-M/3R: N = {cfg.branches[1].depth} printed, {n_built} built: "
              f"{half} in-blocks (blue), 1 middle block, {half} out-blocks (green)\n"
@@ -336,11 +340,38 @@ Markdown("\n".join(["| Table 2 | FID-50K | #Params |", "|---|---|---|"]
                    + [f"| row {i} | {fids[i]} | {printed[i]} |" for i in (1, 4, 5, 6)]))
 
 # %% [markdown]
-# This repository's test of both claims at CPU scale (the multi-branch design on the offline shapes and on
-# Fashion-MNIST, GeGLU on the shapes):
+# This repository's test of both claims at CPU scale (claim keys {term}`C1`, {term}`C1-fmnist` and {term}`C4`:
+# the multi-branch design on the offline shapes and on Fashion-MNIST, GeGLU on the shapes), measured by
+# {term}`mean 1 − IoU` on the shapes and by {term}`FID <FID (dataset classifier)>` on Fashion-MNIST:
 
 # %% tags=["remove-input"]
 Markdown(claim_evidence(("C1", "C1-fmnist", "C4")))
+
+# %% [markdown]
+# What the two ends of the Fashion-MNIST comparison draw: each configuration's evaluation grid at its lowest
+# recorded seed, one row per class (the class the samples were asked for), as recorded by the study.
+
+# %% tags=["hide-input"]
+from dimr import study
+from dimr.book import labelled_grid, record_class_names
+
+fmnist = study.evaluated(study.collect())
+shown = {}
+for slug in ("fmnist-row1", "fmnist-row6"):
+    seeds = sorted(seed for s, seed in fmnist if s == slug)
+    if seeds:
+        shown[slug] = (seeds[0], Path(fmnist[(slug, seeds[0])]["run"]["path"]))
+if shown:
+    fig, axes = plt.subplots(1, len(shown), figsize=(5.2 * len(shown), 6.2), squeeze=False)
+    for ax, (slug, (seed, folder)) in zip(axes[0], shown.items()):
+        report = json.loads((folder / "evaluation.json").read_text(encoding="utf-8"))
+        labelled_grid(ax, folder / "grid.png", record_class_names(folder),
+                      title=f"{study.CONFIGS[slug].label}, seed {seed}\n{report['preset']}, "
+                            f"{report['train_step']:,} training steps, w = {report['scale']['guidance_weight']:g}")
+    fig.tight_layout()
+    plt.show()
+else:
+    print("No Fashion-MNIST evaluation of the claims study is recorded yet.")
 
 # %% [markdown]
 # The verdicts above are computed from the committed records; they change when the study is re-run, so this
@@ -367,9 +398,12 @@ Markdown(claim_evidence(("C1", "C1-fmnist", "C4")))
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** Switch DiMR-M/3R to the paper's cascade (`cascade="last"`). Predict how many parameters
-# disappear — only the upsample's input side depends on the width of $y_{r-1}$: its TD-LN (8 parameters per
-# channel in the official form) and its Linear's weight (4·D_r per input channel) — and check on the model.
+# **Exercise 1.** *Change a line, run, observe.* In the chapter's first code cell, change
+# `cfg = get_preset("DiMR-M/3R").model` to `cfg = dataclasses.replace(get_preset("DiMR-M/3R").model,
+# cascade="last")` — the paper's cascade — and run the cells again. Before you run, predict how many
+# parameters disappear: only the upsample's input side depends on the width of $y_{r-1}$, its TD-LN (8
+# parameters per channel in the official form) and its Linear's weight (4·D_r per input channel). Then
+# observe the printed count (the solution checks it on the model).
 
 # %% tags=["hide-cell", "solution"]
 # Solution 1
@@ -427,3 +461,22 @@ predicted = sum(row5.built_depth(r) * (gelu_mlp_params(b.dim) - geglu_params(b.d
 measured = count_params(build_model(row4, device="meta")) - count_params(build_model(row5, device="meta"))
 print(f"row 4 − row 5: predicted {predicted:,}, measured {measured:,} parameters (2·d² per block)")
 assert measured == predicted
+
+# %% [markdown]
+# **Exercise 4.** *Discuss.* The claims study's C1 compares U-ViT-T/4 with DiMR-T/3R as the presets build it,
+# with the official cascade. How much of DiMR-T/3R are its cascade upsamples, in each reading? If C1 came out
+# supported, could you say whether the branches or the wide cascade Linears did it? Sketch the experiment
+# (configurations, seeds, metric) that would separate the two.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 4: the official cascade makes the upsamples a visible share of the tiny model; an arm of the study
+# with cascade="last" (same seeds, mean 1 − IoU) against DiMR-T/3R would isolate it — the study does not run it.
+def upsample_share(config):
+    net = build_model(config, device="meta")
+    return sum(p.numel() for n, p in net.named_parameters() if ".upsample." in n) / count_params(net)
+
+
+tiny = get_preset("DiMR-T/3R").model
+shares = {c: upsample_share(dataclasses.replace(tiny, cascade=c)) for c in ("all", "last")}
+print("share of DiMR-T/3R's parameters in the cascade upsamples:", {c: f"{v:.1%}" for c, v in shares.items()})
+assert shares["all"] > shares["last"] > 0

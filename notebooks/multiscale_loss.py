@@ -30,7 +30,8 @@
 # :class: seealso
 # - The network has $R$ branches, lowest resolution first, each with its own output head:
 #   {doc}`the branches chapter </notebooks/branches>` (paper §4.1).
-# - Training by noise prediction: $x_t = \alpha_t x_0 + \sigma_t \epsilon$ and the network regresses ε;
+# - Training by noise prediction ({term}`ε-prediction <epsilon-prediction>`): $x_t = \alpha_t x_0 + \sigma_t \epsilon$
+#   and the network regresses ε;
 #   the schedules $\alpha_t, \sigma_t$ are drawn in {doc}`the solver chapter </notebooks/solver>` (paper §3).
 # - The ablation of Table 2 (paper §5.4): {doc}`the Table 2 page </book/tables/table2>`.
 # :::
@@ -42,8 +43,11 @@
 # \mathcal{L}_{\text{multi}} = \sum_{r=1}^{R} \alpha_r \,
 # \mathbb{E}_{t, x_0, c, \epsilon_t} \left\lVert \operatorname{Downsample}(\epsilon_t, r) -
 # \epsilon_\theta(x_t, c, r) \right\rVert_2^2,
-# \qquad \alpha_r = \frac{1}{2^{R-r} \times 2^{R-r}} .
 # \tag{8}
+# $$
+#
+# $$
+# \alpha_r = \frac{1}{2^{R-r} \times 2^{R-r}} .
 # $$
 #
 # Branch $r$ works at $1/k$ of the input resolution with $k = 2^{R-r}$; the last branch ($r = R$,
@@ -157,6 +161,7 @@ ax.plot(ks, [k * k for k in ks], "k:", label="k²")
 ax.set_xscale("log", base=2)
 ax.set_yscale("log", base=2)
 ax.set_xlabel("pooling factor k")
+ax.set_ylabel("SNR gain over k = 1 (log scale)")
 ax.legend()
 plt.show()
 print("SNR gain per pooling factor:", {k: round(float(g), 1) for k, g in zip(ks, gains)})
@@ -199,8 +204,8 @@ for target in ["official", "paper"]:
 #
 # The paper's claim (§5.4, "Multi-scale loss is critical for multi-resolution network"; Table 2, rows
 # 5 → 6): a DiMR trained on its last branch only improves when eq. (8) trains every branch. Table 2's
-# rows 5 and 6 differ in nothing else. The claims study repeats that pair with the tiny DiMR-T/3R
-# (`Table2-T/row5` and `Table2-T/row6`):
+# rows 5 and 6 differ in nothing else. The claims study repeats that pair (claim {term}`C3`) with the tiny
+# DiMR-T/3R ({term}`Table2-T/row5 and row6 <Table2-T/rowN>`):
 
 # %% tags=["remove-input"]
 Markdown(claim_evidence(("C3",)))
@@ -208,14 +213,16 @@ Markdown(claim_evidence(("C3",)))
 # %% [markdown]
 # The verdicts above are computed from the committed records. What this scale can say: whether, at
 # the same steps and seeds, training all three branches changes how well a tiny DiMR draws the shapes,
-# measured by geometry (1 − IoU to the exact template) and by the dataset classifier. What it cannot
+# measured by geometry ({term}`mean 1 − IoU` to the exact template) and by the dataset classifier
+# ({term}`classifier accuracy`). What it cannot
 # say: anything about FID-50K on ImageNet 64×64 or about the paper's full-length training of DiMR-M/3R;
 # a tiny model trained for minutes on a CPU is a different regime. The study's recipe also
 # differs from the paper's in what the branches regress:
 
 # %%
 recipe = get_preset("Table2-T/row6").recipe
-Markdown(f"`Table2-T/row6` trains with `prediction = \"{recipe.prediction}\"` and coefficients "
+Markdown(f"`Table2-T/row6` trains with `prediction = \"{recipe.prediction}\"` ({{term}}`{recipe.prediction}-prediction "
+         f"<{recipe.prediction}-prediction>`) and coefficients "
          f"{tuple(round(c, 4) for c in recipe.loss_coeffs)}: "
          + ("each branch regresses the clean image at its resolution, $\\operatorname{avgpool}_k(x_0)$, not eq. (8)'s "
             "noise target (`dimr.diffusion.multiscale_loss.branch_target`)." if recipe.prediction == "x0" else
@@ -264,18 +271,39 @@ for k in (2, 4, 8):
     assert torch.allclose(paper, torch.full_like(paper, c))
 
 # %% [markdown]
-# **Exercise 3.** A branch that predicts zeros scores the mean square of its target. Predict the
-# unweighted per-branch loss (`per_branch`) of a DiMR-T/3R-shaped output (8², 16², 32² on 32² noise) that
-# is all zeros, with each target, then measure it with `multiscale_loss`.
+# **Exercise 3.** *Change a line, run, observe.* In the cell of *The loss of an untrained DiMR-T/3R*, change
+# the coefficients `get_preset("DiMR-T/3R").recipe.loss_coeffs` to `(0, 0, 1)` — the last-branch-only loss of
+# Table 2's rows 3–5 — and run it again. Predict the total loss before you run: which branch's loss is it
+# now, and what happens to the two low-resolution branches' losses (`per_branch`)?
 
 # %% tags=["hide-cell", "solution"]
-# Solution 3
+# Solution 3: with (0, 0, 1) only the 32×32 branch is in the loss — `per_branch` no longer lists the 8×8 and
+# 16×16 branches (a weight of 0 is not computed at all), so they get no gradient — and the total is the last
+# branch's loss alone.
+for coeffs in (get_preset("DiMR-T/3R").recipe.loss_coeffs, (0, 0, 1)):
+    out = multiscale_loss(preds, eps, coeffs, "official")
+    print(f"coefficients {tuple(round(c, 4) for c in coeffs)}: total {float(out.total):.4f}, "
+          f"per branch {({h: round(float(v), 4) for h, v in out.per_branch.items()})}")
+assert list(out.per_branch) == [32] and torch.allclose(out.total, out.per_branch[32])
+
+# %% [markdown]
+# **Exercise 4.** *Discuss.* With the paper's target (plain average pooling, variance $1/k^2$) **and** the
+# weights $\alpha_r = 1/k^2$, how much does the 8×8 branch of a DiMR-T/3R count in the total loss of an
+# untrained network, against the 32×32 branch? And with the official target? Is the paper's reading
+# down-weighting the low resolutions twice for the same SNR gain? Which reading would you train, and what
+# would you measure to decide? (A branch that predicts zeros scores its target's variance; the solution
+# measures that, so the discussion rests on numbers.)
+
+# %% tags=["hide-cell", "solution"]
+# Solution 4: the weighted share of the 8×8 branch is α·variance: 1/16 · 1 with the official target but
+# 1/16 · 1/16 = 1/256 with the paper's — the SNR gain is paid for twice. Whether that matters is an
+# experiment (train both, compare mean 1 − IoU over seeds), not something the equation settles.
 noise = torch.randn(512, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 zeros = [torch.zeros(512, 3, h, h) for h in (8, 16, 32)]
+alphas = paper_coefficients(3)
+share = {}
 for target in ("official", "paper"):
-    out = multiscale_loss(zeros, noise, paper_coefficients(3), target)
-    for h, mse in out.per_branch.items():
-        k = 32 // h
-        expected = 1.0 if target == "official" else 1.0 / k ** 2  # the target's variance
-        print(f"{target}, {h}² branch (k = {k}): {float(mse):.4f}, expected {expected:.4f}")
-        assert abs(float(mse) - expected) < 0.05 * expected
+    per = multiscale_loss(zeros, noise, alphas, target).per_branch
+    share[target] = alphas[0] * float(per[8]) / (alphas[2] * float(per[32]))
+    print(f"{target}: the 8×8 branch counts {share[target]:.4f} of the 32×32 branch (1/{1 / share[target]:.0f})")
+assert abs(share["official"] - 1 / 16) < 0.1 / 16 and abs(share["paper"] - 1 / 256) < 0.1 / 256
