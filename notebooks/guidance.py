@@ -40,11 +40,13 @@
 # classes) and sampled with classifier-free guidance:
 #
 # $$
-# \hat\epsilon(x_t, c) = \epsilon_u + w \, (\epsilon_c - \epsilon_u),
-# \qquad \epsilon_c = \epsilon_\theta(x_t, c), \quad \epsilon_u = \epsilon_\theta(x_t, \varnothing).
+# \begin{aligned}
+# \hat\epsilon(x_t, c) &= \epsilon_u + w \, (\epsilon_c - \epsilon_u), \\
+# \epsilon_c &= \epsilon_\theta(x_t, c), \qquad \epsilon_u = \epsilon_\theta(x_t, \varnothing).
+# \end{aligned}
 # $$
 #
-# $w = 1$ is the conditional model and $w = 0$ the unconditional one. The official code writes it as
+# $w = 1$ is the conditional model and $w = 0$ the unconditional one ({term}`CFG weight`). The official code writes it as
 # $\epsilon_c + s\,(\epsilon_c - \epsilon_u)$ with a *scale* $s$, i.e. $w = 1 + s$
 # (docs/official-code.md §6). Conditional and unconditional predictions come from **one** forward pass
 # of the doubled batch (`dimr.diffusion.guided_prediction`).
@@ -139,6 +141,31 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# **Explore it without running anything.** The slider below steps through the same toy problem at more
+# weights; every frame was drawn when this page was built (the images are embedded in the page, so the
+# slider works offline and without a kernel). Watch the cloud leave the other classes behind and shrink.
+
+# %% tags=["remove-input"]
+from IPython.display import HTML
+
+from dimr.book import figure_png, slider
+
+slider_weights = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+frames = []
+for w in slider_weights:
+    x0 = sample_dpm_solver(guided(w), x1, sch, 30, order=2, method="multistep")
+    f, ax = plt.subplots(figsize=(4.2, 4.2))
+    ax.scatter(x0[:, 0], x0[:, 1], s=3, alpha=0.5)
+    ax.scatter(means[:, 0], means[:, 1], c=["red", "grey", "grey"], marker="x", s=60)
+    ax.set_xlim(-4, 6), ax.set_ylim(-4.5, 4.5)
+    ax.set_aspect("equal")
+    ax.set_title(f"class 0 requested, w = {w:g}: spread {float(x0.std(0).mean()):.2f}", fontsize=9)
+    frames.append((f"w = {w:g}", figure_png(f)))
+HTML(slider(frames, "guidance weight w", start=slider_weights.index(1.0),
+            caption="Toy problem with exact models: 600 samples requested for class 0 (red ×), DPM-Solver-2, "
+                    "30 steps."))
+
+# %% [markdown]
 # ## Claim and evidence
 #
 # Guidance is not one of the paper's contributions and the paper makes no claim about it; it reports
@@ -221,15 +248,29 @@ y = torch.arange(8)
 assert torch.equal(drop_labels(y, 1.0, null_class=8), torch.full_like(y, 8))
 
 # %% [markdown]
-# **Exercise 3.** Show that the official form $\epsilon_c + 0.4\,(\epsilon_c - \epsilon_u)$ is the usual
-# form with $w = 1.4$: compare both on random predictions.
+# **Exercise 3.** *Change a line, run, observe.* In the toy cell, change the weights
+# `(0.0, 1.0, 2.0, 4.0)` to `(1.0, 2.0, 4.0, 8.0)` and run it again. Predict how the spread printed above
+# each panel changes from one weight to the next, then observe. (The solution repeats the sampling and checks
+# the trend.)
 
 # %% tags=["hide-cell", "solution"]
-# Solution 3
-g = torch.Generator().manual_seed(0)
-eps_c, eps_u = torch.randn(4, 3, 8, 8, generator=g), torch.randn(4, 3, 8, 8, generator=g)
-official = eps_c + 0.4 * (eps_c - eps_u)
-usual = apply_guidance(eps_c, eps_u, weight_from_scale(0.4))
-assert abs(weight_from_scale(0.4) - 1.4) < 1e-12
-assert torch.allclose(official, usual, atol=1e-6)
-print("max difference:", float((official - usual).abs().max()))
+# Solution 3: from the conditional model (w = 1) on, every larger weight concentrates the samples further.
+spreads = {}
+for w in (1.0, 2.0, 4.0, 8.0):
+    x0 = sample_dpm_solver(guided(w), x1, sch, 30, order=2, method="multistep")
+    spreads[w] = float(x0.std(0).mean())
+print("spread per weight:", {w: round(v, 3) for w, v in spreads.items()})
+assert list(spreads.values()) == sorted(spreads.values(), reverse=True)
+
+# %% [markdown]
+# **Exercise 4.** *Discuss.* The claims study samples every model at one guidance weight (listed above). If a
+# larger w concentrates samples on what the classifier recognises, would it raise or lower a model's
+# {term}`classifier accuracy` and its {term}`mean 1 − IoU`? Should two architectures be compared at the same
+# w, or each at its best w — and what would "best" mean for a distortion study? (The solution checks the fact
+# the discussion starts from: the study's evaluations share one weight.)
+
+# %% tags=["hide-cell", "solution"]
+# Solution 4: at one shared weight the comparison is fair to the sampler but may favour the model whose best
+# weight is nearest it; a sweep of w per model (accuracy against mean 1 − IoU) would show the trade-off.
+print("guidance weights of the study's evaluations:", {w: len(v) for w, v in weights.items()})
+assert len(weights) <= 1

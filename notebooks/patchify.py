@@ -34,7 +34,7 @@
 #   "Motivation" recall this for DiT and U-ViT).
 # - Self-attention: every token attends to every other, so its cost grows with the square of the token count.
 # - Where the patchify sits in the network: {doc}`the branches chapter </notebooks/branches>` (next).
-# - "GFLOPs" in the paper are multiply-accumulates with attention included:
+# - "GFLOPs" in the paper are multiply-accumulates with attention included ({term}`GMACs`):
 #   {doc}`what the official code does </docs/official-code>`, §7, and {doc}`Table 5 </book/tables/table5>`.
 # :::
 #
@@ -247,7 +247,7 @@ Markdown(" · ".join(f"**{m}**: {table5[m]['gflops']} GFLOPs, {table5[m]['params
 # see {doc}`the branches chapter </notebooks/branches>`) and Table 5: DiMR-M/3R costs more than
 # U-ViT-M/4 (above) and scores a better FID. The paper prints no comparison **at equal compute**.
 #
-# **This repository's test.** The claims study adds that comparison at CPU scale (claim C1-p2): U-ViT-T/2
+# **This repository's test.** The claims study adds that comparison at CPU scale (claim {term}`C1-p2`): U-ViT-T/2
 # against DiMR-T/2R. Both attend over the same 16×16 grid of patch-2 tokens of a 32×32 image; DiMR-T/2R
 # adds a second branch of ConvNeXt blocks at the full 32×32 resolution and pays for it with fewer
 # Transformer blocks, so that the two cost about the same. Their counts, computed on the meta device:
@@ -268,7 +268,7 @@ Markdown(claim_evidence(("C1-p2",)))
 # The verdicts above are computed from the committed records of the study; they change when the study is
 # re-run, so this text does not repeat them. What this scale can say: whether, for a tiny model trained
 # for minutes on the offline shapes, spending about the same compute on a multi-resolution network
-# instead of on a smaller patch draws shapes closer to their templates (mean 1 − IoU, measured exactly).
+# instead of on a smaller patch draws shapes closer to their templates ({term}`mean 1 − IoU`, measured exactly).
 # What it cannot say: anything about ImageNet FIDs at hundreds of thousands of iterations, or about the
 # paper's DiT/U-ViT models; and a 32×32 image at patch 2 has only 256 tokens, where attention is still
 # cheap, so the quadratic cost that motivates the design barely bites here.
@@ -317,16 +317,38 @@ for r, branch in enumerate(model.branches, start=1):
     assert count_params(branch.patchify) == formula
 
 # %% [markdown]
-# **Exercise 3.** Predict by how much the attention matmuls of U-ViT-T grow from patch 4 to patch 2 on
-# 32×32 images. Careful: besides the patch tokens, U-ViT carries a time token and a label token. Then
-# measure with `gmacs_split` (defined above) on the `U-ViT-T/4` and `U-ViT-T/2` presets.
+# **Exercise 3.** *Change a line, run, observe.* In the cell of *Tokens and attention* that sets
+# `uvit = get_preset("U-ViT-M/4").model`, change the preset to `"U-ViT-T/4"` (the tiny U-ViT of the claims
+# study, 32×32 images) and run the cell again. Before you run, predict by how much the attention matmuls grow
+# from patch 4 to patch 2 — careful: besides the patch tokens, U-ViT carries a time token and a label token —
+# then observe the printed GMACs (the solution measures the ratio with the chapter's `gmacs_split`).
 
 # %% tags=["hide-cell", "solution"]
 # Solution 3
-t4, t2 = get_preset("U-ViT-T/4").model, get_preset("U-ViT-T/2").model
+t4 = get_preset("U-ViT-T/4").model
+t2 = dataclasses.replace(t4, patch_size=2)                 # what the changed cell builds at patch 2
 extra = build_model(t4, device="meta").extras            # the time token and the label token
 tokens = {c.patch_size: (c.image_size // c.patch_size) ** 2 + extra for c in (t4, t2)}
 predicted = (tokens[2] / tokens[4]) ** 2                  # attention ∝ L² at fixed width and depth
 measured = gmacs_split(t2)[2] / gmacs_split(t4)[2]
 print(f"tokens {tokens[4]} → {tokens[2]}: predicted ×{predicted:.2f}, measured ×{measured:.2f}")
 assert abs(measured / predicted - 1) < 0.01
+
+# %% [markdown]
+# **Exercise 4.** *Discuss.* At 32×32 and patch 2, the claims study's U-ViT-T/2 attends over only 256 tokens.
+# What share of its compute is attention there? Does claim C1-p2 then test the paper's motivation — the
+# *quadratic* cost of small patches — or something else? From which image size on would attention be most of
+# U-ViT-T's compute at patch 2, and what would a fair test at that size cost on a laptop?
+
+# %% tags=["hide-cell", "solution"]
+# Solution 4: attention is a small share at 32×32, so C1-p2 tests the multi-resolution design at equal compute,
+# not the quadratic wall; the share grows with the token count and passes one half only at a larger image.
+uvit_t2 = get_preset("U-ViT-T/2").model
+share = {}
+for size in (32, 64, 128, 256):
+    _, total, attn = gmacs_split(dataclasses.replace(uvit_t2, image_size=size))
+    share[size] = attn / total
+    print(f"U-ViT-T/2 at {size}×{size}: {(size // 2) ** 2:>6,} tokens, attention {share[size]:.0%} of {total:.2f} GMACs")
+first = min((size for size, v in share.items() if v > 0.5), default=None)
+print("attention is most of the compute from", f"{first}×{first}" if first else "none of these sizes")
+assert share[32] < 0.5 and list(share.values()) == sorted(share.values())

@@ -33,18 +33,18 @@
 #   {doc}`the previous chapter </notebooks/adaln_pca>` (paper §4.2, Fig. 3, App. E).
 # - LayerNorm normalises each token over its channels, then applies a learned scale γ and shift β (paper §4.2,
 #   "adaLN design").
-# - The time the norms receive is τ = log-SNR / 4; log-SNR and the noise schedules:
+# - The time the norms receive is {term}`τ <tau>` = {term}`log-SNR <logSNR>` / 4; log-SNR and the noise schedules:
 #   {doc}`the solver chapter </notebooks/solver>`.
 # - Where the norms sit in the Transformer and ConvNeXt blocks: {doc}`the branches chapter </notebooks/branches>`.
 # :::
 #
-# A denoiser must know the noise level. U-ViT feeds it as a token; DiT's adaLN-Zero maps it through an
+# A denoiser must know the noise level. U-ViT feeds it as a token; DiT's {term}`adaLN-Zero` maps it through an
 # MLP to a shift, scale and gate for every block — about 6·d² parameters per block. The paper runs a PCA
 # on the scales and shifts adaLN-Zero produces along a pretrained DiT-XL/2's sampling trajectories and
 # finds that **two principal components explain most of their variance**, from the third on usually less
 # than 5% each (§4.2, Fig. 3; App. E, Fig. 6; {doc}`the previous chapter </notebooks/adaln_pca>` re-runs
 # the analysis at CPU scale). A function of time that moves between two learned vectors should then
-# suffice, and that is TD-LN: the LayerNorm's own affine parameters become functions of time,
+# suffice, and that is {term}`TD-LN`: the LayerNorm's own affine parameters become functions of time,
 #
 # $$
 # s(t) = \mathrm{sigmoid}(w\,t + b), \tag{5}
@@ -239,7 +239,8 @@ print("after set_time_dependence: max |TD-LN − LN| =", f"{(moved - ln).abs().m
 # %% [markdown]
 # ## TD-RMSNorm: what the released models actually use
 #
-# Both released configs set `norm_type="TDRMSN"` for the blocks (docs/official-code.md §3): RMS normalisation
+# Both released configs set `norm_type="TDRMSN"` for the blocks (docs/official-code.md §3; {term}`TD-RMSNorm`):
+# RMS normalisation
 # without centring and without β, x / (‖x‖/√C + 1e-8) · γ(τ) — the epsilon outside the square root —
 # with 4·C parameters. TD-LN remains in the cascade upsample and the output heads. On a token with a
 # non-zero mean the two differ visibly: LayerNorm removes the mean, RMSNorm keeps it.
@@ -265,7 +266,8 @@ fig.tight_layout()
 # **What the paper claims** (§4.2; §5.4 "AdaLN-Zero vs. TD-LN"). U-ViT's time token cannot be given to
 # ConvNeXt blocks, so the paper first tries adaLN-Zero: it helps U-ViT (rows 1 → 2) but hurts once the
 # network has ConvNeXt branches (rows 2 → 3), and it is expensive. TD-LN gives time to both block types,
-# improves FID against adaLN-Zero in the same multi-branch network (rows 3 → 4) and shrinks the model.
+# improves FID against adaLN-Zero in the same multi-branch network (rows 3 → 4) and shrinks the model
+# (claim {term}`C2` below).
 # As printed (ImageNet 64×64, FID-50K, one training run each):
 
 # %% tags=["remove-input"]
@@ -333,20 +335,28 @@ print(f"TD-RMSNorm {fmt_params(tdrms_count)}, TD-LN {fmt_params(tdln_count)}: +{
 assert tdln_count - tdrms_count == predicted
 
 # %% [markdown]
-# **Exercise 2.** Show that a freshly built TD-LN is a LayerNorm for another width (say C = 96), in both the
-# official and the paper's form, whatever the time τ.
+# **Exercise 2.** *Change a line, run, observe.* In the cell of *At initialisation TD-LN is LayerNorm*, change
+# `fresh = TDLayerNorm(d)` to `fresh = TDLayerNorm(d, form="paper")` and run it again. Predict the first
+# printed line (is a fresh paper-form TD-LN still exactly a LayerNorm, whatever τ?) and the second (after
+# `set_time_dependence`). Then try another width, say d = 96: the solution checks both forms at C = 96.
 
 # %% tags=["hide-cell", "solution"]
-# Solution 2
+# Solution 2: both forms start with equal endpoints, so a fresh norm is LayerNorm at every τ; moving the
+# endpoints (set_time_dependence) makes the output depend on τ.
 C2 = 96
 x96 = torch.randn(3, 5, C2, generator=g) * 2 - 0.7
 tau3 = torch.tensor([-2.0, 0.0, 1.5])
 ln96 = F.layer_norm(x96, (C2,), eps=1e-5)
 for form in ("official", "paper"):
+    norm96 = TDLayerNorm(C2, form=form)
     with torch.no_grad():
-        out96 = TDLayerNorm(C2, form=form)(x96, tau3)
-    print(f"{form}: max |TD-LN − LN| = {(out96 - ln96).abs().max().item():.1e}")
-    assert torch.allclose(out96, ln96, atol=1e-6)
+        out96 = norm96(x96, tau3)
+        print(f"{form}: fresh, max |TD-LN − LN| = {(out96 - ln96).abs().max().item():.1e}", end="; ")
+        assert torch.allclose(out96, ln96, atol=1e-6)
+        set_time_dependence(norm96, generator=g)
+        moved96 = norm96(x96, tau3)
+        print(f"after set_time_dependence {(moved96 - ln96).abs().max().item():.3f}")
+        assert not torch.allclose(moved96, ln96, atol=1e-3)
 
 # %% [markdown]
 # **Exercise 3.** Count a TD-LN's parameters by formula — the paper's form (p₁ … p₄ and one scalar gate
@@ -363,3 +373,23 @@ for width in (32, 384, 1152):
     print(f"C = {width}: " + ", ".join(f"{k} {v:,}" for k, v in formulas.items()))
     for k, module in built.items():
         assert count_params(module) == formulas[k], k
+
+# %% [markdown]
+# **Exercise 4.** *Discuss.* adaLN-Zero maps time **and class** to its scales and shifts; TD-LN sees time
+# alone. Where does DiMR get the class, then, and what does that mean for reading Table 2's rows 3 → 4 as
+# "TD-LN against adaLN-Zero"? What else changes between those two rows (look at the claim's *changes* in the
+# Evidence chapter)? The solution checks the two facts the discussion rests on.
+
+# %% tags=["hide-cell", "solution"]
+# Solution 4: a TD norm's forward takes x and τ only; the class enters DiMR once, as a token of the first
+# (Transformer) branch. Rows 3 → 4 therefore also move the class conditioning out of every block — and, in
+# the released code, swap LayerNorm for RMSNorm — so the comparison is of two designs, not of two norms.
+import inspect
+
+from dimr.nn import build_model
+
+assert list(inspect.signature(TDLayerNorm.forward).parameters) == ["self", "x", "t"]  # no label
+tiny = build_model(get_preset("DiMR-T/3R").model, device="meta")
+class_params = [n for n, _ in tiny.named_parameters() if "class_embed" in n]
+print("class-embedding parameters of DiMR-T/3R:", class_params)
+assert class_params and all(n.startswith("branches.0.") for n in class_params)
