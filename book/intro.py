@@ -81,12 +81,19 @@ for r in range(1, R + 1):
     extra = f"{b.heads} heads" if b.block == "transformer" else f"{b.kernel_size}×{b.kernel_size} depthwise conv"
     built, printed = cfg.built_depth(r), b.depth
     depth = f"{built} {kind} blocks" + ("" if built == printed else f" (Table 3: {printed})")
-    ax.text(5.9, y0 + 1.0, f"branch {r}: {depth}", ha="center", fontsize=13, weight="bold")
+    # small enough that "(Table 3: N)" stays inside the box
+    ax.text(5.9, y0 + 1.0, f"branch {r}: {depth}", ha="center", fontsize=11.5, weight="bold")
     ax.text(5.9, y0 + 0.4, f"{res}×{res} positions, width {b.dim}, {extra}\nnorms: TD norms of τ = log-SNR/4",
             ha="center", fontsize=10, va="center")
     ax.add_patch(FancyArrowPatch((1.95, 3.15), (3.35, y0 + 0.65), arrowstyle="-|>", mutation_scale=12, color="#777"))
-    ax.text(2.75, (3.15 + y0 + 0.65) / 2 + 0.12, f"patchify {p}×{p}", fontsize=10, ha="center",
-            rotation=np.degrees(np.arctan2(y0 + 0.65 - 3.15, 1.6)) * 0.55)
+    # the label runs along its arrow, just above it: the arrow's angle on screen (the axes' x and y units have
+    # different lengths), and the label pushed off the line along its normal
+    (x_a, y_a), (x_b, y_b) = (1.95, 3.15), (3.35, y0 + 0.65)
+    ux, uy = 9.5 / 12, 5.6 / 6.4                       # inches per data unit along x and y
+    angle = np.arctan2((y_b - y_a) * uy, (x_b - x_a) * ux)
+    ax.text((x_a + x_b) / 2 - 0.2 * np.sin(angle) / ux, (y_a + y_b) / 2 + 0.2 * np.cos(angle) / uy,
+            f"patchify {p}×{p}", fontsize=9.5, ha="center", va="center", rotation=np.degrees(angle),
+            rotation_mode="anchor")
     ax.add_patch(FancyArrowPatch((8.45, y0 + 0.65), (9.35, y0 + 0.65), arrowstyle="-|>", mutation_scale=12, color="#333"))
     weight = Fraction(recipe.loss_coeffs[r - 1]).limit_denominator(1024)
     ax.text(9.45, y0 + 0.65, f"predicted noise\nat {res}×{res}\nloss weight {weight}", va="center", fontsize=11.5)
@@ -108,10 +115,14 @@ from dimr.profile import count_params
 xl = build_model(get_preset("DiMR-XL/2R").model, device="meta")
 td = sum(count_params(m) for m in xl.modules() if isinstance(m, TimeDependentParameter))
 dit = build_model(get_preset("DiT-XL/2").model, device="meta")
-adaln = sum(count_params(m) for m in dit.modules() if type(m).__name__ == "AdaLNModulation")
+modulations = [m for m in dit.modules() if type(m).__name__ == "AdaLNModulation"]
+adaln = sum(count_params(m) for m in modulations)
+in_blocks = sum(count_params(b.adaln) for b in dit.blocks)
 Markdown(f"In DiMR-XL/2R ({count_params(xl) / 1e6:.1f}M parameters) every time-dependent parameter of every TD "
          f"norm — both endpoints and the gates — adds up to {td / 1e6:.2f}M ({100 * td / count_params(xl):.2f}% of "
-         f"the model). DiT-XL/2's adaLN-Zero modulations hold {adaln / 1e6:.1f}M of its "
+         f"the model). DiT-XL/2's adaLN-Zero modulations — its {len(dit.blocks)} blocks' "
+         f"({in_blocks / 1e6:.1f}M) and "
+         f"its final layer's ({(adaln - in_blocks) / 1e6:.2f}M) — hold {adaln / 1e6:.1f}M of its "
          f"{count_params(dit) / 1e6:.1f}M parameters ({100 * adaln / count_params(dit):.0f}%).")
 
 # %% [markdown]
@@ -154,7 +165,7 @@ Markdown("\n".join(lines))
 # ## How to read this book
 #
 # - **Start here**: {doc}`a learning path </book/learning_path>` for a 90-minute session or a week, with
-#   the exercises to assign.
+#   the exercises to assign, and {doc}`a glossary </book/glossary>` of the words and symbols the chapters use.
 # - **Components** take the method apart, one idea per chapter, each page running the package:
 #   what each branch sees after patchifying, the branches and the cascade, the PCA of adaLN-Zero
 #   modulations that motivates TD-LN, TD-LN itself, the multi-scale loss, the DPM-Solver sampler,

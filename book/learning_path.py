@@ -22,18 +22,39 @@
 # its box says, and closes with takeaways and exercises whose solutions are collapsed cells — executed
 # by the repository's tests, so they stay right as the code changes.
 #
-# **Before the session.** Students clone the repository and run `make install` (a virtual environment
-# in `.venv`; the package registries are the only network it needs), then `make lab` to open any
-# chapter as a notebook. Nothing downloads weights or data: every chapter builds what it needs.
+# **What students should know already**: the DDPM/{term}`ε-prediction <epsilon-prediction>` view of diffusion
+# (a network predicts the noise added to an image), a Vision Transformer's patch tokens and attention, and
+# PyTorch at the level of reading a module's `forward`. The {doc}`glossary </book/glossary>` collects the
+# words and symbols the chapters use.
 #
-# **What students should know already**: the DDPM/ε-prediction view of diffusion (a network predicts
-# the noise added to an image), a Vision Transformer's patch tokens and attention, and PyTorch at the
-# level of reading a module's `forward`.
+# ## Before the session
 
 # %% tags=["remove-input"]
+import re
+
 from IPython.display import Markdown, display
 
-from dimr.book import CHAPTERS, chapter, duration, exercises
+from dimr.book import CHAPTERS, chapter, duration, exercises, install_footprint, recorded_times
+
+footprint = install_footprint()
+size = f"{footprint['bytes'] / 2 ** 30:.1f} GiB"
+took = ("its install time is not recorded on the machine that built this book" if footprint["seconds"] is None else
+        f"its first install took **{footprint['seconds'] / 60:.0f} min** on the machine that built this book "
+        f"({footprint['installed']}; measured from the timestamps `make install` leaves in `.venv`, with the "
+        "package caches that machine had — a fresh laptop downloads more)")
+slowest = max(CHAPTERS, key=lambda c: recorded_times().get("seconds", {}).get(c.name, 0))
+display(Markdown("\n".join([
+    "1. **Install, the day before.** Students clone the repository and run `make install`: a virtual environment in "
+    f"`.venv` of **{size}** on disk (PyTorch is most of it); {took}. The package registries are the "
+    "only network it needs: nothing downloads weights or data, every chapter builds what it needs.",
+    "2. **Check it runs.** `make lab` opens JupyterLab on the repository: any chapter opens as a notebook, its boxes "
+    f"and math rendered. Running {{doc}}`{slowest.title} </notebooks/{slowest.name}>` once, the slowest chapter "
+    f"({duration(slowest.name)}), warms the caches the others reuse.",
+    "3. **Hand out the notebooks.** `make student` writes every chapter without its exercise solutions to "
+    "`_build/student/` (the same files as each chapter's *student edition* download); the book itself is the "
+    "teacher's edition, with the solutions collapsed under each exercise and checked by the tests.",
+    "4. **On the day**, students without an installation can read the built book: every figure, table and the "
+    "guidance chapter's slider work without a kernel."])))
 
 titles = {c.name: c.title for c in CHAPTERS}
 
@@ -42,9 +63,18 @@ def link(name: str) -> str:
     return f"{{doc}}`{titles[name]} </notebooks/{name}>`"
 
 
+def first_sentence(text: str) -> str:
+    """An exercise's kind (*Discuss.*, *Change a line, run, observe.*) and its first sentence: enough to assign
+    it in a table; the chapter has the rest."""
+    kind = re.match(r"(\*[^*]+\*\s*)?", text).group(0)
+    rest = text[len(kind):]
+    end = re.search(r"(?<=[a-z)`\]])[.?](\s|$)", rest)
+    return kind + (rest[:end.end()].strip() + (" …" if end.end() < len(rest.strip()) else "") if end else rest)
+
+
 def assign(name: str, numbers: tuple[int, ...]) -> str:
     asked = dict(exercises(name))
-    return "; ".join(f"Exercise {n}: {asked[n]}" for n in numbers if n in asked)
+    return "; ".join(f"Exercise {n}: {first_sentence(asked[n])}" for n in numbers if n in asked)
 
 # %% [markdown]
 # ## A 90-minute session: why DiMR distorts less

@@ -73,6 +73,31 @@ def test_a_chapter_closes_with_takeaways_and_exercises_with_checked_solutions(na
     assert headings[-1].startswith("## Exercises"), f"{name}: the exercises are not the chapter's last section"
 
 
+#: chapters whose exercises include a discussion question and a "change a line, run, observe" exercise (the
+#: solver chapter has not been converted yet)
+CLASSROOM = [n for n in NAMES if n != "solver"]
+
+
+@pytest.mark.parametrize("name", CLASSROOM)
+def test_a_chapter_asks_for_a_discussion_and_an_experiment_whose_outcome_is_checked(name):
+    """Exercises beyond arithmetic: one asks students to discuss (its solution checks the facts the discussion
+    rests on), one to change a line of the chapter, run it and observe — and the solution asserts the
+    observation, so the chapter tests (which execute solution cells) fail if it stops being true."""
+    asked = dict(book.exercises(name))
+    kinds = {n: ("discuss" if text.startswith("*Discuss.*") else
+                 "change" if text.startswith("*Change a line, run, observe.*") else "other") for n, text in asked.items()}
+    assert "discuss" in kinds.values() and "change" in kinds.values(), (name, kinds)
+    solutions = [src for kind, src, tags in _cells(name) if kind == "code" and "solution" in tags]
+    for n, kind in kinds.items():
+        if kind == "change":
+            src = solutions[n - 1]
+            assert "assert " in src, f"{name}: the observation of exercise {n} is not checked"
+            # the line to change is named in backticks, as it stands in the chapter's code
+            quoted = re.findall(r"`([^`]+)`", asked[n])
+            code = "\n".join(src for kind, src, _ in _cells(name) if kind == "code")
+            assert any(q in code for q in quoted), f"{name}: exercise {n} names no line of the chapter's code"
+
+
 def test_run_this_chapter_reports_the_recorded_time_and_the_machine(tmp_path):
     assert "not recorded yet" in book.run_this_chapter("tdln", root=tmp_path)
     (tmp_path / "book" / "_data").mkdir(parents=True)
