@@ -34,16 +34,11 @@ test: install
 book: install
 	$(BIN)/python -m dimr reproduce --profile cpu
 
-# a double click opens a .py chapter as a notebook (Jupytext's viewer), not as a script; the setting lives in
-# this repository's JUPYTER_CONFIG_DIR (.cache/jupyter), not in the user's own Jupyter settings
-LAB_VIEWERS := $(JUPYTER_CONFIG_DIR)/labconfig/default_setting_overrides.json
-$(LAB_VIEWERS): $(STAMP)
-	$(BIN)/jupytext-config set-default-viewer python >/dev/null
-
-# every chapter (notebooks/*.py, book/*.py) opens as a notebook, its MyST boxes, roles and math rendered
-# (jupyterlab-myst); jupytext.toml keeps saves as py:percent
-lab: install $(LAB_VIEWERS)
-	$(BIN)/python -m jupyter lab --notebook-dir=$(CURDIR)
+# every chapter (notebooks/*.py, book/*.py) opens as a notebook on a double click (Jupytext's viewer, set as the
+# default in this repository's JUPYTER_CONFIG_DIR, .cache/jupyter, not in the user's own settings), its MyST
+# boxes, roles and math rendered (jupyterlab-myst); jupytext.toml keeps saves as py:percent
+lab: install
+	$(BIN)/jupytext-config set-default-viewer python >/dev/null && $(BIN)/python -m jupyter lab --notebook-dir=$(CURDIR)
 
 # the student edition: every component chapter as an unexecuted .ipynb whose solution cells are replaced by
 # empty answer cells (dimr.editions); `python -m dimr chapters --teacher DIR` writes the teacher's edition

@@ -474,7 +474,6 @@ for label, (folder, r) in trained.items():
         plt.show()
 
 # %% [markdown]
-# %% [markdown]
 # ## Claim and evidence
 #
 # The paper's claim ({term}`C1`; §1, §4.1, §5.3, §5.4): the multi-resolution network alleviates distortion.
