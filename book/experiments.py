@@ -250,9 +250,9 @@ def betas_rows(rec: dict) -> list[str]:
                    f"{x['final_window_loss']['loss/32px']:.4f} | {x['images_per_s']:.0f} |" for x in rec["results"]]
 
 
-display(recorded("train-throughput/cpu-before-after.json", speed_rows,
+display(recorded("bench/archive/cpu-before-after.json", speed_rows,
                  "No before/after throughput recorded: run `python -m dimr bench --before REV`."))
-display(recorded("train-throughput/cpu-before-after-b64.json", speed_rows,
+display(recorded("bench/archive/cpu-before-after-b64.json", speed_rows,
                  "No before/after throughput at batch 64 recorded."))
 display(recorded("ablation-adam-betas/cpu.json", betas_rows, "No Adam β comparison recorded."))
 

@@ -47,12 +47,13 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from dimr.bench import bench_records, latest_measure
+from dimr.bench_records import bench_records, latest_measure
+from dimr.flops import datasheet_peak, flops_per_image
 from dimr.presets import get_preset
 from dimr.tables import profile_row
 
 IMAGENET_TRAIN = 1_281_167            # training images (paper App. A)
-A100_PEAK_TFLOPS = 312                 # dense fp16/bf16 tensor-core peak of one A100 (NVIDIA datasheet)
+A100_PEAK_TFLOPS = datasheet_peak("A100", "bf16")  # dense fp16/bf16 tensor-core peak (dimr.flops, NVIDIA datasheet)
 # this package's DiMR-M/3R training rate on a CPU: the latest `dimr bench` record of it (runs/bench/)
 bench = bench_records()
 cpu_rec, cpu_entry = latest_measure(bench, "DiMR-M/3R") or (None, None)
@@ -65,10 +66,8 @@ for name in ("DiMR-M/3R", "DiMR-L/3R", "DiMR-XL/2R", "DiMR-XL/3R"):
     r = p.recipe
     prof = profile_row(name)
     images = r.batch_size * r.iterations
-    flops = 3 * 2 * prof["gmacs"] * 1e9 * images                   # forward + backward ≈ 3 forwards, 2 FLOPs per MAC
-    devices = int(r.training_devices.split()[0])
-    hours = float(r.training_time.split()[0])
-    mfu = flops / (devices * hours * 3600 * A100_PEAK_TFLOPS * 1e12)
+    flops = flops_per_image(prof["gmacs"], "train") * images  # forward + backward ≈ 3 forwards, 2 FLOPs per MAC
+    mfu = flops / (r.training_gpus * r.training_hours * 3600 * A100_PEAK_TFLOPS * 1e12)
     memory_gb = prof["params"] * 20 / 1e9
     cpu_years = images / CPU_IMAGES_PER_S / 3600 / 24 / 365 * (prof["gmacs"] / profile_row("DiMR-M/3R")["gmacs"])
     lines.append(f"| {name} | {images / 1e6:.0f}M | {images / IMAGENET_TRAIN:.0f} | {flops / 1e21:.2f} ZFLOP | "
@@ -85,7 +84,7 @@ Markdown("\n".join(lines) + "\n\n" + cpu_note)
 # batch 1024 are the 240 epochs of Table 5, 1M iterations the 800 epochs of Tables 1 and 6.
 # **Training compute** counts a training step as three forward passes of the measured GMACs at two
 # FLOPs per MAC. **Implied A100 utilisation** divides it by Table 4's devices and hours at the A100's
-# 312 TFLOPS fp16 peak (activation checkpointing re-runs the forward pass, so the hardware did more work
+# dense fp16 peak from its datasheet (activation checkpointing re-runs the forward pass, so the hardware did more work
 # than this counts). **Memory** counts 20 bytes per parameter (fp32 weights, gradients, two Adam moments,
 # EMA) and excludes activations, which checkpointing keeps small. The **CPU** column scales a measured
 # DiMR-M/3R training rate (named under the table) by GMACs: the paper's runs are for GPUs.
@@ -93,7 +92,7 @@ Markdown("\n".join(lines) + "\n\n" + cpu_note)
 # ## Measured on one GPU
 #
 # Full training steps of DiMR-XL/2R (forward, multi-scale loss, backward, AdamW, EMA) on synthetic
-# latents of its shape, recorded on a lent GPU machine under `runs/train-throughput/` (its README says
+# latents of its shape, recorded on a lent GPU machine under `runs/bench/archive/` (its README says
 # how). Achieved FLOP/s counts three forward passes per image at two FLOPs per MAC, as above; with
 # activation checkpointing the hardware also re-runs the forward pass, which this does not count. The
 # last column is what Table 4's images for DiMR-XL/2R would take at that rate on one such GPU.
@@ -105,14 +104,14 @@ from IPython.display import display
 
 from dimr.runs import repo_root
 
-H100_BF16_PEAK_TFLOPS = 989            # dense bf16 tensor-core peak of one H100 SXM (NVIDIA datasheet)
+H100_BF16_PEAK_TFLOPS = datasheet_peak("H100", "bf16")  # dense bf16 tensor-core peak of one H100 SXM (dimr.flops)
 xl = get_preset("DiMR-XL/2R")
-xl_flops_per_image = 3 * 2 * profile_row("DiMR-XL/2R")["gmacs"] * 1e9
+xl_flops_per_image = flops_per_image(profile_row("DiMR-XL/2R")["gmacs"], "train")
 xl_images = xl.recipe.batch_size * xl.recipe.iterations
 lines = ["| GPU | batch | activation checkpointing | images/s | peak memory | achieved TFLOP/s | of the bf16 peak | "
          "Table 4's images at this rate |", "|---|---|---|---|---|---|---|---|"]
 for name in ("xl2r_train_bf16_nockpt.json", "xl2r_train_bf16_ckpt.json"):
-    path = repo_root() / "runs" / "train-throughput" / name
+    path = repo_root() / "runs" / "bench" / "archive" / name
     if not path.exists():
         continue
     rec = json.loads(path.read_text(encoding="utf-8"))
@@ -128,7 +127,7 @@ for name in ("xl2r_train_bf16_nockpt.json", "xl2r_train_bf16_ckpt.json"):
                      f"{checkpointing} | {row['images_per_s']:.0f} | "
                      f"{row['peak_memory_gib']:.0f} GiB | {tflops:.0f} | {100 * tflops / H100_BF16_PEAK_TFLOPS:.0f}% | "
                      f"{days:.0f} GPU-days |")
-display(Markdown("\n".join(lines) if len(lines) > 2 else "No GPU throughput is recorded under `runs/train-throughput/`."))
+display(Markdown("\n".join(lines) if len(lines) > 2 else "No GPU throughput is recorded under `runs/bench/archive/`."))
 display(Markdown(f"For comparison, Table 4 trains DiMR-XL/2R on {xl.recipe.training_devices} in {xl.recipe.training_time}, "
                  "at the implied A100 utilisation of the first table. `runs/bench/` holds the forward and "
                  "backward passes alone, without the optimiser."))
@@ -145,7 +144,7 @@ display(Markdown(f"For comparison, Table 4 trains DiMR-XL/2R on {xl.recipe.train
 # weights (`--official PATH`, a checkout that is never committed). The commands are in `runs/bench/README.md`.
 
 # %% tags=["remove-input"]
-from dimr.bench import records_table
+from dimr.bench_records import records_table
 
 display(Markdown(records_table(bench) if bench else "No `python -m dimr bench` record under `runs/bench/`."))
 

@@ -19,29 +19,21 @@ Each measure times *calls*, every call synchronised with the device before its c
 ``--warmup`` untimed calls, then ``--steps`` timed ones (sampling: one warm-up, ``--sample-runs`` timed);
 images/s = images per call / the median seconds of a call.
 
-**FLOPs** come from the zoo's MAC count (:func:`dimr.profile.profile_preset`: one forward pass at batch 1, the
-paper's "GFLOPs"), 2 FLOPs per MAC: a forward pass is 1×, a training image 3× (the backward costs about two
-forwards), 4× with activation checkpointing (the forward runs again in the backward); sampling counts the
-network images a call really evaluates (steps × batch, × 2 with CFG). Achieved FLOP/s = FLOPs per call /
-median seconds; **MFU** = achieved / peak. The **peak**: on CUDA the dense datasheet peak of the device
-(:data:`DATASHEET_PEAKS`, bf16 tensor cores under ``--amp bf16``, fp32 otherwise) or ``--peak-tflops``; on a CPU
-an achievable peak measured in-process (:func:`measure_cpu_peak`: a large matmul in the run's dtype at the
-current thread count). **Peak memory**: CUDA ``max_memory_allocated``; on a CPU the process's peak resident set
+**FLOPs** and **peaks** come from :mod:`dimr.flops` (2 FLOPs per MAC of the zoo's count; a training image
+3×, 4× with activation checkpointing; sampling counts the network images a call really evaluates); achieved
+FLOP/s = FLOPs per call / median seconds; **MFU** = achieved / peak (``--peak-tflops`` overrides the peak). **Peak memory**: CUDA ``max_memory_allocated``; on a CPU the process's peak resident set
 (``VmHWM``, reset before each call), which counts everything the process holds.
 
 **Side by side** (``--official PATH``, a checkout of github.com/qihao067/DiMR, never committed here): the
-official ``MRModel`` is imported from a temporary copy of the checkout (:func:`official_code`), built with the
-same network (:func:`dimr.convert.official_model_config`) and initialised by its own code; its state dict,
-converted by :mod:`dimr.convert`, becomes this package's weights. Both outputs must agree to
-:data:`OFFICIAL_TOLERANCE` in fp32 (:func:`check_equivalence`) or nothing is timed. Then the same calls of both
+official network is built and checked equal to ours by :mod:`dimr.official`; if it is not, nothing is
+timed. Then the same calls of both
 alternate in one process (ours, official, ours, …) through the same training step, loss, optimiser and sampler;
 the record gives each side's median and the ratio ours/official. The official blocks always checkpoint their
 activations (docs/official-code.md §2); ours do with ``--grad-checkpointing`` (the record says which side did).
 Both sides run at ``--amp`` (the official training ran under fp16 autocast, §5).
 
-**Before/after** (``--before REV``): ``python -m dimr train --preset P`` with every default, once in a git
-worktree of ``REV`` and once in this checkout, alternating, each stopped after ``--windows`` logged windows
-(:func:`before_after`).
+**Before/after** (``--before REV``) and **contention** (``--contention N``): the default ``python -m dimr train``
+at two revisions, or alone and beside busy processes (:mod:`dimr.train_rate`).
 
 Every record is a JSON file under ``runs/bench/`` (or ``--out``); nothing here is a test.
 """
@@ -52,110 +44,46 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import gc
-import importlib
 import itertools
-import json
 import os
 import re
 import resource
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
-from torch import nn
 
 from .cli import parser
 from .config import from_namespace
 from .device import pick_device
-from .contention import contention, default_train_rate
+from .diffusion import data_classes
+from .flops import MEASURES, device_peak, flops_per_image
+from .official import (OFFICIAL_TOLERANCE, check_equivalence, official_code, official_commit,
+                       official_libs, official_side)
+from .train_rate import before_after, contention
 from .runs import atomic_write_json, git_info, hardware_info, mark_external, repo_root
 
-__all__ = ["MEASURES", "DATASHEET_PEAKS", "OFFICIAL_TOLERANCE", "EquivalenceError", "flops_per_image",
-           "datasheet_peak", "measure_cpu_peak", "device_peak", "PeakMemory", "bench_run", "Work", "make_work",
-           "time_calls", "OfficialCodeError", "official_libs", "official_code", "OfficialNet", "official_side",
-           "check_equivalence", "BenchConfig", "bench", "default_out", "format_summary", "bench_records",
-           "latest_measure", "records_table", "before_after", "cli"]
-
-MEASURES = ("train", "sample", "forward", "forward-backward")
-#: dense (no sparsity) peak TFLOP/s by a substring of the CUDA device name, first match wins (NVIDIA datasheets:
-#: H100 SXM/HBM3 and H200 989 bf16 / 67 fp32, H100 PCIe 756 / 51, A100 312 / 19.5); fp32 is the non-tensor peak
-DATASHEET_PEAKS = (
-    ("H100 PCIe", {"bf16": 756.0, "fp32": 51.0}),
-    ("H100", {"bf16": 989.0, "fp32": 67.0}),
-    ("H200", {"bf16": 989.0, "fp32": 67.0}),
-    ("A100", {"bf16": 312.0, "fp32": 19.5}),
-)
-#: the largest fp32 difference allowed between this package's and the official outputs on the same weights
-OFFICIAL_TOLERANCE = 1e-4
-#: what the official code warns on every call (its slow TD-parameter path, its checkpoint call): silenced
-OFFICIAL_WARNINGS = ("Using slower tdp_torch", "torch.utils.checkpoint: the use_reentrant", "None of the inputs have",
-                     "Importing from timm.models.layers")
+__all__ = ["PeakMemory", "bench_run", "Work", "make_work", "time_calls", "BenchConfig", "bench", "default_out",
+           "format_summary", "cli"]
 
 
-class EquivalenceError(ValueError):
-    """The two networks of a side-by-side run do not compute the same function: nothing is timed."""
+
 
 
 # ---------------------------------------------------------------------------------------------
-# FLOPs, peaks, memory
+# Memory
 # ---------------------------------------------------------------------------------------------
-def flops_per_image(gmacs: float, measure: str, checkpointing: bool = False) -> float:
-    """FLOPs of one image (one network image for ``sample``) in ``measure`` from the forward GMACs at batch 1:
-    2 FLOPs per MAC; ``forward``/``sample`` 1×, ``train``/``forward-backward`` 3× (backward ≈ 2 forwards), 4× with
-    activation checkpointing (the backward re-runs the forward)."""
-    if measure not in MEASURES:
-        raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
-    passes = 1 if measure in ("forward", "sample") else 4 if checkpointing else 3
-    return 2e9 * gmacs * passes
 
 
-def datasheet_peak(device_name: str, dtype: str) -> float | None:
-    """Dense datasheet TFLOP/s of a CUDA device named ``device_name`` in ``dtype`` (``"bf16"``/``"fp32"``),
-    None for a device not in :data:`DATASHEET_PEAKS`."""
-    for key, peaks in DATASHEET_PEAKS:
-        if key.lower() in device_name.lower():
-            return peaks[dtype]
-    return None
 
 
-def measure_cpu_peak(dtype: torch.dtype = torch.float32, seconds: float = 1.0, n: int = 2048) -> float:
-    """An achievable peak of this CPU, TFLOP/s: ``[n, n] @ [n, n]`` products in ``dtype`` repeated for about
-    ``seconds`` at torch's current thread count; the fastest product counts (2n³ FLOPs)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b  # the first product pays for allocation and kernel selection
-    best, start = float("inf"), time.perf_counter()
-    while time.perf_counter() - start < seconds or best == float("inf"):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e12
 
 
-def device_peak(device: torch.device, amp: str, override: float | None = None, cpu_seconds: float = 1.0) -> dict:
-    """``{"tflops": float | None, "dtype", "source"}``: the peak MFU is taken against (``override``, the
-    datasheet for CUDA, a measurement for CPUs)."""
-    dtype = "bf16" if amp == "bf16" else "fp32"
-    if override is not None:
-        return {"tflops": float(override), "dtype": dtype, "source": "--peak-tflops (given on the command line)"}
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        tflops = datasheet_peak(name, dtype)
-        source = (f"NVIDIA datasheet, dense {dtype} peak of {name}" if tflops is not None else
-                  f"unknown: {name} is not in dimr.bench.DATASHEET_PEAKS; pass --peak-tflops")
-        return {"tflops": tflops, "dtype": dtype, "source": source}
-    n, threads = 2048, torch.get_num_threads()
-    tflops = measure_cpu_peak(torch.bfloat16 if dtype == "bf16" else torch.float32, cpu_seconds, n)
-    return {"tflops": tflops, "dtype": dtype,
-            "source": f"measured here: fastest {n}×{n} {dtype} matmul over {cpu_seconds:g} s at {threads} threads"}
 
 
 class PeakMemory:
@@ -224,16 +152,15 @@ def bench_run(preset: str, batch: int, device: str = "cpu", amp: str = "none", c
 
     p = get_preset(preset)
     cfg = p.model
-    # the data's classes: without the null label that setup adds for CFG (DiT carries its own null row)
-    classes = cfg.num_classes - (1 if p.recipe.p_uncond > 0 and cfg.arch != "dit" else 0)
-    data = _SyntheticData((cfg.in_channels, cfg.image_size, cfg.image_size), classes, n=batch)
+    data = _SyntheticData((cfg.in_channels, cfg.image_size, cfg.image_size), data_classes(cfg, p.recipe.p_uncond > 0),
+                          n=batch)
     train_cfg = TrainConfig(preset=p.name, batch_size=batch, steps=1_000_000, warmup_steps=0, amp=amp,
                             grad_checkpointing=checkpointing, compile="on" if compile_ else "off", device=device,
                             progress=False)
     with tempfile.TemporaryDirectory(prefix="dimr-bench-") as tmp:
-        # the data fixes the network's input size and classes (setup fits the preset to its data)
-        run = setup(train_cfg, Path(tmp) / "run", dataset=data)  # writes nothing: the bench never checkpoints or logs
-    return dataclasses.replace(run, batches=itertools.repeat((data.x, data.y)))
+        # the data fixes the network's input size and classes (setup fits the preset to its data); every step
+        # takes the same batch; nothing is written (the bench never checkpoints or logs)
+        return setup(train_cfg, Path(tmp) / "run", dataset=data, batches=itertools.repeat((data.x, data.y)))
 
 
 @dataclass
@@ -299,7 +226,8 @@ def _sample_work(run, sampler, per_image: float) -> Work:
 
     batch, labels = run.cfg.batch_size, even_labels(run.cfg.batch_size, run.dataset.num_classes)
     seen = {"images": 0, "calls": 0}
-    run.net.net.register_forward_pre_hook(lambda module, args: seen.__setitem__("images", seen["images"] + len(args[0])))
+    # the denoiser's own forward sees every network batch, guided (doubled) or not
+    run.net.register_forward_pre_hook(lambda module, args: seen.__setitem__("images", seen["images"] + len(args[0])))
 
     def call():
         run.model.eval()
@@ -367,140 +295,6 @@ def _side_result(work: Work, timing: dict, peak_tflops: float | None, checkpoint
             "images_per_call": work.images, "gradient_checkpointing": checkpointing, "flops_per_call": flops,
             "achieved_tflops": achieved, "mfu": achieved / peak_tflops if peak_tflops else None,
             "peak_memory_gib": timing["peak_memory_bytes"] / 2 ** 30, "host_per_call": timing["host"], **work.info()}
-
-
-# ---------------------------------------------------------------------------------------------
-# The official implementation, side by side
-# ---------------------------------------------------------------------------------------------
-class OfficialCodeError(ValueError):
-    """The official checkout cannot be found or imported."""
-
-
-def _forget(package: str) -> None:
-    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
-        del sys.modules[name]
-
-
-def official_libs(path: str | os.PathLike) -> Path:
-    """``path/libs``, the official model's package; raises :class:`OfficialCodeError` if ``path`` is no checkout."""
-    libs = Path(path).expanduser() / "libs"
-    if not (libs / "core" / "blocks.py").is_file():
-        raise OfficialCodeError(f"{path} is not a checkout of qihao067/DiMR (no libs/core/blocks.py)")
-    return libs
-
-
-@contextlib.contextmanager
-def official_code(path: str | os.PathLike) -> Iterator[type]:
-    """The official ``MRModel`` class (``libs/core/blocks.py`` of a checkout of github.com/qihao067/DiMR at
-    ``path``), imported from a copy of the checkout's ``libs/`` in a temporary folder put on ``sys.path`` for
-    the block: nothing is written into the checkout, and its ``libs`` package is forgotten afterwards. The
-    official code's per-call warnings are silenced inside the block (:data:`OFFICIAL_WARNINGS`)."""
-    libs = official_libs(path)
-    with tempfile.TemporaryDirectory(prefix="dimr-official-") as tmp, warnings.catch_warnings():
-        for message in OFFICIAL_WARNINGS:
-            warnings.filterwarnings("ignore", message=re.escape(message))
-        shutil.copytree(libs, Path(tmp) / "libs", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        _forget("libs")
-        sys.path.insert(0, tmp)
-        try:
-            try:
-                blocks = importlib.import_module("libs.core.blocks")
-            except ImportError as e:
-                raise OfficialCodeError(f"cannot import the official model from {path}: {e} "
-                                        "(it needs timm and einops)") from e
-            yield blocks.MRModel
-        finally:
-            sys.path.remove(tmp)
-            _forget("libs")
-
-
-class OfficialNet(nn.Module):
-    """The official ``MRModel`` called as this package's networks are: ``net(x, log_snr, y)`` →
-    ``list[[B, C, H_r, W_r]]`` (its own signature is ``model(x, log_snr=…, y=…)``); ``cfg`` is our config."""
-
-    def __init__(self, model: nn.Module, cfg):
-        super().__init__()
-        self.model, self.cfg = model, cfg
-
-    def forward(self, x: torch.Tensor, log_snr: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
-        return self.model(x, log_snr=log_snr, y=y)
-
-
-def official_side(run, mrmodel: type, seed: int = 0):
-    """The official network as a :class:`dimr.train.Run` beside ``run`` (ours), with the same weights.
-
-    The official model is built (seeded by ``seed``) and initialised by its own code; its state dict, converted
-    by :func:`dimr.convert.convert_state_dict`, is loaded into ``run.model`` (and ``run.ema``). The returned run
-    shares ``run``'s config, schedule and batches, with its own EMA, AdamW (:func:`dimr.train.build_optimizer`)
-    and, with compile on, its own compiled denoiser."""
-    from .convert import convert_state_dict, official_model_config
-    from .diffusion import Denoiser
-    from .train import EMA, build_optimizer
-
-    cfg, device = run.model_cfg, run.env.device
-    torch.manual_seed(seed)
-    net = OfficialNet(mrmodel(official_model_config(cfg)), cfg).to(device).train()
-    run.model.load_state_dict(convert_state_dict(net.model.state_dict(), cfg))
-    run.ema.load_state_dict(run.model.state_dict())
-    denoiser = Denoiser(net, run.schedule, run.cfg.prediction, run.null_class)
-    return dataclasses.replace(
-        run, model=net, ema=EMA(net, run.cfg.ema_rate, run.cfg.ema_warmup), opt=build_optimizer(net, run.cfg, device),
-        scaler=torch.amp.GradScaler(device.type, enabled=run.amp_dtype is torch.float16), net=denoiser,
-        fwd=torch.compile(denoiser) if run.cfg.compile == "on" else denoiser)
-
-
-@contextlib.contextmanager
-def _exact_fp32():
-    """No TF32 inside the block (CUDA convolutions use it by default): an fp32 comparison stays fp32."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-def check_equivalence(ours: nn.Module, theirs: nn.Module, cfg, device: torch.device | str = "cpu",
-                      tolerance: float = OFFICIAL_TOLERANCE, batch: int = 2, seed: int = 0) -> float:
-    """The largest |difference| between the outputs of two networks called as ``net(x, log_snr, y)`` on one
-    fp32 input (``x: [batch, C, H, W]`` standard normal, a different log-SNR per sample, labels ``i mod K``),
-    over every branch output ``[batch, C, H_r, W_r]``. Raises :class:`EquivalenceError` when it exceeds
-    ``tolerance``, is not finite, or the outputs' shapes differ. Both networks are back in their mode after."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, cfg.in_channels, cfg.image_size, cfg.image_size, generator=g).to(device)
-    log_snr, y = torch.linspace(-3.0, 5.0, batch, device=device), torch.arange(batch, device=device) % cfg.num_classes
-    modes = ours.training, theirs.training
-    ours.eval(), theirs.eval()
-    try:
-        with torch.no_grad(), _exact_fp32():
-            a, b = ours(x, log_snr, y), theirs(x, log_snr, y)
-    finally:
-        ours.train(modes[0]), theirs.train(modes[1])
-    if [o.shape for o in a] != [o.shape for o in b]:
-        raise EquivalenceError(f"the networks' outputs have different shapes: {[tuple(o.shape) for o in a]} vs "
-                               f"{[tuple(o.shape) for o in b]}")
-    diffs = [float((p.float() - q.float()).abs().max()) for p, q in zip(a, b)]
-    worst = max(diffs)
-    if not worst <= tolerance:  # also catches NaN
-        raise EquivalenceError(f"after conversion the two networks' outputs differ by up to {worst:.3g} "
-                               f"(per branch, lowest resolution first: {', '.join(f'{d:.3g}' for d in diffs)}; "
-                               f"allowed {tolerance:g} in fp32): refusing to time networks that compute different "
-                               "things (wrong preset mapping, or an official checkout this package does not match?)")
-    return worst
-
-
-def _official_commit(path: str | os.PathLike, given: str | None) -> str | None:
-    """``given``, else the checkout's HEAD when ``path`` is the top of a git repository (not inside another one)."""
-    if given:
-        return given
-
-    def git(*args: str) -> str:
-        res = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True)
-        return res.stdout.strip() if res.returncode == 0 else ""
-    top = git("rev-parse", "--show-toplevel")
-    if not top or Path(top).resolve() != Path(path).expanduser().resolve():
-        return None  # not a repository of its own: a plain copy, or a folder inside another repository
-    return git("rev-parse", "HEAD") or None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -620,7 +414,7 @@ def _record(cfg: BenchConfig, preset, row, amp, device, peak, memory, sampler, d
     ckpt = {"ours": cfg.grad_checkpointing, **({"official": True} if cfg.official else {})}
     official = None if not cfg.official else {
         "checkout": mark_external(str(Path(cfg.official).expanduser().resolve())),
-        "commit": _official_commit(cfg.official, cfg.official_commit), "repository": "github.com/qihao067/DiMR",
+        "commit": official_commit(cfg.official, cfg.official_commit), "repository": "github.com/qihao067/DiMR",
         "how": "MRModel imported at run time from a temporary copy of the checkout's libs/, built by "
                "dimr.convert.official_model_config, initialised by its own code; its state dict converted by "
                "dimr.convert into this package's network; calls alternate ours, official, ours, ...",
@@ -684,94 +478,10 @@ def format_summary(record: dict) -> str:
     return "\n".join(lines)
 
 
-def bench_records(folder: str | os.PathLike | None = None) -> list[dict]:
-    """Every ``dimr bench`` record in ``folder`` (default ``runs/bench/``), oldest first (the older scripts'
-    records, which lack its fields, are left out)."""
-    folder = Path(folder) if folder is not None else repo_root() / "runs" / "bench"
-    records = [json.loads(f.read_text(encoding="utf-8")) for f in sorted(folder.glob("*.json"))]
-    return sorted((r for r in records if r.get("what", "").startswith("python -m dimr bench")), key=lambda r: r["when"])
 
 
-def latest_measure(records: Sequence[dict], preset: str, measure: str = "train") -> tuple[dict, dict] | None:
-    """``(record, entry)`` of the latest eager fp32 CPU measure ``measure`` of ``preset`` among ``records``
-    (:func:`bench_records`, oldest first), or None."""
-    found = [(r, e) for r in records if r["preset"] == preset and r["device"] == "cpu" and not r["compile"]
-             and r["amp"] != "bf16" for e in r["results"] if e.get("measure") == measure and "sides" in e]
-    return found[-1] if found else None
 
 
-def records_table(records: Sequence[dict]) -> str:
-    """Markdown: one row per measure of each record (and side, side by side) with what it was measured on,
-    images/s, achieved FLOP/s, MFU and, side by side, ours/official."""
-    lines = ["| preset | measure | batch | precision, compile | side | ckpt | images/s | GFLOP/s | MFU | "
-             "ours / official | measured on |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for rec in records:
-        where = (f"{rec['device_name']}, {rec['threads']} threads" if rec["device"] == "cpu" else rec["device_name"])
-        where += (f", torch {rec['torch'].split('+')[0]}, {rec['when'][:10]}, commit {rec['git']['commit'][:7]}"
-                  + (" with changes" if rec["git"].get("dirty") else ""))
-        how = f"{'bf16' if rec['amp'] == 'bf16' else 'fp32'}, {'compiled' if rec['compile'] else 'eager'}"
-        for e in rec["results"]:
-            if "error" in e:
-                lines.append(f"| {rec['preset']} | {e.get('measure', '-')} | {e['batch']} | {how} | | | {e['error']} "
-                             f"| | | | {where} |")
-                continue
-            ratio = f"{e['ours_over_official']:.2f}×" if "ours_over_official" in e else ""
-            for side, r in e["sides"].items():
-                mfu = f"{100 * r['mfu']:.0f}%" if r["mfu"] is not None else "–"
-                lines.append(f"| {rec['preset']} | {e['measure']} | {e['batch']} | {how} | {side} | "
-                             f"{'yes' if r['gradient_checkpointing'] else 'no'} | {r['images_per_s']:.3g} | "
-                             f"{1e3 * r['achieved_tflops']:.3g} | {mfu} | {ratio if side == 'ours' else ''} | {where} |")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# Before/after: the default training command at two revisions
-# ---------------------------------------------------------------------------------------------
-def _git(root: Path, *args: str) -> str:
-    res = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise ValueError(f"git {' '.join(args)} failed in {root}: {res.stderr.strip()}")
-    return res.stdout.strip()
-
-
-def before_after(before: str, presets: Sequence[str], windows: int = 12, rounds: int = 2, train_args: str = "",
-                 progress: Callable[[str], None] = print) -> dict:
-    """The default training command of each preset at git revision ``before`` and in this checkout, alternating
-    (before, after) for ``rounds`` rounds, each run from its own fresh inductor cache folder (round 1 compiles
-    cold, later rounds find the cache warm). Returns the record: per preset the median images/s of each side
-    over rounds, the speed-up and every run."""
-    root = Path(__file__).resolve().parent.parent
-    rev, after = _git(root, "rev-parse", "--short", before), _git(root, "rev-parse", "--short", "HEAD")
-    dirty = bool(_git(root, "status", "--porcelain", "--", "dimr"))
-    runs = {p: {"before": [], "after": []} for p in presets}
-    with tempfile.TemporaryDirectory() as wt:
-        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(Path(wt) / "inductor")}
-        tree = Path(wt) / "before"
-        _git(root, "worktree", "add", "--detach", str(tree), rev)
-        try:
-            for r, preset, (label, where) in itertools.product(range(rounds), presets, (("before", tree), ("after", root))):
-                got = default_train_rate(where, preset, windows, train_args.split(), env)
-                runs[preset][label].append(got)
-                progress(f"round {r + 1} {preset} {label}: {got['images_per_s']:.1f} images/s (first window "
-                         f"{got['first_window_s']:.0f} s, amp {got['amp']}, compile {got['compile']})")
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
-    flags = f" {train_args}" if train_args else ""
-    return {"what": f"`python -m dimr train --preset P{flags}` with every other setting at its default (the recipe's "
-                    f"full length, stopped by SIGTERM after {windows} logged windows of 10 steps after the first), "
-                    "before and after, alternating in one run; median images/s of those windows. Round 1 starts "
-                    "from an empty inductor cache",
-            "train_args": train_args, "before": rev, "after": after + (" (uncommitted changes in dimr/)" if dirty else ""),
-            "rounds": rounds, "results": {p: _before_after_summary(d) for p, d in runs.items()},
-            "hardware": hardware_info(), "command": "python -m dimr bench --before"}
-
-
-def _before_after_summary(runs: dict) -> dict:
-    """``{"before_images_per_s", "after_images_per_s", "speedup", "before": [...], "after": [...], "runs"}`` from
-    each side's runs (medians over rounds)."""
-    ips = {side: [r["images_per_s"] for r in rs] for side, rs in runs.items()}
-    b, a = statistics.median(ips["before"]), statistics.median(ips["after"])
-    return {"before_images_per_s": b, "after_images_per_s": a, "speedup": a / b, **ips, "runs": runs}
 
 
 # ---------------------------------------------------------------------------------------------

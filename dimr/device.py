@@ -7,7 +7,7 @@
   native bf16 matrix kernels (AVX512-BF16 / AMX, as oneDNN reports them), fp32 elsewhere (emulated bf16
   is slower than fp32). The choice is a property of the machine, never a timing: the same command trains
   with the same numerics on every run of a machine however busy it is, and the run records why. (On a
-  2-core AMD EPYC with AVX512-BF16 a DiMR-T/3R step is faster in bf16, ``runs/train-throughput/``; on an
+  2-core AMD EPYC with AVX512-BF16 a DiMR-T/3R step is faster in bf16, ``runs/bench/archive/cpu.json``; on an
   Intel Xeon with AMX eager bf16 measured a few percent slower — ``--amp none`` is the choice there for
   speed, at other numerics than the study's pinned bf16.)
 * :func:`tune_cpu_allocator` — glibc returns every freed block above its mmap threshold to the

@@ -61,9 +61,21 @@ class Recipe:
     sampling_skip: str = "time_uniform"
     latent_shape: tuple[int, int, int] | None = None
     image_decoder: str | None = None
-    training_devices: str | None = None
-    training_time: str | None = None
+    #: Table 4's training hardware and wall time: ``training_gpus`` × ``training_gpu`` for ``training_hours``
+    training_gpus: int | None = None
+    training_gpu: str | None = None
+    training_hours: float | None = None
     source: str = "Table 4"
+
+    @property
+    def training_devices(self) -> str | None:
+        """``"16 A100"`` as Table 4 prints it, or None."""
+        return f"{self.training_gpus} {self.training_gpu}" if self.training_gpus else None
+
+    @property
+    def training_time(self) -> str | None:
+        """``"172 hours"`` as Table 4 prints it, or None."""
+        return f"{self.training_hours:g} hours" if self.training_hours else None
 
 
 @dataclass(frozen=True)
@@ -129,16 +141,18 @@ def _dimr(image_size, in_channels, num_classes, depths, dims, heads, **kw) -> Di
                       branches=tuple(branches), **kw)
 
 
-def _pixel64(loss_coeffs, devices=None, hours=None) -> Recipe:
+def _pixel64(loss_coeffs, gpus: int | None = None, hours: float | None = None) -> Recipe:
     return Recipe(resolution=64, latent=False, loss_coeffs=loss_coeffs, schedule="vp_linear", lr=3e-4,
-                  iterations=300_000, sampling_steps=50, training_devices=devices, training_time=hours)
+                  iterations=300_000, sampling_steps=50, training_gpus=gpus, training_gpu="A100" if gpus else None,
+                  training_hours=hours)
 
 
-def _latent(resolution, loss_coeffs, latent_hw, devices=None, hours=None, source="Table 4") -> Recipe:
+def _latent(resolution, loss_coeffs, latent_hw, gpus: int | None = None, hours: float | None = None,
+            source="Table 4") -> Recipe:
     return Recipe(resolution=resolution, latent=True, loss_coeffs=loss_coeffs, schedule="sd_scaled_linear",
                   lr=2e-4, iterations=1_000_000, sampling_steps=250, p_uncond=0.1, cfg_scale=0.4,
                   latent_shape=(latent_hw, latent_hw, 4), image_decoder="sd-vae-ft-ema",
-                  training_devices=devices, training_time=hours, source=source)
+                  training_gpus=gpus, training_gpu="A100" if gpus else None, training_hours=hours, source=source)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,7 +160,7 @@ def _latent(resolution, loss_coeffs, latent_hw, devices=None, hours=None, source
 # ---------------------------------------------------------------------------------------------
 M3R = _dimr(64, 3, 1000, (15, 8, 8), (768, 384, 192), 12)
 register(Preset(
-    "DiMR-M/3R", M3R, _pixel64((1 / 16, 1 / 4, 1), "8 A100", "62 hours"),
+    "DiMR-M/3R", M3R, _pixel64((1 / 16, 1 / 4, 1), 8, 62),
     "DiMR medium, 3 branches, ImageNet 64×64 pixels (Table 3)",
     paper_params=_pv((133, "Tables 3–5"), (132.7, "App. B"), (132.9, "Table 2 row 6")),
     paper_gmacs=_pv((54, "Table 5")), official_params=132_827_913, official_gmacs=53.58, table2_row=6,
@@ -155,19 +169,19 @@ register(Preset(
           "text): the tables' notes give both counts."))
 register(Preset(
     "DiMR-L/3R", _dimr(64, 3, 1000, (33, 17, 17), (768, 384, 192), 12),
-    _pixel64((1 / 16, 1 / 4, 1), "16 A100", "80 hours"),
+    _pixel64((1 / 16, 1 / 4, 1), 16, 80),
     "DiMR large, 3 branches, ImageNet 64×64 pixels (Table 3)",
     paper_params=_pv((284, "Tables 3–5"), (284.0, "App. B")), paper_gmacs=_pv((111, "Table 5")),
     official_params=284_137_737, official_gmacs=110.68))
 register(Preset(
     "DiMR-XL/2R", _dimr(32, 4, 1001, (39, 20), (960, 480), 16),
-    _latent(256, (1 / 4, 1), 32, "16 A100", "172 hours"),
+    _latent(256, (1 / 4, 1), 32, 16, 172),
     "DiMR extra-large, 2 branches, ImageNet 256×256 via 32×32×4 SD-VAE latents (official config)",
     paper_params=_pv((505, "Tables 1, 3, 4, 6")), paper_gmacs=_pv((160, "Tables 1, 6")),
     official_params=505_046_408, official_gmacs=160.23))
 register(Preset(
     "DiMR-XL/3R", _dimr(64, 4, 1001, (39, 20, 20), (960, 480, 240), 16),
-    _latent(512, (1 / 16, 1 / 4, 1), 64, "16 A100", "288 hours"),
+    _latent(512, (1 / 16, 1 / 4, 1), 64, 16, 288),
     "DiMR extra-large, 3 branches, ImageNet 512×512 via 64×64×4 SD-VAE latents (Table 3)",
     paper_params=_pv((525, "Tables 1, 3, 4, 7"), (524.8, "Limitations")), paper_gmacs=_pv((206, "Tables 1, 7")),
     official_params=525_027_372, official_gmacs=206.19))

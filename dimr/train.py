@@ -55,7 +55,7 @@ from .data import build_dataset
 from .data.shapes import ROTATIONS
 from .device import AMP_CHOICES, auto_precision, autocast_dtype, pick_device, tune_cpu_allocator
 from .diffusion import (PREDICTIONS, TIME_DISTRIBUTIONS, WEIGHTINGS, Denoiser, draw_training_t, drop_labels,
-                        get_schedule, loss_weight, multiscale_loss, null_label)
+                        get_schedule, label_rows, loss_weight, multiscale_loss, null_label)
 from .files import atomic_write, stale_temporaries
 from .nn import build_model
 from .nn.tdln import NODECAY_SUFFIXES
@@ -182,8 +182,7 @@ def adapt_model_config(model_cfg, dataset, p_uncond: float):
     c, h, w = dataset.image_shape
     if h != w:
         raise ValueError(f"square inputs only, got {h}×{w}")
-    # DiT's label table already carries its null row (num_classes + 1 rows)
-    k = dataset.num_classes + (1 if p_uncond > 0 and model_cfg.arch != "dit" else 0)
+    k = label_rows(model_cfg, dataset.num_classes, label_dropout=p_uncond > 0)
     return dataclasses.replace(model_cfg, in_channels=c, image_size=h, num_classes=k)
 
 
@@ -333,7 +332,7 @@ def choose_compile(cfg: TrainConfig, device: torch.device, steps_to_run: int, ti
     """Whether this run trains through ``torch.compile``.
 
     ``"on"``/``"off"`` decide; ``"auto"`` compiles on CPUs (where inductor's fused kernels train the tiny
-    presets faster than eager: ``runs/train-throughput/``) when the run is long enough to repay the
+    presets faster than eager: ``runs/bench/archive/cpu-before-after.json``) when the run is long enough to repay the
     compile: at least :data:`COMPILE_MIN_STEPS` steps still to go and no time limit under
     :data:`COMPILE_MIN_SECONDS`. On CUDA ``"auto"`` stays eager (not measured here)."""
     if cfg.compile != "auto":
@@ -439,10 +438,11 @@ def _build_dataset(cfg: TrainConfig, preset):
 
 
 def setup(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, dataset=None,
-          time_limit_s: float | None = None) -> Run:
+          time_limit_s: float | None = None, batches: Iterator | None = None) -> Run:
     """Everything a run needs, restored from ``out/latest.pt`` when ``resume``: config (every ``None``
     filled from the recipe), processes, data, network, EMA, AdamW, precision, compile choice and the
-    step batches from the run's first (or resumed) step on."""
+    step batches from the run's first (or resumed) step on. ``batches`` (an iterator of ``(x0: [B, C, H, W],
+    y: [B])``) replaces the data loader's: a benchmark feeds one fixed batch at every step."""
     cfg, out = resolve_config(cfg), Path(out)
     env = _init_distributed(cfg.device)
     saved = Checkpointer.read(out, resume)
@@ -485,7 +485,7 @@ def setup(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
                         pin_memory=env.device.type == "cuda", persistent_workers=False)
     return Run(dataclasses.replace(cfg, compile="on" if compiled else "off"), env, out, preset, dataset, model_cfg,
                schedule, null_class, model, ema, opt, scaler, net, torch.compile(net) if compiled else net, amp_dtype,
-               sampler, iter(loader), start_step, compile_auto, amp_reason)
+               sampler, iter(loader) if batches is None else batches, start_step, compile_auto, amp_reason)
 
 
 def train_step(run: Run, step: int) -> dict:

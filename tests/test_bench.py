@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dimr import bench
+from dimr import bench, bench_records, flops, official, train_rate
 from dimr.config import config_from_dict
 from dimr.convert import ConversionError, official_model_config
 from dimr.nn import build_model
@@ -75,15 +75,15 @@ def test_the_books_table_reads_every_bench_record_and_only_those(tmp_path):
     entry["ours_over_official"] = 1.234
     (tmp_path / "later.json").write_text(json.dumps(side_by_side))
     (tmp_path / "old-script.json").write_text(json.dumps({"preset": "DiMR-XL/2R", "results": [{"batch": 32}]}))
-    found = bench.bench_records(tmp_path)
+    found = bench_records.bench_records(tmp_path)
     assert [r["when"] for r in found] == [record["when"], side_by_side["when"]]  # oldest first, old script's left out
-    rows = bench.records_table(found).splitlines()[2:]
+    rows = bench_records.records_table(found).splitlines()[2:]
     assert len(rows) == 3 and all(row.startswith("| DiMR-T/3R | train | 2 | fp32, eager |") for row in rows)
     assert "| ours | no |" in rows[1] and "1.23×" in rows[1] and "| official | yes |" in rows[2]
     assert record["git"]["commit"][:7] in rows[0]
-    latest, entry = bench.latest_measure(found, "DiMR-T/3R")
+    latest, entry = bench_records.latest_measure(found, "DiMR-T/3R")
     assert latest["when"] == side_by_side["when"] and entry["ours_over_official"] == 1.234
-    assert bench.latest_measure(found, "U-ViT-T/4") is None and bench.latest_measure(found, "DiMR-T/3R", "sample") is None
+    assert bench_records.latest_measure(found, "U-ViT-T/4") is None and bench_records.latest_measure(found, "DiMR-T/3R", "sample") is None
 
 
 def test_checkpointing_is_recorded_and_costs_a_fourth_forward(tmp_path):
@@ -98,30 +98,30 @@ def test_checkpointing_is_recorded_and_costs_a_fourth_forward(tmp_path):
 
 
 def test_flop_accounting():
-    assert bench.flops_per_image(1.0, "forward") == 2e9
-    assert bench.flops_per_image(1.0, "sample", checkpointing=True) == 2e9  # no backward: nothing re-runs
-    assert bench.flops_per_image(1.0, "train") == 6e9
-    assert bench.flops_per_image(1.0, "train", checkpointing=True) == 8e9
-    assert bench.flops_per_image(0.5, "forward-backward", checkpointing=True) == 4e9
+    assert flops.flops_per_image(1.0, "forward") == 2e9
+    assert flops.flops_per_image(1.0, "sample", checkpointing=True) == 2e9  # no backward: nothing re-runs
+    assert flops.flops_per_image(1.0, "train") == 6e9
+    assert flops.flops_per_image(1.0, "train", checkpointing=True) == 8e9
+    assert flops.flops_per_image(0.5, "forward-backward", checkpointing=True) == 4e9
     with pytest.raises(ValueError, match="measure"):
-        bench.flops_per_image(1.0, "backward")
+        flops.flops_per_image(1.0, "backward")
 
 
 def test_the_cpu_peak_is_measured_and_positive():
-    assert bench.measure_cpu_peak(seconds=0.02, n=128) > 0
-    peak = bench.device_peak(torch.device("cpu"), "none", cpu_seconds=0.02)
+    assert flops.measure_cpu_peak(seconds=0.02, n=128) > 0
+    peak = flops.device_peak(torch.device("cpu"), "none", cpu_seconds=0.02)
     assert peak["tflops"] > 0 and peak["dtype"] == "fp32" and "matmul" in peak["source"]
-    given = bench.device_peak(torch.device("cpu"), "bf16", override=12.5)
+    given = flops.device_peak(torch.device("cpu"), "bf16", override=12.5)
     assert given == {"tflops": 12.5, "dtype": "bf16", "source": "--peak-tflops (given on the command line)"}
 
 
 def test_datasheet_peaks_by_device_name():
-    assert bench.datasheet_peak("NVIDIA H100 80GB HBM3", "bf16") == 989.0
-    assert bench.datasheet_peak("NVIDIA H100 80GB HBM3", "fp32") == 67.0
-    assert bench.datasheet_peak("NVIDIA H200", "bf16") == 989.0
-    assert bench.datasheet_peak("NVIDIA H100 PCIe", "bf16") == 756.0  # not the SXM part's figure
-    assert bench.datasheet_peak("NVIDIA A100-SXM4-80GB", "fp32") == 19.5
-    assert bench.datasheet_peak("NVIDIA GeForce RTX 4090", "bf16") is None
+    assert flops.datasheet_peak("NVIDIA H100 80GB HBM3", "bf16") == 989.0
+    assert flops.datasheet_peak("NVIDIA H100 80GB HBM3", "fp32") == 67.0
+    assert flops.datasheet_peak("NVIDIA H200", "bf16") == 989.0
+    assert flops.datasheet_peak("NVIDIA H100 PCIe", "bf16") == 756.0  # not the SXM part's figure
+    assert flops.datasheet_peak("NVIDIA A100-SXM4-80GB", "fp32") == 19.5
+    assert flops.datasheet_peak("NVIDIA GeForce RTX 4090", "bf16") is None
 
 
 def test_cpu_peak_memory_is_the_resident_set():
@@ -143,11 +143,11 @@ def test_the_equivalence_check_refuses_mismatched_weights():
     torch.manual_seed(0)
     ours = build_model(cfg)
     same = copy.deepcopy(ours)
-    assert bench.check_equivalence(ours, same, cfg) == 0.0
+    assert official.check_equivalence(ours, same, cfg) == 0.0
     with torch.no_grad():
         next(same.parameters()).add_(1e-2)
-    with pytest.raises(bench.EquivalenceError, match="refusing to time"):
-        bench.check_equivalence(ours, same, cfg)
+    with pytest.raises(official.EquivalenceError, match="refusing to time"):
+        official.check_equivalence(ours, same, cfg)
     assert ours.training and same.training  # modes restored
 
 
@@ -181,7 +181,7 @@ def test_side_by_side_refuses_clearly_before_any_work(tmp_path, capsys):
 def test_before_after_summary_takes_medians_over_rounds():
     runs = {"before": [{"images_per_s": 10.0}, {"images_per_s": 14.0}, {"images_per_s": 12.0}],
             "after": [{"images_per_s": 30.0}, {"images_per_s": 24.0}, {"images_per_s": 20.0}]}
-    s = bench._before_after_summary(runs)
+    s = train_rate._before_after_summary(runs)
     assert (s["before_images_per_s"], s["after_images_per_s"], s["speedup"]) == (12.0, 24.0, 2.0)
     assert s["before"] == [10.0, 14.0, 12.0] and s["runs"] is runs
 

@@ -1,9 +1,9 @@
-"""The contention benchmark's machinery (dimr.contention, `dimr bench --contention`): no timings asserted."""
+"""The contention benchmark's machinery (dimr.train_rate, `dimr bench --contention`): no timings asserted."""
 import os
 
 import pytest
 
-import dimr.contention as C
+import dimr.train_rate as C
 from dimr.bench import _variants
 
 

@@ -42,7 +42,7 @@ from .guidance import (
     model_eps_fn,
     weight_from_scale,
 )
-from .denoiser import PREDICTIONS, Denoiser, convert_prediction, null_label
+from .denoiser import PREDICTIONS, Denoiser, convert_prediction, data_classes, label_rows, null_label
 from .multiscale_loss import (
     WEIGHTINGS,
     MultiScaleLoss,
@@ -71,7 +71,7 @@ __all__ = [
     "VPLinearSchedule", "SDScaledLinearSchedule", "Schedule", "SCHEDULES", "NOISE_INPUTS", "get_schedule",
     "sd_scaled_linear_betas", "TIME_DISTRIBUTIONS", "draw_training_t",
     # the denoiser: noise level in, any prediction out
-    "Denoiser", "PREDICTIONS", "convert_prediction", "null_label",
+    "Denoiser", "PREDICTIONS", "convert_prediction", "null_label", "label_rows", "data_classes",
     # multi-scale loss
     "multiscale_loss", "MultiScaleLoss", "downsample_noise", "downsample_image", "branch_target", "loss_weight",
     "paper_coefficients", "WEIGHTINGS",

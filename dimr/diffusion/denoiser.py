@@ -32,7 +32,7 @@ from torch import nn
 
 from .schedules import Schedule, _broadcast_to
 
-__all__ = ["PREDICTIONS", "Denoiser", "null_label", "convert_prediction"]
+__all__ = ["PREDICTIONS", "Denoiser", "null_label", "label_rows", "data_classes", "convert_prediction"]
 
 #: what a network may be trained to predict (``Recipe.prediction``)
 PREDICTIONS = ("eps", "v", "x0")
@@ -47,6 +47,17 @@ def null_label(model_cfg, num_data_classes: int) -> int | None:
     if model_cfg.arch == "dit":
         return num_data_classes
     return num_data_classes if model_cfg.num_classes == num_data_classes + 1 else None
+
+
+def label_rows(model_cfg, num_data_classes: int, label_dropout: bool) -> int:
+    """``num_classes`` of a network for ``K`` data classes: ``K + 1`` when it trains with CFG's label dropout (row
+    ``K`` is :func:`null_label`), else ``K``; DiT's label table carries its null row itself, so always ``K``."""
+    return num_data_classes + (1 if label_dropout and model_cfg.arch != "dit" else 0)
+
+
+def data_classes(model_cfg, label_dropout: bool) -> int:
+    """The data classes ``K`` of a network whose ``num_classes`` is :func:`label_rows` of them (the inverse)."""
+    return model_cfg.num_classes - (1 if label_dropout and model_cfg.arch != "dit" else 0)
 
 
 def convert_prediction(out: torch.Tensor, x_t: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor,
@@ -108,7 +119,7 @@ class Denoiser(nn.Module):
 
     def predict(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor, kind: str = "eps") -> torch.Tensor:
         """The full-resolution prediction of ``kind`` (``"eps"``, ``"x0"`` or ``"v"``): ``[B, C, H, W]``."""
-        out = self.forward(x_t, t, y)[-1].float()
+        out = self(x_t, t, y)[-1].float()  # through __call__: hooks on the denoiser see every network batch
         return self.convert(out, x_t.float(), t, kind)
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,9 @@
-"""Throughput on a busy machine: the default ``dimr train`` alone, and beside busy processes.
+"""The default ``dimr train``'s throughput under two conditions: two revisions, or alone and on a busy machine.
+
+**Before/after** (:func:`before_after`, ``python -m dimr bench --before REV``): ``python -m dimr train --preset P``
+with every default, once in a git worktree of ``REV`` and once in this checkout, alternating.
+
+**Contention** (:func:`contention`, ``python -m dimr bench --contention N``):
 
 A laptop is rarely idle. On two cores with one other busy process, torch's OpenMP threads that spin
 while waiting for a core the other process holds can make a run many times slower than its fair share
@@ -27,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
-__all__ = ["BUSY_CODE", "busy_processes", "default_train_rate", "contention"]
+__all__ = ["BUSY_CODE", "busy_processes", "default_train_rate", "before_after", "contention"]
 
 #: what a busy process runs: one core held at 100% in user time, no memory traffic to speak of
 BUSY_CODE = "while True: pass"
@@ -108,3 +113,50 @@ def contention(presets: Sequence[str], busy: int = 1, windows: int = 8, rounds: 
             "busy": busy, "rounds": rounds, "train_args": train_args, "variants": variants, "results": results,
             "cpu_count": os.cpu_count(), "hardware": hardware_info(), "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "command": "python -m dimr bench --contention"}
+
+
+def _git(root: Path, *args: str) -> str:
+    res = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise ValueError(f"git {' '.join(args)} failed in {root}: {res.stderr.strip()}")
+    return res.stdout.strip()
+
+
+def before_after(before: str, presets: Sequence[str], windows: int = 12, rounds: int = 2, train_args: str = "",
+                 progress: Callable[[str], None] = print) -> dict:
+    """The default training command of each preset at git revision ``before`` and in this checkout, alternating
+    (before, after) for ``rounds`` rounds, each run from its own fresh inductor cache folder (round 1 compiles
+    cold, later rounds find the cache warm). Returns the record: per preset the median images/s of each side
+    over rounds, the speed-up and every run."""
+    root = Path(__file__).resolve().parent.parent
+    rev, after = _git(root, "rev-parse", "--short", before), _git(root, "rev-parse", "--short", "HEAD")
+    dirty = bool(_git(root, "status", "--porcelain", "--", "dimr"))
+    runs = {p: {"before": [], "after": []} for p in presets}
+    with tempfile.TemporaryDirectory() as wt:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(Path(wt) / "inductor")}
+        tree = Path(wt) / "before"
+        _git(root, "worktree", "add", "--detach", str(tree), rev)
+        try:
+            for r, preset, (label, where) in itertools.product(range(rounds), presets, (("before", tree), ("after", root))):
+                got = default_train_rate(where, preset, windows, train_args.split(), env)
+                runs[preset][label].append(got)
+                progress(f"round {r + 1} {preset} {label}: {got['images_per_s']:.1f} images/s (first window "
+                         f"{got['first_window_s']:.0f} s, amp {got['amp']}, compile {got['compile']})")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
+    flags = f" {train_args}" if train_args else ""
+    return {"what": f"`python -m dimr train --preset P{flags}` with every other setting at its default (the recipe's "
+                    f"full length, stopped by SIGTERM after {windows} logged windows of 10 steps after the first), "
+                    "before and after, alternating in one run; median images/s of those windows. Round 1 starts "
+                    "from an empty inductor cache",
+            "train_args": train_args, "before": rev, "after": after + (" (uncommitted changes in dimr/)" if dirty else ""),
+            "rounds": rounds, "results": {p: _before_after_summary(d) for p, d in runs.items()},
+            "hardware": hardware_info(), "command": "python -m dimr bench --before"}
+
+
+def _before_after_summary(runs: dict) -> dict:
+    """``{"before_images_per_s", "after_images_per_s", "speedup", "before": [...], "after": [...], "runs"}`` from
+    each side's runs (medians over rounds)."""
+    ips = {side: [r["images_per_s"] for r in rs] for side, rs in runs.items()}
+    b, a = statistics.median(ips["before"]), statistics.median(ips["after"])
+    return {"before_images_per_s": b, "after_images_per_s": a, "speedup": a / b, **ips, "runs": runs}

@@ -1,0 +1,52 @@
+"""Reading ``dimr bench`` records back: every record under ``runs/bench/``, the latest measure of a preset, and
+a table of them (the book's full-scale page). :mod:`dimr.bench` writes them.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from .runs import repo_root
+
+__all__ = ["bench_records", "latest_measure", "records_table"]
+
+def bench_records(folder: str | os.PathLike | None = None) -> list[dict]:
+    """Every ``dimr bench`` record in ``folder`` (default ``runs/bench/``), oldest first (the older scripts'
+    records, which lack its fields, are left out)."""
+    folder = Path(folder) if folder is not None else repo_root() / "runs" / "bench"
+    records = [json.loads(f.read_text(encoding="utf-8")) for f in sorted(folder.glob("*.json"))]
+    return sorted((r for r in records if r.get("what", "").startswith("python -m dimr bench")), key=lambda r: r["when"])
+
+
+def latest_measure(records: Sequence[dict], preset: str, measure: str = "train") -> tuple[dict, dict] | None:
+    """``(record, entry)`` of the latest eager fp32 CPU measure ``measure`` of ``preset`` among ``records``
+    (:func:`bench_records`, oldest first), or None."""
+    found = [(r, e) for r in records if r["preset"] == preset and r["device"] == "cpu" and not r["compile"]
+             and r["amp"] != "bf16" for e in r["results"] if e.get("measure") == measure and "sides" in e]
+    return found[-1] if found else None
+
+
+def records_table(records: Sequence[dict]) -> str:
+    """Markdown: one row per measure of each record (and side, side by side) with what it was measured on,
+    images/s, achieved FLOP/s, MFU and, side by side, ours/official."""
+    lines = ["| preset | measure | batch | precision, compile | side | ckpt | images/s | GFLOP/s | MFU | "
+             "ours / official | measured on |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for rec in records:
+        where = (f"{rec['device_name']}, {rec['threads']} threads" if rec["device"] == "cpu" else rec["device_name"])
+        where += (f", torch {rec['torch'].split('+')[0]}, {rec['when'][:10]}, commit {rec['git']['commit'][:7]}"
+                  + (" with changes" if rec["git"].get("dirty") else ""))
+        how = f"{'bf16' if rec['amp'] == 'bf16' else 'fp32'}, {'compiled' if rec['compile'] else 'eager'}"
+        for e in rec["results"]:
+            if "error" in e:
+                lines.append(f"| {rec['preset']} | {e.get('measure', '-')} | {e['batch']} | {how} | | | {e['error']} "
+                             f"| | | | {where} |")
+                continue
+            ratio = f"{e['ours_over_official']:.2f}×" if "ours_over_official" in e else ""
+            for side, r in e["sides"].items():
+                mfu = f"{100 * r['mfu']:.0f}%" if r["mfu"] is not None else "–"
+                lines.append(f"| {rec['preset']} | {e['measure']} | {e['batch']} | {how} | {side} | "
+                             f"{'yes' if r['gradient_checkpointing'] else 'no'} | {r['images_per_s']:.3g} | "
+                             f"{1e3 * r['achieved_tflops']:.3g} | {mfu} | {ratio if side == 'ours' else ''} | {where} |")
+    return "\n".join(lines)
