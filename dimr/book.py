@@ -384,7 +384,8 @@ def glossary() -> list[tuple[tuple[str, ...], str]]:
          "union of its mask with the best-fitting exact template of its requested class (`dimr.evaluate.distortion`), "
          "averaged over the samples. 0 is a perfect shape; the claims study's primary metric on the shapes."),
         (("distortion rate",), f"The share of samples whose 1 − IoU exceeds a threshold: {DISTORTION_THRESHOLD:g} "
-         "(`DISTORTION_THRESHOLD`, above every real shape measured) or, in the claims study, the coarser "
+         "(`DISTORTION_THRESHOLD`, calibrated on real shapes: `dimr.evaluate.distortion` says how) or, in the claims "
+         "study, the coarser "
          f"{COARSE_DISTORTION_THRESHOLD:g} (`COARSE_DISTORTION_THRESHOLD`): a tiny model trained for minutes exceeds "
          "the fine one on most samples."),
         (("classifier accuracy",), "The share of samples that the dataset's own classifier (a small CNN trained on "

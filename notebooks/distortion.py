@@ -119,8 +119,8 @@ print(f"offline classifier: held-out accuracy {clf.heldout_accuracy:.2%} on real
 # For every level: FID against other real shapes (with the classifier's features — so it is
 # **FID (shapes classifier)**, {term}`not comparable with Inception FID <FID (dataset classifier)>`), the
 # {term}`flagged fraction` (p(class) < 0.2), the geometric {term}`distortion rate` (1 − IoU > 0.05; the
-# threshold sits above every real shape of the calibration described in `dimr.evaluate.distortion`), and the
-# proxy's precision and recall for "geometrically distorted".
+# threshold is calibrated on real shapes, as `dimr.evaluate.distortion` describes), and the proxy's precision
+# and recall for "geometrically distorted".
 
 # %%
 levels = [("blur", float(s)) for s in blur_sigmas.split(",")] + [("warp", float(s)) for s in warp_strengths.split(",")]
