@@ -10,6 +10,12 @@
   2-core AMD EPYC with AVX512-BF16 a DiMR-T/3R step is faster in bf16, ``runs/bench/archive/cpu.json``; on an
   Intel Xeon with AMX eager bf16 measured a few percent slower — ``--amp none`` is the choice there for
   speed, at other numerics than the study's pinned bf16.)
+* :func:`cpu_threads` / :func:`use_free_cores` — torch's OpenMP threads spin while they wait for each other, so
+  a thread on a core another process holds stalls every parallel region: with one busy process beside it on
+  two cores, a two-thread training ran at a fraction of its fair share (``runs/bench/contention-*``), while
+  one thread ran at most of it. So a run starts with as many threads as there are cores *free* now — all of
+  them on an idle machine (nothing changes there), fewer beside busy processes — unless ``OMP_NUM_THREADS``
+  says otherwise. It is chosen once, at the start (compiled kernels keep the count they were built with).
 * :func:`tune_cpu_allocator` — glibc returns every freed block above its mmap threshold to the
   kernel and gets it back page by page on the next allocation. A CPU training step allocates and frees
   activations of several MB hundreds of times, so this page-faulting took about a third of a DiMR-T/3R
@@ -20,11 +26,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
+import time
 
 import torch
 
-__all__ = ["pick_device", "autocast_dtype", "auto_precision", "cpu_has_native_bf16", "tune_cpu_allocator",
-           "AMP_CHOICES"]
+__all__ = ["pick_device", "autocast_dtype", "auto_precision", "cpu_has_native_bf16", "cpu_threads", "busy_cores_elsewhere",
+           "use_free_cores", "free_cores_for", "tune_cpu_allocator", "AMP_CHOICES"]
 
 AMP_CHOICES = ("auto", "none", "bf16", "fp16")
 
@@ -75,6 +83,55 @@ def auto_precision(device: torch.device) -> tuple[str, str]:
     if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16", "this CPU has native bf16 matrix kernels (oneDNN: AVX512-BF16 or AMX)"
     return "none", f"no native bf16 kernels on this {device.type} (emulated bf16 is slower than fp32): fp32"
+
+
+def cpu_threads(cores: int, busy_elsewhere: float, ceiling: int | None = None) -> int:
+    """Threads for a run on ``cores`` cores while other processes keep ``busy_elsewhere`` cores busy: the free
+    cores (a core counts as busy from half its time on), at least one, at most ``ceiling``."""
+    free = cores - int(busy_elsewhere + 0.5)
+    return max(1, min(free, ceiling if ceiling is not None else cores))
+
+
+def _proc_busy_ticks() -> tuple[float, float] | None:
+    """``(busy ticks of the whole machine, ticks of this process)`` from ``/proc`` (Linux), or None."""
+    try:
+        cpu = [float(v) for v in open("/proc/stat").readline().split()[1:]]
+        own = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = cpu[3] + (cpu[4] if len(cpu) > 4 else 0.0)  # idle + iowait
+    return sum(cpu[:8]) - idle, float(own[11]) + float(own[12])  # utime + stime
+
+
+def busy_cores_elsewhere(seconds: float = 0.5) -> float | None:
+    """How many cores other processes kept busy over the next ``seconds`` (this process's own use taken out),
+    or None where ``/proc`` cannot tell."""
+    before = _proc_busy_ticks()
+    if before is None:
+        return None
+    time.sleep(seconds)
+    after = _proc_busy_ticks()
+    ticks = os.sysconf("SC_CLK_TCK") * seconds
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / ticks)
+
+
+def use_free_cores(seconds: float = 0.5) -> tuple[int, str]:
+    """Set torch's thread count to the cores free now (:func:`cpu_threads`) and say why; an explicit
+    ``OMP_NUM_THREADS`` is kept. Returns ``(threads, reason)``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads(), f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"
+    busy = busy_cores_elsewhere(seconds)
+    if busy is None:
+        return torch.get_num_threads(), "torch's default (no /proc to read the load from)"
+    threads = cpu_threads(cores, busy, torch.get_num_threads())
+    torch.set_num_threads(threads)
+    return threads, f"{threads} of {cores} cores free (other processes kept {busy:.1f} busy at the start)"
+
+
+def free_cores_for(device: str | torch.device) -> str | None:
+    """:func:`use_free_cores` when ``device`` resolves to the CPU (its reason, for the command to print), else None."""
+    return use_free_cores()[1] if pick_device(device).type == "cpu" else None
 
 
 @functools.lru_cache(maxsize=1)

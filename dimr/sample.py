@@ -36,7 +36,7 @@ from torchvision.utils import make_grid
 from .cli import parser
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from .config import config_from_dict
-from .device import pick_device
+from .device import free_cores_for, pick_device
 from .diffusion import Denoiser, get_schedule, guided_model_fn, null_label, sample_dpm_solver
 from .diffusion.dpm_solver import ALLOCATIONS, SKIP_TYPES
 from .diffusion.guidance import weight_from_scale
@@ -282,6 +282,13 @@ def _parser() -> argparse.ArgumentParser:
 def cli(argv: list[str]) -> int:
     """``python -m dimr sample --checkpoint RUN/latest.pt --out DIR``"""
     args = _parser().parse_args(argv)
+    try:
+        threads = free_cores_for(args.device)  # on a busy CPU, as many threads as cores are free
+    except ValueError as e:
+        print(f"dimr sample: {e}", file=sys.stderr)
+        return 2
+    if threads:
+        print(f"threads: {threads}", file=sys.stderr)
     guidance = args.guidance if args.guidance is not None else (
         None if args.cfg_scale is None else weight_from_scale(args.cfg_scale))
     try:

@@ -53,7 +53,7 @@ from .cli import parser
 from .config import config_to_dict, from_namespace
 from .data import build_dataset
 from .data.shapes import ROTATIONS
-from .device import AMP_CHOICES, auto_precision, autocast_dtype, pick_device, tune_cpu_allocator
+from .device import AMP_CHOICES, auto_precision, autocast_dtype, pick_device, tune_cpu_allocator, use_free_cores
 from .diffusion import (PREDICTIONS, TIME_DISTRIBUTIONS, WEIGHTINGS, Denoiser, draw_training_t, drop_labels,
                         get_schedule, label_rows, loss_weight, multiscale_loss, null_label)
 from .files import atomic_write, stale_temporaries
@@ -425,6 +425,7 @@ class Run:
     start_step: int = 0
     compile_auto: bool = False  # ``cfg.compile`` was "auto" (then a compiler failure falls back to eager)
     amp_reason: str = ""  # why the run trains in ``cfg.amp`` (recorded in summary.json)
+    threads_reason: str = ""  # how many CPU threads it uses and why (recorded in summary.json)
 
 
 def _build_dataset(cfg: TrainConfig, preset):
@@ -459,8 +460,11 @@ def setup(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     per_step = cfg.batch_size // (env.world * cfg.grad_accum)
     if per_step * env.world * cfg.grad_accum != cfg.batch_size:
         raise ValueError(f"batch size {cfg.batch_size} is not divisible by {env.world} processes × {cfg.grad_accum} accumulation steps")
+    threads_reason = ""
     if env.device.type == "cpu":
         tune_cpu_allocator()
+        if env.world == 1:  # ranks of one run would count each other as busy
+            threads_reason = use_free_cores()[1]
 
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg).to(env.device)
@@ -485,7 +489,8 @@ def setup(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
                         pin_memory=env.device.type == "cuda", persistent_workers=False)
     return Run(dataclasses.replace(cfg, compile="on" if compiled else "off"), env, out, preset, dataset, model_cfg,
                schedule, null_class, model, ema, opt, scaler, net, torch.compile(net) if compiled else net, amp_dtype,
-               sampler, iter(loader) if batches is None else batches, start_step, compile_auto, amp_reason)
+               sampler, iter(loader) if batches is None else batches, start_step, compile_auto, amp_reason,
+               threads_reason)
 
 
 def train_step(run: Run, step: int) -> dict:
@@ -766,7 +771,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     wall = time.perf_counter() - log.t_start
     summary = {"preset": run.preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
                "images_per_s": (step - run.start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
-               "world_size": env.world, "device": str(env.device), "amp": run.cfg.amp, "amp_reason": run.amp_reason,
+               "world_size": env.world, "device": str(env.device), "threads": torch.get_num_threads(),
+               "threads_reason": run.threads_reason, "amp": run.cfg.amp, "amp_reason": run.amp_reason,
                "compile": run.cfg.compile,
                "checkpoint": str(checkpoints.path) if checkpoints.path.exists() else None, "interrupted": stop.reason == StopRequest.SIGNALLED,
                "time_limited": stop.reason == StopRequest.TIME_LIMITED, "diverged_at_step": diverged,

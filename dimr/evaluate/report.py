@@ -40,7 +40,7 @@ import torch
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..cli import parser
 from ..config import config_to_dict, from_namespace
-from ..device import pick_device
+from ..device import free_cores_for, pick_device
 from ..diffusion.dpm_solver import SKIP_TYPES
 from ..runs import atomic_write_json, hardware_info
 from ..sample import (CheckpointSampler, checkpoint_context, even_labels, sampler_from_checkpoint, save_grid, save_npz,
@@ -516,6 +516,9 @@ def cli(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     cfg = from_namespace(EvaluateConfig, args, use_ema=not args.no_ema, progress=not args.no_progress)
     try:
+        threads = free_cores_for(cfg.device)  # on a busy CPU, as many threads as cores are free
+        if threads:
+            print(f"threads: {threads}", file=sys.stderr)
         report = evaluate_checkpoint(cfg)
     except (MissingWeightsError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"dimr evaluate: {e}", file=sys.stderr)
