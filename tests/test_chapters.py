@@ -73,9 +73,8 @@ def test_a_chapter_closes_with_takeaways_and_exercises_with_checked_solutions(na
     assert headings[-1].startswith("## Exercises"), f"{name}: the exercises are not the chapter's last section"
 
 
-#: chapters whose exercises include a discussion question and a "change a line, run, observe" exercise (the
-#: solver chapter has not been converted yet)
-CLASSROOM = [n for n in NAMES if n != "solver"]
+#: chapters whose exercises include a discussion question and a "change a line, run, observe" exercise: all
+CLASSROOM = list(NAMES)
 
 
 @pytest.mark.parametrize("name", CLASSROOM)
