@@ -116,8 +116,9 @@ def make_mlp(kind: str, dim: int, ratio: float) -> nn.Module:
 
 
 class AdaLNModulation(nn.Module):
-    """adaLN-Zero (DiT, paper eqs. (3)–(4)): a conditioning vector ``c: [B, C_c]`` is mapped to
-    ``n_chunks`` per-channel vectors (shift, scale, gate, …), each ``[B, C]``.
+    """adaLN-Zero (DiT; the paper's eqs. (3)–(4) write its modulation as γ·LN(x) + β, DiT's code — followed here,
+    ``_modulate`` — as LN(x)·(1 + γ′) + β, the same family with γ = 1 + γ′): a conditioning vector
+    ``c: [B, C_c]`` is mapped to ``n_chunks`` per-channel vectors (shift, scale, gate, …), each ``[B, C]``.
 
     ``hidden=None`` gives DiT's ``SiLU → Linear(C_c, n·C)``; an integer gives the two-layer
     ``Linear(C_c, hidden) → SiLU → Linear(hidden, n·C)`` that reproduces Table 2 row 2's count.
