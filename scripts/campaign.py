@@ -10,7 +10,11 @@ spinning threads by an order of magnitude) at low priority. An interrupted train
 checkpoint left it; a finished one is skipped. Stop it with Ctrl-C or ``kill``; run it again to go on.
 
 Run it from a clean checkout of one commit (a ``git worktree``) so that every record names the same
-code, and copy the finished ``runs/*-study-*/small`` folders back to commit them.
+code, and copy the finished records back to commit them::
+
+    git worktree add ../campaign <commit> && ln -s "$PWD/.venv" ../campaign/.venv
+    cd ../campaign && PYTHONPATH=$PWD nohup ../main/.venv/bin/python ../main/scripts/campaign.py --workers 2 &
+    PYTHONPATH=$PWD ../main/.venv/bin/python ../main/scripts/campaign.py --land ../main   # now and then
 """
 from __future__ import annotations
 
@@ -122,12 +126,36 @@ def work(root: Path) -> None:
             lock.rmdir()
 
 
+def land(root: Path, dest: Path) -> list[str]:
+    """Copy every complete study record of ``root`` that ``dest`` lacks, or holds from other code, into ``dest``'s
+    runs (whole run folders); returns what it copied. Nothing is deleted in ``root``."""
+    import shutil
+
+    copied = []
+    for run in sorted((root / "runs").glob("*-study-*/small/run.json")):
+        rec = json.loads(run.read_text())
+        if rec.get("status") != "complete":
+            continue
+        target = dest / "runs" / run.parent.relative_to(root / "runs")
+        old = json.loads((target / "run.json").read_text()) if (target / "run.json").exists() else None
+        if old is None or old.get("git", {}).get("commit") != rec.get("git", {}).get("commit"):
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(run.parent, target)
+            copied.append(str(target.relative_to(dest)))
+    return copied
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=1, help="runs at once (never more than the cores)")
     ap.add_argument("--dry-run", action="store_true", help="print what would run, in order, and exit")
+    ap.add_argument("--land", metavar="CHECKOUT", help="copy the finished records into CHECKOUT's runs/ and exit")
     args = ap.parse_args()
     root = repo_root()
+    if args.land:
+        print("\n".join(land(root, Path(args.land).resolve())) or "nothing new")
+        return 0
     if args.dry_run:
         for item in queue(root):
             print("again" if _recorded(root, item) else "new", item[0], *item[1])
