@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from . import study, tables
-from .stats import Interval, format_interval, t_interval
+from .stats import Interval, format_interval, sample_sd, t_interval
 
 __all__ = ["format_with_n", "arm_interval", "arm_label", "paper_table2_fids", "scale_line", "scorecard_table",
            "claim_block", "claim_evidence", "power_table", "leave_one_out", "curve", "records_table", "recheck",
@@ -161,8 +160,7 @@ def power_table(results: Sequence[study.ClaimResult], records: Mapping) -> str:
             "|---|---|---|---|---|---|"]
     for r in results:
         diffs = study.paired_values(r.claim, records, r.claim.primary)
-        sd = (math.sqrt(sum((x - r.difference.mean) ** 2 for x in diffs) / (len(diffs) - 1))
-              if len(diffs) > 1 else math.nan)
+        sd = sample_sd(diffs)
         m = study.family_size(r.claim)
         rows.append(f"| {r.claim.key} | {study.METRICS[r.claim.primary].label} | {r.difference.mean:.3g} | {sd:.2g} | "
                     f"{r.difference.n} | {_seeds_needed(r)} (α/{m}) |")
@@ -243,7 +241,7 @@ def recheck(records: Mapping, path: str | Path | None = None) -> str:
         a, b = before["metrics"][keys[0]], after["metrics"][keys[0]]
         values = [v for (arm, s), r in study.evaluated(records).items() if arm == rec["config"]
                   for k, v in r["values"].items() if k == name]
-        sd = statistics.stdev(values) if len(values) > 1 else math.nan
+        sd = sample_sd(values)
         rows.append(f"| {m.label} | {a:.4g} | {b:.4g} | {b - a:+.3g} | {sd:.2g} |")
     same = before["metrics"] == after["metrics"]
     return (f"{arm_label(rec['config'])}, seed {rec['seed']}: first trained on `{before['train_commit'][:10]}`, again on "

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-__all__ = ["Interval", "t_interval", "format_interval", "paired_t_p", "holm", "tost_p", "seeds_for_power"]
+__all__ = ["Interval", "t_interval", "format_interval", "sample_sd", "paired_t_p", "holm", "tost_p", "seeds_for_power"]
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,20 @@ def format_interval(iv: Interval, digits: int = 3) -> str:
     return f"{iv.mean:.{digits}g} ± {iv.half:.2g}"
 
 
-def _sd(xs: Sequence[float]) -> float:
-    """Sample standard deviation; 0 where the spread is only the rounding of equal values."""
+def sample_sd(xs: Sequence[float]) -> float:
+    """Sample standard deviation (n − 1); 0 where the spread is only the rounding of equal values, NaN for
+    fewer than two values."""
+    if len(xs) < 2:
+        return math.nan
     m = sum(xs) / len(xs)
     sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
     return 0.0 if sd <= 1e-12 * max(1.0, abs(m)) else sd
+
+
+def _moments(differences: Sequence[float]) -> tuple[int, float, float] | None:
+    """``(n, mean, sample s.d.)`` of the differences, or None with fewer than two."""
+    xs = [float(v) for v in differences]
+    return (len(xs), sum(xs) / len(xs), sample_sd(xs)) if len(xs) >= 2 else None
 
 
 def paired_t_p(differences: Sequence[float]) -> float:
@@ -95,11 +104,9 @@ def paired_t_p(differences: Sequence[float]) -> float:
     0 or 1 when every difference is equal (nonzero or zero)."""
     from scipy.stats import t
 
-    xs = [float(v) for v in differences]
-    n = len(xs)
-    if n < 2:
+    if (moments := _moments(differences)) is None:
         return math.nan
-    mean, sd = sum(xs) / n, _sd(xs)
+    n, mean, sd = moments
     if sd == 0:
         return 0.0 if mean != 0 else 1.0
     return float(2 * t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
@@ -121,11 +128,9 @@ def tost_p(differences: Sequence[float], margin: float) -> float:
     of the two one-sided p-values (equivalent at α when it is below α). NaN with fewer than two values."""
     from scipy.stats import t
 
-    xs = [float(v) for v in differences]
-    n = len(xs)
-    if n < 2:
+    if (moments := _moments(differences)) is None:
         return math.nan
-    mean, sd = sum(xs) / n, _sd(xs)
+    n, mean, sd = moments
     if sd == 0:
         return 0.0 if abs(mean) < margin else 1.0
     se = sd / math.sqrt(n)

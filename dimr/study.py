@@ -29,7 +29,7 @@ from typing import Mapping, Sequence
 
 from .evaluate.distortion import COARSE_DISTORTION_THRESHOLD
 from .runs import DIVERGED_METRIC, list_runs, repo_root
-from .stats import Interval, format_interval, holm, paired_t_p, seeds_for_power, t_interval, tost_p
+from .stats import Interval, format_interval, holm, paired_t_p, sample_sd, seeds_for_power, t_interval, tost_p
 
 __all__ = ["SEEDS", "STUDY_STEPS", "STUDY_AMP", "STUDY_SAMPLES", "LEVEL", "ALPHA", "POWER", "CURVE_SEEDS",
            "CURVE_STEPS", "compute_ratio", "matched_steps", "StudyConfig", "CONFIGS", "arm", "MATCHED", "resolve", "arms", "StudyMetric",
@@ -517,8 +517,7 @@ def scorecard(records: Mapping[tuple[str, int], dict], claims: Sequence[Claim] =
     for c in claims:
         diffs = rows[c.key]
         diff = t_interval(diffs, LEVEL, _difference_bounds(c.primary))
-        sd = math.sqrt(sum((x - diff.mean) ** 2 for x in diffs) / (len(diffs) - 1)) if len(diffs) > 1 else math.nan
-        needed = seeds_for_power(diff.mean, sd, ALPHA / family_size(c, claims), POWER)
+        needed = seeds_for_power(diff.mean, sample_sd(diffs), ALPHA / family_size(c, claims), POWER)
         lost = tuple(f"{side} seed {s} diverged at step {step:,}" for side, slug in (("baseline", c.baseline),
                      ("treatment", c.treatment)) for s, step in sorted(diverged_seeds(records, slug).items()))
         eq = {}
