@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .cli import parser
-from .editions import download_links, write_edition
+from .editions import EXERCISE_HEADING, download_links, write_edition
 from .evidence import claim_evidence, format_with_n, paper_table2_fids, pca_evidence  # noqa: F401 (the chapters' names)
 from .runs import atomic_write_json, hardware_info, repo_root
 
@@ -123,7 +123,7 @@ def exercises(name: str, root: str | Path | None = None) -> list[tuple[int, str]
     nb = jupytext.read(Path(root or repo_root()) / "notebooks" / f"{name}.py")
     text = "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     out = []
-    for m in re.finditer(r"\*\*Exercise (\d+)\.\*\*\s*(.+?)(?:\n\s*\n|$)", text, flags=re.S):
+    for m in re.finditer(EXERCISE_HEADING + r"\s*(.+?)(?:\n\s*\n|$)", text, flags=re.S):
         out.append((int(m.group(1)), " ".join(m.group(2).split())))
     return out
 

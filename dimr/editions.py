@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["EDITIONS_DIR", "SOLUTION_TAG", "ANSWER_TAG", "notebook_pages", "chapter_pages", "student_notebook",
+__all__ = ["EDITIONS_DIR", "SOLUTION_TAG", "ANSWER_TAG", "EXERCISE_HEADING", "notebook_pages", "chapter_pages", "student_notebook",
            "is_student_edition", "edition_path", "write_edition", "download_links", "setup"]
 
 #: where the book build writes both editions, relative to the repository root (Sphinx's source folder)
@@ -35,7 +35,8 @@ EDITIONS_DIR = "_build/editions"
 SOLUTION_TAG = "solution"
 #: the tag of the empty cell the student edition puts where a solution was
 ANSWER_TAG = "answer"
-_EXERCISE = re.compile(r"\*\*Exercise (\d+)\.\*\*")
+#: how an exercise opens in a chapter's Markdown (``**Exercise 3.**``); :func:`dimr.book.exercises` reads it
+EXERCISE_HEADING = r"\*\*Exercise (\d+)\.\*\*"
 _SOLUTION = re.compile(r"#\s*Solution (\d+)")
 
 
