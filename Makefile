@@ -14,6 +14,8 @@ export XDG_CACHE_HOME := $(CURDIR)/.cache/xdg
 export IPYTHONDIR := $(CURDIR)/.cache/ipython
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.cache/jupyter
 export HF_HUB_OFFLINE := 1
+# the project's kernel first (dimr.kernel: the CLI's process settings in every notebook), before a user's own python3
+export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 # torch.compile's kernels: compiled once per model and machine, reused by every later run
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/inductor
 
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[all]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(BIN)/python -m dimr.kernel --install >/dev/null
 	touch $@
 
 install: $(STAMP)
@@ -41,7 +43,7 @@ lab: install
 	$(BIN)/jupytext-config set-default-viewer python >/dev/null && $(BIN)/python -m jupyter lab --notebook-dir=$(CURDIR)
 
 # the student edition: every component chapter as an unexecuted .ipynb whose solution cells are replaced by
-# empty answer cells (dimr.editions); `python -m dimr chapters --teacher DIR` writes the teacher's edition
+# empty answer cells (dimr.reproduction.editions); `python -m dimr chapters --teacher DIR` writes the teacher's edition
 student: install
 	$(BIN)/python -m dimr chapters --student _build/student
 

@@ -28,7 +28,7 @@
 # checkpoint ──► dimr.sample ──► dimr.evaluate (FID/IS/PR, rejection, distortion) ──► metrics
 #                                                                 │
 # parameterised notebooks (papermill, one per experiment and profile) ──► runs/
-# runs/ + dimr.tables (paper values, cited) ──► book pages ──► jupyter-book ──► _build/html
+# runs/ + dimr.reproduction.tables (paper values, cited) ──► book pages ──► jupyter-book ──► _build/html
 # ```
 #
 # ## The package, module by module
@@ -43,7 +43,7 @@ from pathlib import Path
 from IPython.display import Markdown
 
 import dimr
-from dimr.runs import repo_root
+from dimr.provenance import repo_root
 
 pkg = Path(dimr.__file__).parent
 root = repo_root()

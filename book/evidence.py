@@ -21,7 +21,7 @@
 # tests the same claims on models small enough to train on two CPU cores, where distortion can be
 # measured exactly: the offline shapes are drawn from exact templates, so every sample's mean 1 − IoU
 # against its class template is a *measured* distortion, not a guess. How a claim is decided was
-# declared in code (`dimr.study`) before the runs that decide it:
+# declared in code (`dimr.reproduction.study`) before the runs that decide it:
 #
 # * every configuration trains from scratch for the same number of optimiser steps of the CPU-scale
 #   recipe, once per seed (the seed sets initialisation, data order, noise and the evaluation's
@@ -45,12 +45,12 @@
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from dimr import evidence, study, tables
-from dimr.evidence import arm_interval, arm_label, format_with_n
+from dimr.reproduction import evidence, paper, study
+from dimr.reproduction.evidence import arm_interval, arm_label, format_with_n
 from dimr.presets import get_preset
 from dimr.profile import time_conditioning_params
 from dimr.nn import build_model
-from dimr.runs import repo_root
+from dimr.provenance import repo_root
 
 root = repo_root()
 records = study.collect(root / "runs")
@@ -180,7 +180,7 @@ rows = ["| configuration | preset | data | GMACs / image | " + " | ".join(f"{s}"
         "|---|---|---|---|" + "---|" * len(study.SEEDS)]
 gmacs, bad = {}, study.rejected(records)
 for slug, conf in study.CONFIGS.items():
-    gmacs[slug] = tables.profile_row(conf.preset)["gmacs"]
+    gmacs[slug] = paper.profile_row(conf.preset)["gmacs"]
     lost = study.diverged_seeds(records, slug)
 
     def mark(s: int) -> str:

@@ -18,7 +18,7 @@
 # # Experiments and recorded runs
 #
 # Experiments are parameterised notebooks executed by `python -m dimr reproduce --profile P`
-# (`dimr.reproduce`, which runs the plan of `dimr.plan`). The **plan** maps each experiment to its notebook, its parameters at each
+# (`dimr.reproduction.reproduce`, which runs the plan of `dimr.reproduction.plan`). The **plan** maps each experiment to its notebook, its parameters at each
 # profile, and the table rows its metrics feed. Each (experiment, profile) run is recorded in
 # `runs/<experiment>/<profile>/` with a `run.json` (preset, parameters, git commit, hardware, wall
 # time, metrics with their scale), the executed notebook and its figures — written atomically, so a
@@ -30,8 +30,9 @@
 # %% tags=["remove-input"]
 from IPython.display import Image, Markdown, display
 
-from dimr.plan import build_plan
-from dimr.runs import COMMITTED_PROFILES, PROFILES, list_runs, repo_root
+from dimr.reproduction.plan import build_plan
+from dimr.reproduction.runs import COMMITTED_PROFILES, PROFILES, list_runs
+from dimr.provenance import repo_root
 
 about = {"smoke": "seconds: what the tests and CI run", "cpu": "minutes on a 2-core laptop: `make book`",
          "small": "a reduced-scale reproduction: hours on CPU, minutes on one GPU",
@@ -47,7 +48,7 @@ Markdown("\n".join(lines))
 # %% tags=["remove-input"]
 PLAN = build_plan()
 if PLAN:
-    from dimr import study
+    from dimr.reproduction import study
 
     lines = ["| experiment | notebook | profiles | feeds |", "|---|---|---|---|"]
     for e in PLAN.values():
@@ -59,7 +60,7 @@ if PLAN:
                  "| small (one of them also smoke) | the Evidence chapter; Table 2's study column |")
     out = "\n".join(lines)
 else:
-    out = ("The plan is empty: `dimr.plan.build_plan()` returns no experiment yet, so no metric is "
+    out = ("The plan is empty: `dimr.reproduction.plan.build_plan()` returns no experiment yet, so no metric is "
            "measured and every measured cell of the tables reads \"not run\".")
 Markdown(out)
 

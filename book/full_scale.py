@@ -47,10 +47,10 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from dimr.bench_records import bench_records, latest_measure
+from dimr.reproduction.bench_records import bench_records, latest_measure
 from dimr.flops import datasheet_peak, flops_per_image
 from dimr.presets import get_preset
-from dimr.tables import profile_row
+from dimr.reproduction.paper import profile_row
 
 IMAGENET_TRAIN = 1_281_167            # training images (paper App. A)
 A100_PEAK_TFLOPS = datasheet_peak("A100", "bf16")  # dense fp16/bf16 tensor-core peak (dimr.flops, NVIDIA datasheet)
@@ -102,7 +102,7 @@ import json
 
 from IPython.display import display
 
-from dimr.runs import repo_root
+from dimr.provenance import repo_root
 
 H100_BF16_PEAK_TFLOPS = datasheet_peak("H100", "bf16")  # dense bf16 tensor-core peak of one H100 SXM (dimr.flops)
 xl = get_preset("DiMR-XL/2R")
@@ -144,7 +144,7 @@ display(Markdown(f"For comparison, Table 4 trains DiMR-XL/2R on {xl.recipe.train
 # weights (`--official PATH`, a checkout that is never committed). The commands are in `runs/bench/README.md`.
 
 # %% tags=["remove-input"]
-from dimr.bench_records import records_table
+from dimr.reproduction.bench_records import records_table
 
 display(Markdown(records_table(bench) if bench else "No `python -m dimr bench` record under `runs/bench/`."))
 
@@ -169,4 +169,4 @@ if all(pair):
 # | `small` | a reduced-scale reproduction, hours on CPU or minutes on a GPU | committed |
 # | `paper` | Table 4 exactly, a GPU cluster | committed (records and small figures only) |
 #
-# The profiles' parameters live in the plan, `dimr.plan.build_plan()`; see {doc}`experiments`.
+# The profiles' parameters live in the plan, `dimr.reproduction.plan.build_plan()`; see {doc}`experiments`.

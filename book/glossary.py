@@ -24,6 +24,6 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from dimr.book import glossary_markdown
+from dimr.reproduction.book import glossary_markdown
 
 Markdown(glossary_markdown())

@@ -129,20 +129,20 @@ Markdown(f"In DiMR-XL/2R ({count_params(xl) / 1e6:.1f}M parameters) every time-d
 # ## What the paper reports
 #
 # The headline numbers, as printed (class-conditional ImageNet, FID-50K with classifier-free guidance;
-# lower is better), read from `dimr.tables` like every printed number in this book:
+# lower is better), read from `dimr.reproduction.tables` like every printed number in this book:
 
 # %% tags=["remove-input"]
-from dimr import tables
+from dimr.reproduction import paper, tables
 
-best = {key: min((r for r in tables.paper_rows(key) if "DiMR" in r["model"]), key=lambda r: float(r["fid"]))
+best = {key: min((r for r in paper.paper_rows(key) if "DiMR" in r["model"]), key=lambda r: float(r["fid"]))
         for key in ("1a", "1b")}
 res = {"1a": "256×256", "1b": "512×512"}
 lines = [f"- **ImageNet {res[k]}**: {r['model'].replace(' (Ours)', '')}, {r['epochs']} epochs, FID **{r['fid']}** "
          f"({r['fid_wo_cfg']} without guidance; Table 1{k[1]})." for k, r in best.items()]
-rates = ", ".join(f"{m.replace(' (Ours)', '')} {rate}" for m, (_, rate) in tables.FIG5_DISTORTION.items())
+rates = ", ".join(f"{m.replace(' (Ours)', '')} {rate}" for m, (_, rate) in paper.FIG5_DISTORTION.items())
 lines.append(f"- **Distortion** (§5.3, Fig. 5): among the images a ViT classifier flags as low-fidelity "
              f"(p(class) < 0.2), five human evaluators judged the share that is distorted: {rates}.")
-fids = {r["row"]: r["fid"] for r in tables.paper_rows("2")}
+fids = {r["row"]: r["fid"] for r in paper.paper_rows("2")}
 lines.append(f"- **Ablation** (Table 2, ImageNet 64×64): from U-ViT-M/4 (FID {fids[1]}) to DiMR-M/3R (FID {fids[6]}) "
              f"one component at a time; every component chapter shows its own step.")
 Markdown("\n".join(lines))

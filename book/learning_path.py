@@ -34,7 +34,7 @@ import re
 
 from IPython.display import Markdown, display
 
-from dimr.book import CHAPTERS, chapter, duration, exercises, install_footprint, recorded_times
+from dimr.reproduction.book import CHAPTERS, chapter, duration, exercises, install_footprint, recorded_times
 
 footprint = install_footprint()
 size = f"{footprint['bytes'] / 2 ** 30:.1f} GiB"

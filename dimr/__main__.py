@@ -6,14 +6,13 @@ this file only dispatches (and imports lazily, so ``zoo`` does not pay for diffu
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
-# Before torch is imported (PyTorch reads it once, at its first allocation): CPU tensors of 2 MiB and more
-# on transparent huge pages. A large model's step allocates gigabytes of activations afresh, and on 4 KiB
-# pages every step pays hundreds of thousands of page faults in the kernel; `python -m dimr bench` shows it
-# as the step's system time. Set THP_MEM_ALLOC_ENABLE=0 to opt out.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+from .allocator import apply as _apply_allocator  # noqa: E402 - torch-free
+
+# Before torch is imported (PyTorch reads it once, at its first allocation): CPU tensors on transparent huge
+# pages where that measured faster on this CPU, off elsewhere (dimr.allocator says how it is decided).
+_apply_allocator()
 
 from . import __version__  # noqa: E402 - after the allocator's setting
 from .cli import program
@@ -25,9 +24,9 @@ VERBS = {
     "sample": ("dimr.sample", "draw class-conditional samples from a checkpoint"),
     "evaluate": ("dimr.evaluate.report", "FID/IS/precision/recall, rejection and distortion for a checkpoint"),
     "encode-latents": ("dimr.data.latents", "encode an image folder to SD-VAE latent moments"),
-    "reproduce": ("dimr.reproduce", "execute the run plan for a profile and build the book"),
+    "reproduce": ("dimr.reproduction.reproduce", "execute the run plan for a profile and build the book"),
     "export": ("dimr.export", "write a checkpoint as safetensors weights + JSON config (a folder)"),
-    "chapters": ("dimr.book", "the book's chapters in reading order; --time records how long each runs"),
+    "chapters": ("dimr.reproduction.book", "the book's chapters in reading order; --time records how long each runs"),
     "upgrade-checkpoint": ("dimr.checkpoint", "rewrite an old checkpoint of this package so it loads safely"),
     "bench": ("dimr.bench", "training and sampling images/s, memory, FLOP/s and MFU; side by side with the official code"),
 }

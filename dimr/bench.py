@@ -65,8 +65,9 @@ from .diffusion import data_classes
 from .flops import MEASURES, device_peak, flops_per_image
 from .official import (OFFICIAL_TOLERANCE, check_equivalence, official_code, official_commit,
                        official_libs, official_side)
-from .train_rate import before_after, contention
-from .runs import atomic_write_json, git_info, hardware_info, mark_external, repo_root
+from .files import atomic_write_json
+from .provenance import git_info, hardware_info, mark_external, repo_root
+from .train_rate import HUGE_PAGE_WORKLOADS, cli_before_after, cli_contention, cli_huge_pages
 
 __all__ = ["PeakMemory", "bench_run", "Work", "make_work", "time_calls", "BenchConfig", "bench", "default_out",
            "format_summary", "cli"]
@@ -181,7 +182,7 @@ def _autocast(run):
 
 def _one_batch(run):
     """The fixed batch with step 0's label dropout, times and noise, on the device: ``x0, y, t, eps``."""
-    from .train import draw_noise
+    from .determinism import draw_noise
 
     x0, y = next(run.batches)
     y, t, eps = draw_noise(0, run.sampler.sample_ids(0), y, x0.shape[1:], run.schedule, run.cfg, run.null_class)
@@ -428,7 +429,7 @@ def _record(cfg: BenchConfig, preset, row, amp, device, peak, memory, sampler, d
         "gradient_checkpointing": ckpt, "compile": cfg.compile, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else hw["cpu"],
         "threads": torch.get_num_threads(), "torch": torch.__version__, "hardware": hw, "git": git_info(),
-        # CPU tensors on huge pages or not (dimr/__main__.py sets it for every dimr command): it moves CPU step times
+        # CPU tensors on huge pages or not (dimr.allocator decides it for every dimr command): it moves CPU step times
         "thp_mem_alloc_enable": os.environ.get("THP_MEM_ALLOC_ENABLE"),
         "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "peak": peak,
@@ -514,6 +515,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--contention", type=int, metavar="N", help="busy processes beside the measured run; switches to this mode")
     c.add_argument("--variant", action="append", metavar="VAR=VALUE[,VAR=VALUE]",
                    help="an environment to measure besides the defaults (repeatable), e.g. OMP_WAIT_POLICY=PASSIVE")
+    h = ap.add_argument_group("huge pages (one training step with THP_MEM_ALLOC_ENABLE off and on)")
+    h.add_argument("--huge-pages", nargs="*", metavar="PRESET@BATCH", help="workloads to measure (default: "
+                   + " ".join(f"{p}@{b}" for p, b in HUGE_PAGE_WORKLOADS) + "); switches to this mode and keeps "
+                   "the choice for this machine (dimr.allocator)")
     g = ap.add_argument_group("before/after (the default `dimr train` at a git revision and in this checkout)")
     g.add_argument("--before", metavar="REV", help="git revision of the 'before' code; switches to this mode")
     g.add_argument("--windows", type=int, default=12, help="logged windows of 10 steps timed after the first")
@@ -526,51 +531,16 @@ def _progress(line: str) -> None:
     print(line, flush=True)
 
 
-def _cli_before_after(args) -> int:
-    record = before_after(args.before, args.preset, args.windows, args.rounds, args.train_args or "", _progress)
-    for preset, d in record["results"].items():
-        print(f"{preset}: {d['before_images_per_s']:.1f} -> {d['after_images_per_s']:.1f} images/s ({d['speedup']:.2f}x)")
-    slug = "-".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in args.preset)
-    out = Path(args.out) if args.out else repo_root() / "runs" / "bench" / f"before-{record['before']}-{slug}.json"
-    atomic_write_json(out, record)
-    print(f"record -> {out}")
-    return 0
-
-
-def _variants(specs: Sequence[str] | None) -> dict[str, dict[str, str]]:
-    """``{"defaults": {}, "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"}, …}`` from ``--variant`` specs."""
-    out: dict[str, dict[str, str]] = {"defaults": {}}
-    for spec in specs or ():
-        pairs = [item.split("=", 1) for item in spec.split(",") if item]
-        if not pairs or any(len(p) != 2 or not p[0] for p in pairs):
-            raise ValueError(f"--variant {spec!r}: expected VAR=VALUE[,VAR=VALUE]")
-        out[spec] = dict(pairs)
-    return out
-
-
-def _cli_contention(args) -> int:
-    record = contention(args.preset, args.contention, args.windows, args.rounds, args.train_args or "",
-                        _variants(args.variant), _progress)
-    for name, by_preset in record["results"].items():
-        for preset, d in by_preset.items():
-            print(f"[{name}] {preset}: alone {d['alone_images_per_s']:.1f}, beside {args.contention} busy "
-                  f"{d['busy_images_per_s']:.1f} images/s ({d['busy_over_alone']:.2f} of alone)")
-    cpu = re.sub(r"[^a-z0-9]+", "-", record["hardware"]["cpu"].lower()).strip("-")
-    out = Path(args.out) if args.out else (repo_root() / "runs" / "bench" /
-                                           f"contention-{args.contention}-{cpu}-{record['when'][:10]}.json")
-    atomic_write_json(out, record)
-    print(f"record -> {out}")
-    return 0
-
-
 def cli(argv: list[str]) -> int:
     """``python -m dimr bench --preset P [--device D] [--amp A] [--batch-size B …] [--official PATH]``"""
     args = _parser().parse_args(argv)
     try:
         if args.contention is not None:
-            return _cli_contention(args)
+            return cli_contention(args)
+        if args.huge_pages is not None:
+            return cli_huge_pages(args)
         if args.before:
-            return _cli_before_after(args)
+            return cli_before_after(args)
     except (KeyError, ValueError, RuntimeError) as e:  # RuntimeError: a training run that failed (its stderr)
         print(f"dimr bench: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2

@@ -9,12 +9,13 @@ metadata all go through :func:`atomic_write`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 
-__all__ = ["atomic_write", "stale_temporaries"]
+__all__ = ["atomic_write", "atomic_write_json", "stale_temporaries"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary: bool = False) -> Path:
@@ -37,6 +38,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary
             os.unlink(tmp)
         raise
     return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically (:func:`atomic_write`)."""
+    def write(f):
+        json.dump(obj, f, indent=2, sort_keys=False, ensure_ascii=False)
+        f.write("\n")
+    return atomic_write(path, write)
 
 
 def stale_temporaries(path: str | os.PathLike) -> Iterator[Path]:

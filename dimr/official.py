@@ -103,7 +103,7 @@ def official_side(run, mrmodel: type, seed: int = 0):
     and, with compile on, its own compiled denoiser."""
     from .convert import convert_state_dict, official_model_config
     from .diffusion import Denoiser
-    from .train import EMA, build_optimizer
+    from .optim import EMA, build_optimizer
 
     cfg, device = run.model_cfg, run.env.device
     torch.manual_seed(seed)

@@ -304,7 +304,7 @@ _tiny_base = dict(_tiny_recipe, source="this repo (CPU scale)")
 register(Preset(
     "U-ViT-T/4", UVIT_T4, Recipe(loss_coeffs=(1,), **_tiny_base),
     "Tiny U-ViT (time token), patch 4 on 32×32: the CPU-scale counterpart of U-ViT-M/4"))
-for _patch in (2, 1):  # the patch-size sweep of the claims study (dimr.study, claim C1): same width and depth
+for _patch in (2, 1):  # the patch-size sweep of the claims study (dimr.reproduction.study, claim C1): same width and depth
     register(Preset(
         f"U-ViT-T/{_patch}", dataclasses.replace(UVIT_T4, patch_size=_patch), Recipe(loss_coeffs=(1,), **_tiny_base),
         f"Tiny U-ViT (time token), patch {_patch} on 32×32: {(32 // _patch) ** 2} tokens, for the patch-size sweep"))

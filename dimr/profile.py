@@ -167,3 +167,8 @@ def profile_preset(name: str) -> ProfileRow:
         paper_params=tuple((v.value, v.where) for v in p.paper_params),
         paper_gmacs=tuple((v.value, v.where) for v in p.paper_gmacs),
         official_params=p.official_params, description=p.description)
+
+
+def fmt_params(n: int) -> str:
+    """``132827913 -> "132.83M"``, ``1056352904 -> "1.056B"``."""
+    return f"{n / 1e9:.3f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"

@@ -7,9 +7,9 @@
 What it does, per step (paper §3, eq. (8); docs/official-code.md §4):
 
 1. take the step's batch (its indices are a pure function of seed, step and rank: see
-   :class:`StepBatchSampler`), drop labels to the null class with probability ``p_uncond`` (CFG);
+   :class:`~dimr.determinism.StepBatchSampler`), drop labels to the null class with probability ``p_uncond`` (CFG);
 2. draw t (the recipe's time distribution) and ε ~ N(0, I) from a generator seeded by (seed, step)
-   (:func:`draw_noise`), form ``x_t = α_t x_0 + σ_t ε``; the :class:`~dimr.diffusion.Denoiser` feeds the
+   (:func:`~dimr.determinism.draw_noise`), form ``x_t = α_t x_0 + σ_t ε``; the :class:`~dimr.diffusion.Denoiser` feeds the
    network what its family expects (log-SNR for DiMR) and reads its outputs as the recipe's prediction
    target (ε for the paper's recipes, v for the CPU-scale one);
 3. backpropagate the multi-scale loss (:func:`training_loss`), AdamW (no weight decay on the TD gates
@@ -20,10 +20,10 @@ optimiser, step and RNG states, ``--resume`` continues *exactly*: on CPU, a run 
 and resumed ends bitwise equal to an uninterrupted one.  Checkpoints are written atomically.
 
 Reading order, as the run goes: :func:`setup` returns a :class:`Run` (config, processes, data, network,
-EMA, AdamW, precision); :func:`train_step` is one optimiser step; :class:`Checkpointer` writes and
-restores ``latest.pt``; :class:`MetricsLog` appends ``metrics.jsonl``; :class:`StopRequest` turns
-SIGTERM, Ctrl-C and ``--time-limit`` into one decision that every process takes after the same step;
-:func:`train` is the loop that joins them.
+EMA and AdamW from :mod:`dimr.optim`, precision); :func:`train_step` is one optimiser step, its draws from
+:mod:`dimr.determinism`; :mod:`dimr.bookkeeping` writes and restores ``latest.pt``, appends
+``metrics.jsonl`` and turns SIGTERM, Ctrl-C and ``--time-limit`` into one decision that every process takes
+after the same step; :func:`train` is the loop that joins them.
 """
 from __future__ import annotations
 
@@ -31,12 +31,8 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
 import os
-import random
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,34 +41,30 @@ from typing import Any, Iterator
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, load_checkpoint, numpy_rng_state, save_checkpoint, set_numpy_rng_state
+from .allocator import ENV as HUGE_PAGES_ENV
+from .bookkeeping import CHECKPOINT_NAME, Checkpointer, MetricsLog, StopRequest, progress_line
+from .checkpoint import CheckpointError
 from .cli import parser
 from .config import config_to_dict, from_namespace
 from .data import build_dataset
 from .data.shapes import ROTATIONS
 from .device import AMP_CHOICES, auto_precision, autocast_dtype, pick_device, tune_cpu_allocator, use_free_cores
-from .diffusion import (PREDICTIONS, TIME_DISTRIBUTIONS, WEIGHTINGS, Denoiser, draw_training_t, drop_labels,
-                        get_schedule, label_rows, loss_weight, multiscale_loss, null_label)
-from .files import atomic_write, stale_temporaries
+from .determinism import StepBatchSampler, draw_noise
+from .diffusion import (PREDICTIONS, TIME_DISTRIBUTIONS, WEIGHTINGS, Denoiser, get_schedule, label_rows, loss_weight,
+                        multiscale_loss, null_label)
+from .files import atomic_write
 from .nn import build_model
-from .nn.tdln import NODECAY_SUFFIXES
+from .optim import EMA, build_optimizer, lr_at
 from .pace import PaceWatch, pace_key
-from .runs import hardware_info
 from .presets import get_preset
+from .provenance import hardware_info
 
-__all__ = ["TrainConfig", "snapshot_name", "resolve_config", "adapt_model_config", "param_groups", "build_optimizer", "lr_at", "EMA",
-           "StepBatchSampler", "draw_noise", "training_loss", "choose_amp", "choose_compile", "Run", "setup",
-           "train_step", "Checkpointer", "MetricsLog", "StopRequest", "TrainingDiverged", "DIVERGED_EXIT", "train", "cli"]
+__all__ = ["TrainConfig", "resolve_config", "adapt_model_config", "training_loss", "choose_amp", "choose_compile", "Run",
+           "setup", "train_step", "TrainingDiverged", "DIVERGED_EXIT", "train", "cli"]
 
-CHECKPOINT_NAME = "latest.pt"
-
-
-def snapshot_name(step: int) -> str:
-    """``step-NNNNNNN.pt``: the copy of the checkpoint a run keeps at ``step`` (``snapshot_steps``)."""
-    return f"step-{step:07d}.pt"
 #: exit code of ``python -m dimr train`` when the loss stops being finite (a recorded outcome, not a crash)
 DIVERGED_EXIT = 3
 
@@ -186,123 +178,6 @@ def adapt_model_config(model_cfg, dataset, p_uncond: float):
     return dataclasses.replace(model_cfg, in_channels=c, image_size=h, num_classes=k)
 
 
-def param_groups(model: nn.Module, weight_decay: float, decay_time_gates: bool = False) -> list[dict]:
-    """The official AdamW groups (docs/official-code.md §5): weight decay on everything except the TD gates
-    (``nodecay_weight``/``nodecay_bias``, and the paper-form ``gate_weight``/``gate_bias``).
-    Frozen parameters (DiT's fixed positions) are left out."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if name.endswith(NODECAY_SUFFIXES) and not decay_time_gates else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """The run's AdamW over :func:`param_groups` of ``model`` at ``cfg``'s learning rate and betas (a resolved
-    config: :func:`resolve_config`); ``model`` may be any network with the official parameter names."""
-    # fused: one kernel for all parameters instead of a loop over them (the same update, several times faster)
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay_time_gates), lr=cfg.lr,
-                             betas=cfg.betas, eps=1e-8, fused=device.type in ("cpu", "cuda"))
-
-
-def lr_at(step: int, base_lr: float, warmup_steps: int) -> float:
-    """Linear warm-up then constant (official ``LambdaLR(min(step/warmup, 1))``): ``step`` = updates done."""
-    return base_lr * (min(step / warmup_steps, 1.0) if warmup_steps > 0 else 1.0)
-
-
-class EMA:
-    """Exponential moving average of the parameters (official: copied at step 0, rate 0.9999, no
-    warm-up; ``warmup=True`` uses ``min(rate, (1 + n)/(10 + n))`` for short runs)."""
-
-    def __init__(self, model: nn.Module, rate: float, warmup: bool = False):
-        self.rate, self.warmup = rate, warmup
-        self.shadow = {n: p.detach().clone() for n, p in model.named_parameters()}
-
-    def rate_at(self, step: int) -> float:
-        return min(self.rate, (1 + step) / (10 + step)) if self.warmup else self.rate
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        names, params = zip(*model.named_parameters())
-        # one fused call over all tensors instead of one small kernel per parameter (same arithmetic)
-        torch._foreach_lerp_([self.shadow[n] for n in names], [p.detach() for p in params], 1.0 - self.rate_at(step))
-
-    def state_dict(self, model: nn.Module) -> dict:
-        """A full model state dict with EMA parameters (buffers from ``model``)."""
-        state = model.state_dict()
-        return {k: (self.shadow[k].clone() if k in self.shadow else v.clone()) for k, v in state.items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        for n in self.shadow:
-            self.shadow[n].copy_(state[n])
-
-
-def _seed_for(*parts: int) -> int:
-    """A 63-bit seed from integers (splitmix-style), so per-step generators never collide."""
-    x = 0x9E3779B97F4A7C15
-    for p in parts:
-        x = (x ^ (int(p) + 0x9E3779B97F4A7C15 + (x << 6) + (x >> 2))) & 0xFFFFFFFFFFFFFFFF
-        x = (x * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    return x & 0x7FFFFFFFFFFFFFFF
-
-
-class StepBatchSampler(Sampler):
-    """Index lists for steps ``start..total-1``: sample ``k`` of the run (counted over steps,
-    accumulation micro-steps and ranks) is item ``perm_e[k mod N]`` with ``e = k // N`` and ``perm_e`` a
-    permutation seeded by (seed, e). A pure function of (seed, step, rank): resumable and DDP-sharded."""
-
-    def __init__(self, n_items: int, local_batch: int, start_step: int, total_steps: int, seed: int,
-                 rank: int = 0, world: int = 1, accum: int = 1):
-        self.n, self.local, self.start, self.total = n_items, local_batch, start_step, total_steps
-        self.seed, self.rank, self.world, self.accum = seed, rank, world, accum
-        self._perms: dict[int, torch.Tensor] = {}
-
-    def _perm(self, epoch: int) -> torch.Tensor:
-        if epoch not in self._perms:
-            self._perms = {e: p for e, p in self._perms.items() if e >= epoch - 1}
-            g = torch.Generator().manual_seed(_seed_for(self.seed, 0xDA7A, epoch))
-            self._perms[epoch] = torch.randperm(self.n, generator=g)
-        return self._perms[epoch]
-
-    def sample_ids(self, step: int, micro: int = 0) -> range:
-        """Run-global ids ``k`` of the samples this rank takes at (step, micro)."""
-        first = ((step * self.accum + micro) * self.world + self.rank) * self.local
-        return range(first, first + self.local)
-
-    def indices(self, step: int, micro: int = 0) -> list[int]:
-        return [int(self._perm(k // self.n)[k % self.n]) for k in self.sample_ids(step, micro)]
-
-    def __iter__(self):
-        for step in range(self.start, self.total):
-            for micro in range(self.accum):
-                yield self.indices(step, micro)
-
-    def __len__(self) -> int:
-        return (self.total - self.start) * self.accum
-
-
-def draw_noise(step: int, sample_ids: range, y: torch.Tensor, shape, schedule, cfg: TrainConfig,
-               null_class: int | None):
-    """Label dropout, diffusion time and noise for the samples ``sample_ids`` of optimiser step ``step``.
-
-    All draws of a step come from one generator seeded by (seed, step), made for the step's whole
-    *global* batch (``cfg.batch_size`` samples, run-global ids ``step·batch_size …``); each process and
-    accumulation micro-step takes its own rows. So the draws do not depend on how samples are split over
-    processes — ``torchrun`` with K processes trains the same run as one process (up to float summation
-    order) — and a resumed run draws exactly what the uninterrupted one drew.
-    ``y: [b]``; returns ``(y [b], t [b], eps [b, *shape])`` on the CPU."""
-    g = torch.Generator().manual_seed(_seed_for(cfg.seed, 0x5EED, step))
-    n = cfg.batch_size
-    rows = torch.tensor([k - step * n for k in sample_ids])
-    if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= n):
-        raise ValueError(f"sample ids {sample_ids} are not in step {step}'s batch of {n}")
-    uniform = torch.rand(n, generator=g)[rows]
-    t = draw_training_t(schedule, n, g, cfg.time_distribution, cfg.time_loc, cfg.time_scale)[rows]
-    eps = torch.randn((n, *shape), generator=g)[rows]
-    return drop_labels(y.cpu(), cfg.p_uncond, null_class, uniform=uniform), t, eps
-
-
 def training_loss(fwd, schedule, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
                   cfg: TrainConfig, amp_dtype=None):
     """The training objective for one batch: eq. (8) on the recipe's prediction target, weighted over time.
@@ -339,21 +214,6 @@ def choose_compile(cfg: TrainConfig, device: torch.device, steps_to_run: int, ti
         return cfg.compile == "on"
     long_enough = steps_to_run >= COMPILE_MIN_STEPS and (time_limit_s is None or time_limit_s >= COMPILE_MIN_SECONDS)
     return device.type == "cpu" and long_enough
-
-
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": numpy_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    set_numpy_rng_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass
@@ -534,179 +394,33 @@ def _loss_or_eager(run: Run, x0, y, t, eps):
         return training_loss(run.fwd, run.schedule, x0, y, t, eps, run.cfg, run.amp_dtype)
 
 
-class Checkpointer:
-    """``out/latest.pt``: model, EMA, optimiser, grad scaler, step, RNG states and the run's configs,
-    written atomically by rank 0 (every rank then meets at a barrier)."""
-
-    def __init__(self, run: Run, enabled: bool = True):
-        self.run, self.enabled, self.path = run, enabled, run.out / CHECKPOINT_NAME
-        if run.env.main:
-            run.out.mkdir(parents=True, exist_ok=True)
-            for stale in stale_temporaries(self.path):  # writes cut short by SIGKILL
-                stale.unlink()
-
-    @staticmethod
-    def read(out: Path, resume: bool) -> dict | None:
-        """The checkpoint in ``out`` to resume, or None for a new run; a new run refuses to overwrite one."""
-        path = out / CHECKPOINT_NAME
-        if not path.exists():
-            return None
-        if not resume:
-            raise CheckpointError(f"{path} exists: pass --resume to continue that run, or choose another --out")
-        return load_checkpoint(path)
-
-    @staticmethod
-    def restore(saved: dict, out: Path, model, ema: EMA, opt, scaler) -> int:
-        """Load ``saved`` into the run's pieces and the global RNGs; returns the step to continue from."""
-        try:
-            model.load_state_dict(saved["model"])
-            ema.load_state_dict(saved["ema"])
-            opt.load_state_dict(saved["optimizer"])
-            if saved.get("scaler"):
-                scaler.load_state_dict(saved["scaler"])
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {out / CHECKPOINT_NAME} does not fit this run: {e}") from e
-        _set_rng_state(saved["rng"])
-        return int(saved["step"])
-
-    def save(self, step: int, snapshot: bool = False) -> None:
-        """Write ``latest.pt`` at ``step``; with ``snapshot``, also keep a copy (:func:`snapshot_name`)."""
-        r = self.run
-        if not self.enabled:
-            return
-        if r.env.main:
-            d = r.dataset
-            save_checkpoint(self.path, r.model_cfg, r.model.state_dict(), preset=r.preset.name,
-                            ema_state=r.ema.state_dict(r.model), optimizer=r.opt.state_dict(),
-                            scaler=r.scaler.state_dict(), step=step, rng=_rng_state(),
-                            train_config=config_to_dict(r.cfg), recipe=config_to_dict(r.preset.recipe),
-                            dataset={"name": r.cfg.dataset, "num_classes": d.num_classes,
-                                     "class_names": list(getattr(d, "class_names", [])),
-                                     "image_shape": list(d.image_shape)})
-            if snapshot:
-                atomic_write(r.out / snapshot_name(step), lambda f: f.write(self.path.read_bytes()), binary=True)
-        if r.env.world > 1:
-            dist.barrier()
+def _show(rec: dict, run: Run, bar, pace: PaceWatch, time_limit_s: float | None) -> None:
+    """One log record on screen: the progress bar's postfix or, without a bar (logs, notebooks), one line;
+    with a note when the rate is far below this machine's usual one (another process holds the CPU)."""
+    note = pace.note(rec["images_per_s"])
+    if bar.disable and run.env.main:
+        print(progress_line(rec, run.cfg.steps, run.start_step, time_limit_s) + (f"  ({note})" if note else ""), flush=True)
+    else:
+        bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.0f}", **({"note": note} if note else {}))
 
 
-class MetricsLog:
-    """``out/metrics.jsonl``: one line per ``log_every`` steps (and at the last step), the window's mean
-    logs with step, EMA rate, images/s and elapsed time. A resumed run first drops the lines an
-    interrupted attempt wrote after its last checkpoint.
-
-    Steps hand in their logs as device tensors; :meth:`read` brings the window's to the host in one
-    transfer — the one place the training loop waits for the device."""
-
-    def __init__(self, run: Run):
-        self.path, self.write = run.out / "metrics.jsonl", run.env.main
-        self.batch_size, self.ema = run.cfg.batch_size, run.ema
-        self.window: list[tuple[int, dict]] = []  # (step, logs) since the last record
-        self.last_loss = float("nan")  # the loss of the last step recorded
-        self.t_start = self.t_window = time.perf_counter()
-        if self.write and self.path.exists():
-            keep = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= run.start_step]
-            self.path.write_text("".join(line + "\n" for line in keep))
-
-    def add(self, step: int, logs: dict) -> None:
-        """A step's logs (its tensors are read later, by :meth:`read`)."""
-        self.window.append((step, logs))
-
-    def read(self) -> int | None:
-        """Bring every log of the window still on the device to the host (one transfer); returns the first
-        step of the window whose loss is not finite, or None."""
-        pending = [(i, k) for i, (_, logs) in enumerate(self.window) for k, v in logs.items() if torch.is_tensor(v)]
-        if pending:
-            values = torch.stack([self.window[i][1][k].float() for i, k in pending]).tolist()
-            for (i, k), v in zip(pending, values):
-                self.window[i][1][k] = v
-        return next((step for step, logs in self.window if not math.isfinite(logs["loss"])), None)
-
-    def record(self, step: int) -> dict:
-        """The record of the window up to ``step`` (later steps are dropped: a diverged run's log ends on the
-        step that diverged); on rank 0 appended to the file. Call after :meth:`read`."""
-        window = [logs for s, logs in self.window if s <= step]
-        self.last_loss, now = window[-1]["loss"], time.perf_counter()
-        rec = {k: sum(w[k] for w in window) / len(window) for k in window[0] if k != "lr"}
-        rec.update(step=step, lr=window[-1]["lr"], ema_rate=self.ema.rate_at(step - 1),
-                   images_per_s=len(self.window) * self.batch_size / max(now - self.t_window, 1e-9),
-                   elapsed_s=now - self.t_start)
-        if self.write:
-            with self.path.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
-        self.window, self.t_window = [], now
-        return rec
-
-
-class StopRequest:
-    """Why a run stops early, agreed by every process at the loop's sync points (see :func:`train`).
-
-    SIGTERM or a first Ctrl-C (SIGINT) on any process asks to stop (a second Ctrl-C aborts at once,
-    without a checkpoint); ``time_limit_s`` is read from rank 0's clock only. :meth:`poll` takes the
-    maximum of every rank's request in one all-reduce, so all ranks leave the loop after the same step —
-    none waits in the checkpoint barrier while another waits in the next step's gradient all-reduce."""
-
-    RUNNING, SIGNALLED, TIME_LIMITED, DIVERGED = 0, 1, 2, 3
-
-    def __init__(self, env: _Dist, time_limit_s: float | None):
-        self.env, self.time_limit_s, self.t_start = env, time_limit_s, time.perf_counter()
-        self.signalled, self.reason, self.diverged_at, self._old = False, self.RUNNING, None, {}
-
-    def _on_signal(self, signum, frame):
-        if self.signalled and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # the second Ctrl-C: abort now
-        self.signalled = True
-
-    def __enter__(self):
-        if threading.current_thread() is not threading.main_thread():
-            return self  # signal handlers can only be set from the main thread
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._old[sig] = signal.signal(sig, self._on_signal)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        return False
-
-    def _timed_out(self) -> bool:
-        return (self.env.main and self.time_limit_s is not None
-                and time.perf_counter() - self.t_start >= self.time_limit_s)
-
-    def wanted(self) -> bool:
-        """Whether this process has a reason to stop (read from the host alone: no device, no other rank)."""
-        return self.signalled or self._timed_out()
-
-    def poll(self, diverged_at: int | None = None) -> int:
-        """The stop reason every rank agrees on now (:attr:`RUNNING` to go on). ``diverged_at`` is the first
-        step at which this rank's loss was not finite; it outranks every other reason, and
-        :attr:`diverged_at` becomes the earliest such step of any rank."""
-        local = (self.DIVERGED if diverged_at is not None else self.SIGNALLED if self.signalled
-                 else self.TIME_LIMITED if self._timed_out() else self.RUNNING)
-        first = diverged_at
-        if self.env.world > 1:  # one all-reduce: the largest reason and the smallest diverged step
-            never = torch.iinfo(torch.int64).max
-            agreed = torch.tensor([local, -(never if diverged_at is None else diverged_at)], device=self.env.device)
-            dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
-            local, first = int(agreed[0]), -int(agreed[1])
-            first = None if first == never else first
-        self.reason, self.diverged_at = local, first
-        return local
-
-
-def _progress_line(rec: dict, total: int, start: int, time_limit_s: float | None = None) -> str:
-    """``step 120/4000  loss 0.1234  52 img/s  1m 10s elapsed, ~1h 13m to go`` (at the rate so far, and
-    never past the time limit)."""
-    def hms(s: float) -> str:
-        s = int(s)
-        return f"{s // 3600}h {s % 3600 // 60}m" if s >= 3600 else f"{s // 60}m {s % 60}s"
-    done, elapsed = rec["step"] - start, rec["elapsed_s"]
-    left = elapsed / done * (total - rec["step"]) if done > 0 else float("inf")
-    if time_limit_s is not None:
-        left = min(left, max(time_limit_s - elapsed, 0.0))
-    eta = f", ~{hms(left)} to go" if math.isfinite(left) and rec["step"] < total else ""
-    return (f"step {rec['step']}/{total}  loss {rec['loss']:.4f}  {rec['images_per_s']:.0f} img/s  "
-            f"{hms(elapsed)} elapsed{eta}")
+def _summary(run: Run, step: int, stop: StopRequest, log: MetricsLog, checkpoints: Checkpointer, pace: PaceWatch) -> dict:
+    """What ``summary.json`` says about a finished run: where it stopped and why, its throughput, the
+    threads and precision it chose (with the reasons) and the configs it trained."""
+    cfg, env, diverged = run.cfg, run.env, stop.diverged_at
+    wall = time.perf_counter() - log.t_start
+    summary = {"preset": run.preset.name, "step": step, "steps": cfg.steps, "loss": log.last_loss,
+               "images_per_s": (step - run.start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
+               "world_size": env.world, "device": str(env.device), "threads": torch.get_num_threads(),
+               "threads_reason": run.threads_reason, "amp": cfg.amp, "amp_reason": run.amp_reason,
+               "compile": cfg.compile, "huge_pages": os.environ.get(HUGE_PAGES_ENV) == "1",
+               "checkpoint": str(checkpoints.path) if checkpoints.path.exists() else None, "interrupted": stop.reason == StopRequest.SIGNALLED,
+               "time_limited": stop.reason == StopRequest.TIME_LIMITED, "diverged_at_step": diverged,
+               "model_config": config_to_dict(run.model_cfg), "train_config": config_to_dict(cfg),
+               "image_shape": list(run.dataset.image_shape)}
+    summary.update(pace.finish(summary["images_per_s"], complete=diverged is None and stop.reason == StopRequest.RUNNING
+                               or stop.reason == StopRequest.TIME_LIMITED))
+    return summary
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, dataset=None,
@@ -714,9 +428,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     """Train ``cfg`` into folder ``out``; returns a summary (final step, loss, throughput, paths).
 
     ``dataset`` overrides ``cfg.dataset`` with an object of the same protocol (``(x, label)`` items,
-    ``num_classes``, ``image_shape``), e.g. synthetic data for benchmarks. ``time_limit_s`` ends the run
-    (with its checkpoint) once that much wall time has passed: "what does a 20-minute run give".
-    ``save_checkpoints=False`` writes none (benchmarks only: the CLI always checkpoints).
+    ``num_classes``, ``image_shape``), e.g. synthetic data for benchmarks. ``time_limit_s`` ends the run (with
+    its checkpoint) after that much wall time; ``save_checkpoints=False`` writes none (benchmarks only).
 
     Writes ``out/latest.pt`` (atomically: every ``ckpt_every`` steps and whenever the run ends, including
     Ctrl-C/SIGTERM), ``out/metrics.jsonl`` (appended every ``log_every`` steps) and ``out/summary.json``.
@@ -751,13 +464,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
                 break
             stopping = reason != StopRequest.RUNNING
             if logging or stopping:
-                rec = log.record(step)
-                note = pace.note(rec["images_per_s"])  # far below this machine's usual rate: say why
-                if bar.disable and env.main:  # no bar (logs, notebooks): one line per record
-                    print(_progress_line(rec, cfg.steps, run.start_step, time_limit_s) + (f"  ({note})" if note else ""),
-                          flush=True)
-                else:
-                    bar.set_postfix(loss=f"{rec['loss']:.4f}", img_s=f"{rec['images_per_s']:.0f}", **({"note": note} if note else {}))
+                _show(log.record(step), run, bar, pace, time_limit_s)
             if stopping:
                 break
             if saving and step < cfg.steps:
@@ -767,26 +474,14 @@ def train(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
             # a run always ends with a checkpoint, interrupted or not; a diverged one keeps its last good one
             # (resuming it would diverge again)
             checkpoints.save(step, snapshot=step in cfg.snapshot_steps)
-    last_loss = log.last_loss
-    wall = time.perf_counter() - log.t_start
-    summary = {"preset": run.preset.name, "step": step, "steps": cfg.steps, "loss": last_loss,
-               "images_per_s": (step - run.start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
-               "world_size": env.world, "device": str(env.device), "threads": torch.get_num_threads(),
-               "threads_reason": run.threads_reason, "amp": run.cfg.amp, "amp_reason": run.amp_reason,
-               "compile": run.cfg.compile,
-               "checkpoint": str(checkpoints.path) if checkpoints.path.exists() else None, "interrupted": stop.reason == StopRequest.SIGNALLED,
-               "time_limited": stop.reason == StopRequest.TIME_LIMITED, "diverged_at_step": diverged,
-               "model_config": config_to_dict(run.model_cfg), "train_config": config_to_dict(cfg),
-               "image_shape": list(run.dataset.image_shape)}
-    summary.update(pace.finish(summary["images_per_s"], complete=diverged is None and stop.reason == StopRequest.RUNNING
-                               or stop.reason == StopRequest.TIME_LIMITED))
+    summary = _summary(run, step, stop, log, checkpoints, pace)
     if env.main:
         atomic_write(run.out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2) + "\n"))
     if env.world > 1:
         dist.barrier()
         dist.destroy_process_group()
     if diverged is not None:
-        raise TrainingDiverged(diverged, last_loss, run.out / "summary.json")
+        raise TrainingDiverged(diverged, log.last_loss, run.out / "summary.json")
     return summary
 
 

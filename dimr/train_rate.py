@@ -15,6 +15,10 @@ in one run. The record holds each side's median images/s and their ratio::
 
     python -m dimr bench --contention 1 --preset U-ViT-T/4 DiMR-T/3R --variant OMP_WAIT_POLICY=PASSIVE
 
+**Huge pages** (:func:`huge_page_rates`, ``python -m dimr bench --huge-pages``): one training step's images/s
+(``python -m dimr bench --measure train``) with ``THP_MEM_ALLOC_ENABLE`` off and on, alternating, per workload;
+the record's ``choice`` is what :mod:`dimr.allocator` then uses on this CPU.
+
 Measure nothing else while it runs: every other process on the machine is part of the measurement.
 """
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -31,6 +36,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
+
+from .files import atomic_write_json
+from .provenance import hardware_info, repo_root
 
 __all__ = ["BUSY_CODE", "busy_processes", "default_train_rate", "before_after", "contention"]
 
@@ -84,8 +92,6 @@ def contention(presets: Sequence[str], busy: int = 1, windows: int = 8, rounds: 
     (name → variables set on top of this process's environment; ``{"defaults": {}}`` when None),
     alternating (alone, busy) for ``rounds`` rounds. Returns the record: per variant and preset the median
     images/s of each side over rounds and ``busy_over_alone``, and every run."""
-    from .runs import hardware_info
-
     variants = dict(variants or {"defaults": {}})
     root = Path(__file__).resolve().parent.parent
     runs: dict = {v: {p: {"alone": [], "busy": []} for p in presets} for v in variants}
@@ -160,3 +166,122 @@ def _before_after_summary(runs: dict) -> dict:
     ips = {side: [r["images_per_s"] for r in rs] for side, rs in runs.items()}
     b, a = statistics.median(ips["before"]), statistics.median(ips["after"])
     return {"before_images_per_s": b, "after_images_per_s": a, "speedup": a / b, **ips, "runs": runs}
+
+
+#: the workloads ``--huge-pages`` measures by default: the large model whose step the setting was made for, at
+#: the batch of the side-by-side with the official code, and a tiny preset at the bench's batch
+HUGE_PAGE_WORKLOADS = (("DiMR-M/3R", 4), ("DiMR-T/3R", 16))
+#: huge pages are chosen when a workload trains at least this much faster with them and none this much slower
+HUGE_PAGE_MARGIN = 0.05
+
+
+def _bench_train_rate(preset: str, batch: int, warmup: int, steps: int, env: Mapping[str, str]) -> float:
+    """Images/s of ``python -m dimr bench --measure train`` for one preset and batch, in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "bench.json"
+        cmd = [sys.executable, "-m", "dimr", "bench", "--preset", preset, "--batch-size", str(batch), "--measure",
+               "train", "--warmup", str(warmup), "--steps", str(steps), "--out", str(out)]
+        res = subprocess.run(cmd, env=dict(env), capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[1:])}: {res.stderr[-2000:]}")
+        return float(json.loads(out.read_text())["results"][0]["sides"]["ours"]["images_per_s"])
+
+
+def huge_page_choice(on_over_off: Mapping[str, float], margin: float = HUGE_PAGE_MARGIN) -> bool:
+    """On when some workload trains ``margin`` faster with huge pages and none ``margin`` slower."""
+    ratios = list(on_over_off.values())
+    return any(r >= 1 + margin for r in ratios) and not any(r <= 1 - margin for r in ratios)
+
+
+def huge_page_rates(workloads: Sequence[tuple[str, int]] = HUGE_PAGE_WORKLOADS, rounds: int = 2, warmup: int = 2,
+                    steps: int = 4, progress: Callable[[str], None] = print) -> dict:
+    """Each (preset, batch)'s training-step images/s with huge pages off and on, alternating (off, on) for
+    ``rounds`` rounds. Returns the record: per workload every rate, the medians' ratio ``on_over_off``, and
+    the ``choice`` (:func:`huge_page_choice`)."""
+    from .allocator import ENV
+
+    rates = {f"{p} b{b}": {"off": [], "on": []} for p, b in workloads}
+    for r, (preset, batch), side in itertools.product(range(rounds), workloads, ("off", "on")):
+        got = _bench_train_rate(preset, batch, warmup, steps, {**os.environ, ENV: "1" if side == "on" else "0"})
+        rates[f"{preset} b{batch}"][side].append(got)
+        progress(f"round {r + 1} {preset} b{batch} huge pages {side}: {got:.3f} images/s")
+    ratios = {k: statistics.median(v["on"]) / statistics.median(v["off"]) for k, v in rates.items()}
+    results = {k: {**v, "on_over_off": ratios[k]} for k, v in rates.items()}
+    on = huge_page_choice(ratios)
+    return {"what": f"one training step's images/s (`python -m dimr bench --measure train --warmup {warmup} --steps "
+                    f"{steps}`, fresh process each) with {ENV}=0 and =1, alternating in one run; medians over rounds",
+            "rounds": rounds, "workloads": [{"preset": p, "batch": b} for p, b in workloads], "results": results,
+            "choice": {"huge_pages": on, "rule": f"on when a workload is >= {1 + HUGE_PAGE_MARGIN:g}x faster with huge "
+                                                 f"pages and none <= {1 - HUGE_PAGE_MARGIN:g}x"},
+            "hardware": hardware_info(), "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "command": "python -m dimr bench --huge-pages"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The modes of `python -m dimr bench` that run here (its parser: dimr.bench)
+# ---------------------------------------------------------------------------------------------
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def cli_before_after(args) -> int:
+    record = before_after(args.before, args.preset, args.windows, args.rounds, args.train_args or "", _print)
+    for preset, d in record["results"].items():
+        print(f"{preset}: {d['before_images_per_s']:.1f} -> {d['after_images_per_s']:.1f} images/s ({d['speedup']:.2f}x)")
+    slug = "-".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in args.preset)
+    out = Path(args.out) if args.out else repo_root() / "runs" / "bench" / f"before-{record['before']}-{slug}.json"
+    atomic_write_json(out, record)
+    print(f"record -> {out}")
+    return 0
+
+
+def _variants(specs: Sequence[str] | None) -> dict[str, dict[str, str]]:
+    """``{"defaults": {}, "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"}, …}`` from ``--variant`` specs."""
+    out: dict[str, dict[str, str]] = {"defaults": {}}
+    for spec in specs or ():
+        pairs = [item.split("=", 1) for item in spec.split(",") if item]
+        if not pairs or any(len(p) != 2 or not p[0] for p in pairs):
+            raise ValueError(f"--variant {spec!r}: expected VAR=VALUE[,VAR=VALUE]")
+        out[spec] = dict(pairs)
+    return out
+
+
+def _workloads(specs: Sequence[str]) -> list[tuple[str, int]]:
+    """``[("DiMR-M/3R", 4), …]`` from ``PRESET@BATCH`` specs (the defaults when there are none)."""
+    out = []
+    for spec in specs:
+        preset, _, batch = spec.rpartition("@")
+        if not preset or not batch.isdigit() or int(batch) < 1:
+            raise ValueError(f"--huge-pages {spec!r}: expected PRESET@BATCH, e.g. DiMR-M/3R@4")
+        out.append((preset, int(batch)))
+    return out or list(HUGE_PAGE_WORKLOADS)
+
+
+def cli_huge_pages(args) -> int:
+    from .allocator import remember
+
+    record = huge_page_rates(_workloads(args.huge_pages), args.rounds, args.warmup, args.steps, _print)
+    for name, d in record["results"].items():
+        print(f"{name}: huge pages on/off {d['on_over_off']:.2f}x")
+    cpu = record["hardware"]["cpu"]
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-")
+    out = Path(args.out) if args.out else repo_root() / "runs" / "bench" / f"huge-pages-{slug}-{record['when'][:10]}.json"
+    atomic_write_json(out, record)
+    remember(cpu, record["choice"]["huge_pages"], out)
+    print(f"huge pages {'on' if record['choice']['huge_pages'] else 'off'} on {cpu} from now on\nrecord -> {out}")
+    return 0
+
+
+def cli_contention(args) -> int:
+    record = contention(args.preset, args.contention, args.windows, args.rounds, args.train_args or "",
+                        _variants(args.variant), _print)
+    for name, by_preset in record["results"].items():
+        for preset, d in by_preset.items():
+            print(f"[{name}] {preset}: alone {d['alone_images_per_s']:.1f}, beside {args.contention} busy "
+                  f"{d['busy_images_per_s']:.1f} images/s ({d['busy_over_alone']:.2f} of alone)")
+    cpu = re.sub(r"[^a-z0-9]+", "-", record["hardware"]["cpu"].lower()).strip("-")
+    out = Path(args.out) if args.out else (repo_root() / "runs" / "bench" /
+                                           f"contention-{args.contention}-{cpu}-{record['when'][:10]}.json")
+    atomic_write_json(out, record)
+    print(f"record -> {out}")
+    return 0

@@ -13,8 +13,7 @@ import sys
 
 from .cli import parser
 from .presets import PRESETS, get_preset
-from .profile import profile_preset
-from .tables import fmt_params
+from .profile import fmt_params, profile_preset
 
 __all__ = ["zoo_rows", "format_table", "cli"]
 

@@ -73,7 +73,7 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from dimr.book import run_this_chapter
+from dimr.reproduction.book import run_this_chapter
 
 Markdown(run_this_chapter("adaln_pca"))
 
@@ -101,7 +101,7 @@ from IPython.display import Markdown, display
 from dimr.checkpoint import load_checkpoint
 from dimr.evaluate.pca import (MODULATIONS, adaln_layers, adaln_pca, collect_modulations, plot_explained_variance,
                                quarter_layers)
-from dimr.runs import hardware_info
+from dimr.provenance import hardware_info
 from dimr.sample import checkpoint_context, denoiser_from_checkpoint, even_labels, recipe_sampler
 from dimr.train import TrainConfig, train
 
@@ -112,7 +112,7 @@ hardware = hardware_info()
 # The package's modulation is the equation above; `n_chunks = 6` in a block (DiT's final layer uses two):
 
 # %% tags=["remove-input"]
-from dimr.book import show_source
+from dimr.reproduction.book import show_source
 from dimr.nn.blocks import AdaLNModulation
 
 Markdown(show_source(AdaLNModulation, start="def __init__"))
@@ -215,15 +215,15 @@ print(f"notebook wall time {time.perf_counter() - t0:.0f} s")
 # same procedure (`dimr.evaluate.pca`, 90% of the variance, median over blocks and vectors):
 
 # %% tags=["remove-input"]
-from dimr.book import pca_evidence
+from dimr.reproduction.book import pca_evidence
 
 Markdown(pca_evidence())
 
 # %% tags=["remove-input"]
-from dimr import study
-from dimr.book import format_with_n
+from dimr.reproduction import study
+from dimr.reproduction.book import format_with_n
 from dimr.evaluate.pca import components_for
-from dimr.stats import t_interval
+from dimr.reproduction.stats import t_interval
 
 study_records = study.collect()
 pca_counts = {slug: list(study.metric_values(study_records, slug, "pca").values()) for slug in study.CONFIGS}

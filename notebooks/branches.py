@@ -63,7 +63,7 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from dimr.book import run_this_chapter
+from dimr.reproduction.book import run_this_chapter
 
 Markdown(run_this_chapter("branches"))
 
@@ -76,7 +76,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from dimr.book import show_source
+from dimr.reproduction.book import show_source
 from dimr.nn import build_model
 from dimr.nn.blocks import GeGLU, GeluMLP, make_mlp
 from dimr.nn.branch import Branch
@@ -331,8 +331,8 @@ for r, b in enumerate(cfg.branches, start=1):
 # printed (ImageNet 64×64, FID-50K, one training run each):
 
 # %% tags=["remove-input"]
-from dimr.book import claim_evidence, paper_table2_fids
-from dimr.tables import paper_rows
+from dimr.reproduction.book import claim_evidence, paper_table2_fids
+from dimr.reproduction.paper import paper_rows
 
 fids = paper_table2_fids()
 printed = {r["row"]: r["params"] for r in paper_rows("2")}
@@ -352,8 +352,8 @@ Markdown(claim_evidence(("C1", "C1-fmnist", "C4")))
 # recorded seed, one row per class (the class the samples were asked for), as recorded by the study.
 
 # %% tags=["hide-input"]
-from dimr import study
-from dimr.book import labelled_grid, record_class_names
+from dimr.reproduction import study
+from dimr.reproduction.book import labelled_grid, record_class_names
 
 fmnist = study.evaluated(study.collect())
 shown = {}

@@ -19,8 +19,8 @@
 #
 # A parameterised run, executed by papermill (`python -m dimr reproduce --profile P`) before the training
 # runs of a comparison: it measures how many optimiser steps per second each model trains on this machine
-# now (a few eager steps each, `dimr.calibrate.measure_rate`) and chooses the number of steps all of them
-# can train within the budget (`dimr.calibrate.equal_steps`). The training runs that name this run in
+# now (a few eager steps each, `dimr.reproduction.calibrate.measure_rate`) and chooses the number of steps all of them
+# can train within the budget (`dimr.reproduction.calibrate.equal_steps`). The training runs that name this run in
 # `steps_from` train exactly that many steps, so the models compared trained equally long, however fast
 # or busy the machine is.
 
@@ -34,8 +34,9 @@ calibration_steps: int = 30  # eager steps each model trains to measure its rate
 # %%
 from pathlib import Path
 
-from dimr.calibrate import equal_steps, measure_rate
-from dimr.runs import hardware_info, metric, write_metrics
+from dimr.reproduction.calibrate import equal_steps, measure_rate
+from dimr.reproduction.runs import metric, write_metrics
+from dimr.provenance import hardware_info
 
 rates = {p: measure_rate(p, steps=calibration_steps) for p in presets}
 steps = equal_steps(rates, minutes_each)

@@ -65,7 +65,7 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from dimr.book import run_this_chapter
+from dimr.reproduction.book import run_this_chapter
 
 Markdown(run_this_chapter("distortion"))
 
@@ -95,7 +95,7 @@ from dimr.evaluate.distortion import DISTORTION_THRESHOLD, distortion_analysis, 
 from dimr.evaluate.human import Judgement, distortion_rates
 from dimr.evaluate.metrics import classifier_evaluator, fidelity_metrics
 from dimr.evaluate.rejection import reject, rejection_analysis
-from dimr.runs import hardware_info
+from dimr.provenance import hardware_info
 from dimr.sample import to_uint8
 
 hardware = hardware_info()["cpu"]
@@ -254,7 +254,7 @@ annotation_widget(items, evaluator="you", path=answers)
 # ## A trained model
 #
 # The same analysis for samples of trained diffusion models. By default these are the recorded
-# evaluations of the claims study (`dimr.study.collect()`, the `small` records under
+# evaluations of the claims study (`dimr.reproduction.study.collect()`, the `small` records under
 # `runs/eval-study-<config>-s<seed>/`): the tiny U-ViT-T/4 and DiMR-T/3R (Table 2 rows 1 and 6 at CPU
 # scale) on the shapes, each at its lowest recorded seed — a U-ViT against a DiMR, as Fig. 5 compares
 # them at full scale.
@@ -266,7 +266,7 @@ annotation_widget(items, evaluator="you", path=answers)
 # 1 − IoU (`per_sample.npz`), and then the scatter of the damage levels is drawn for it too.
 
 # %%
-from dimr import study
+from dimr.reproduction import study
 
 
 def load_evaluation(folder):
@@ -303,7 +303,7 @@ Markdown("\n".join(f"- **{label}**: preset `{r['preset']}` at step {r['train_ste
          or "No trained model's evaluation is recorded: only the controlled damages above.")
 
 # %% tags=["hide-input"]
-from dimr.book import labelled_grid, record_class_names
+from dimr.reproduction.book import labelled_grid, record_class_names
 
 if trained:
     fig, axes = plt.subplots(2, len(trained), figsize=(5.4 * len(trained), 10.5), squeeze=False)
@@ -481,7 +481,7 @@ for label, (folder, r) in trained.items():
 # DiMR's distorted than of the best baselines'. The numbers as printed in Fig. 5 (ImageNet 256×256):
 
 # %% tags=["remove-input"]
-from dimr.tables import FIG5_DISTORTION
+from dimr.reproduction.paper import FIG5_DISTORTION
 
 Markdown("\n".join(["| model (Fig. 5) | FID-50K | distortion rate among flagged images (human evaluation) |",
                     "|---|---|---|"] + [f"| {m} | {fid} | {rate} |" for m, (fid, rate) in FIG5_DISTORTION.items()]))
@@ -492,7 +492,7 @@ Markdown("\n".join(["| model (Fig. 5) | FID-50K | distortion rate among flagged 
 # measured, not judged:
 
 # %% tags=["remove-input"]
-from dimr.book import claim_evidence
+from dimr.reproduction.book import claim_evidence
 
 Markdown(claim_evidence(("C1",)))
 

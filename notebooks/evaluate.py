@@ -54,7 +54,7 @@ import numpy as np
 from dimr.checkpoint import load_checkpoint
 from dimr.evaluate import EvaluateConfig, evaluate_checkpoint
 from dimr.evaluate.pca import MODULATIONS, adaln_layers, adaln_pca, collect_modulations, components_for
-from dimr.runs import metric, portable_record, write_metrics
+from dimr.reproduction.runs import metric, portable_record, write_metrics
 from dimr.sample import checkpoint_context, denoiser_from_checkpoint, even_labels, recipe_sampler
 
 run_dir = Path(run_dir)

@@ -54,7 +54,7 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from dimr.book import run_this_chapter
+from dimr.reproduction.book import run_this_chapter
 
 Markdown(run_this_chapter("guidance"))
 
@@ -64,7 +64,7 @@ import numpy as np
 import torch
 from IPython.display import Markdown
 
-from dimr.book import show_source
+from dimr.reproduction.book import show_source
 from dimr.diffusion import (VPLinearSchedule, analytic, apply_guidance, cosine_ramp_weight, drop_labels,
                             guided_prediction, null_label, sample_dpm_solver, weight_from_scale)
 from dimr.presets import get_preset
@@ -148,7 +148,7 @@ plt.show()
 # %% tags=["remove-input"]
 from IPython.display import HTML
 
-from dimr.book import figure_png, slider
+from dimr.reproduction.book import figure_png, slider
 
 slider_weights = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 frames = []
@@ -170,12 +170,12 @@ HTML(slider(frames, "guidance weight w", start=slider_weights.index(1.0),
 #
 # Guidance is not one of the paper's contributions and the paper makes no claim about it; it reports
 # every 256×256 and 512×512 result twice, without and with classifier-free guidance (Table 1,
-# "FID (w/o CFG)" and "FID"; §5.2). DiMR-XL/2R's pairs on ImageNet 256×256, from `dimr.tables`:
+# "FID (w/o CFG)" and "FID"; §5.2). DiMR-XL/2R's pairs on ImageNet 256×256, from `dimr.reproduction.tables`:
 
 # %% tags=["remove-input"]
-from dimr import tables
+from dimr.reproduction import paper
 
-rows = [r for r in tables.paper_rows("1a") if r["model"].startswith("DiMR-XL/2R")]
+rows = [r for r in paper.paper_rows("1a") if r["model"].startswith("DiMR-XL/2R")]
 Markdown("\n".join(["| model (Table 1a) | epochs | FID-50K without CFG | FID-50K with CFG |", "|---|---|---|---|"]
                    + [f"| {r['model']} | {r['epochs']} | {r['fid_wo_cfg']} | {r['fid']} |" for r in rows]))
 
@@ -190,7 +190,7 @@ Markdown("\n".join(["| model (Table 1a) | epochs | FID-50K without CFG | FID-50K
 import json
 from pathlib import Path
 
-from dimr import study
+from dimr.reproduction import study
 
 weights = {}
 for (slug, seed), rec in study.evaluated(study.collect()).items():

@@ -58,7 +58,7 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from dimr.book import run_this_chapter
+from dimr.reproduction.book import run_this_chapter
 
 Markdown(run_this_chapter("multiscale_loss"))
 
@@ -68,7 +68,7 @@ import numpy as np
 import torch
 from IPython.display import Markdown
 
-from dimr.book import claim_evidence, show_source
+from dimr.reproduction.book import claim_evidence, show_source
 from dimr.data import ShapesDataset
 from dimr.diffusion import Denoiser, VPLinearSchedule, downsample_noise, multiscale_loss, paper_coefficients
 from dimr.nn import build_model

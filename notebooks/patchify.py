@@ -56,7 +56,7 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from dimr.book import run_this_chapter
+from dimr.reproduction.book import run_this_chapter
 
 Markdown(run_this_chapter("patchify"))
 
@@ -102,7 +102,7 @@ x.shape
 # and the first two lines of `Branch.forward` (a learned position embedding is added to the token grid):
 
 # %% tags=["remove-input"]
-from dimr.book import show_source
+from dimr.reproduction.book import show_source
 from dimr.config import DiMRConfig
 from dimr.nn.branch import Branch
 
@@ -229,7 +229,7 @@ for name in ("U-ViT-M/2", "U-ViT-M/1", "DiMR-M/3R"):
 # the cost of a smaller patch. The paper's own figures for the two models ({doc}`Table 5 </book/tables/table5>`):
 
 # %% tags=["remove-input"]
-from dimr.tables import paper_rows
+from dimr.reproduction.paper import paper_rows
 
 table5 = {r["model"].replace(" (Ours)", ""): r for r in paper_rows("5")}
 Markdown(" · ".join(f"**{m}**: {table5[m]['gflops']} GFLOPs, {table5[m]['params']} parameters, FID {table5[m]['fid']}"
@@ -260,7 +260,7 @@ Markdown("\n".join(["| model | parameters | GMACs per 32×32 image |", "|---|---
                    + [f"| {n} | {r.params / 1e6:.2f}M | {r.gmacs:.3f} |" for n, r in pair.items()]))
 
 # %% tags=["remove-input"]
-from dimr.book import claim_evidence
+from dimr.reproduction.book import claim_evidence
 
 Markdown(claim_evidence(("C1-p2",)))
 

@@ -48,7 +48,7 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from dimr.book import run_this_chapter
+from dimr.reproduction.book import run_this_chapter
 
 Markdown(run_this_chapter("solver"))
 
@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from IPython.display import Markdown
 
-from dimr.book import show_source
+from dimr.reproduction.book import show_source
 from dimr.diffusion import (ALLOCATIONS, SDScaledLinearSchedule, VPLinearSchedule, analytic, get_schedule,
                             get_singlestep_time_steps, get_time_steps, sample_dpm_solver, sample_singlestep,
                             singlestep_orders, singlestep_update, step_orders)
@@ -496,10 +496,10 @@ Markdown(f"The official sampler's error at {OFFICIAL_NFE} NFE is {target:.1e}. F
 #
 # The paper makes no claim about the sampler: it is part of the setup. Table 4 (Appendix C) names it and
 # its number of steps for every DiMR model, transcribed in `dimr.presets` (`recipe.sampler`,
-# `recipe.sampling_steps`) and rendered by `dimr.tables.table4()`:
+# `recipe.sampling_steps`) and rendered by `dimr.reproduction.tables.table4()`:
 
 # %% tags=["remove-input"]
-from dimr import tables
+from dimr.reproduction import tables
 
 t4 = tables.table4()
 keep = [r for r in t4.rows if r["setting"] in ("Image Resolution", "Sampler", "Sampling steps", "Noise schedule")]
@@ -511,14 +511,14 @@ Markdown("\n".join(["| " + " | ".join(t4.columns) + " |", "|" + "---|" * len(t4.
 # the official code does (docs/official-code.md §6), and `dimr.sample` follows it by default. This
 # repository's evidence for the sampler is this chapter: the solver's error against the exact ODE
 # solution of a problem where that solution is known, its measured slopes, and the cause of each
-# departure from the nominal order, each computed above. The claims study (`dimr.study`) samples every
+# departure from the nominal order, each computed above. The claims study (`dimr.reproduction.study`) samples every
 # configuration with the same sampler, so the sampler is held fixed in every comparison there:
 
 # %% tags=["remove-input"]
 import json
 from pathlib import Path
 
-from dimr import study
+from dimr.reproduction import study
 
 samplers = {}
 for (slug, seed), rec in study.evaluated(study.collect()).items():

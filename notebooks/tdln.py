@@ -67,7 +67,7 @@
 # %% tags=["remove-input"]
 from IPython.display import Markdown
 
-from dimr.book import run_this_chapter
+from dimr.reproduction.book import run_this_chapter
 
 Markdown(run_this_chapter("tdln"))
 
@@ -76,11 +76,12 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from dimr.book import show_source
+from dimr.reproduction.book import show_source
 from dimr.nn.blocks import AdaLNModulation
 from dimr.nn.tdln import TDLayerNorm, TDRMSNorm, TimeDependentParameter, TimeValues, gated_lerp, set_time_dependence
 from dimr.profile import count_params, profile_preset
-from dimr.tables import fmt_params, matches_printed, paper_rows, profile_row
+from dimr.reproduction.paper import matches_printed, paper_rows, profile_row
+from dimr.profile import fmt_params
 
 g = torch.Generator().manual_seed(0)
 
@@ -271,7 +272,7 @@ fig.tight_layout()
 # As printed (ImageNet 64×64, FID-50K, one training run each):
 
 # %% tags=["remove-input"]
-from dimr.book import claim_evidence, paper_table2_fids
+from dimr.reproduction.book import claim_evidence, paper_table2_fids
 
 fids = paper_table2_fids()
 
@@ -319,7 +320,7 @@ Markdown(claim_evidence(("C2",)))
 # **Exercise 1.** The presets use TD-RMSNorm block norms, as the released code does; the paper names TD-LN.
 # For `Table2/row6` (DiMR-M/3R), predict how many parameters `block_norm="tdln"` adds: an official TD-LN has
 # 8·d parameters and a TD-RMSNorm 4·d; a Transformer block has two norms, a ConvNeXt block one. Check with
-# `dimr.tables.profile_row(name, "tdln")`, and see which of the two counts rounds to Table 2's printed count.
+# `dimr.reproduction.paper.profile_row(name, "tdln")`, and see which of the two counts rounds to Table 2's printed count.
 
 # %% tags=["hide-cell", "solution"]
 # Solution 1

@@ -66,13 +66,14 @@ import matplotlib.pyplot as plt
 import torch
 
 from dimr.checkpoint import load_checkpoint
-from dimr.runs import hardware_info, metric, run_beside, write_metrics
+from dimr.reproduction.runs import metric, run_beside, write_metrics
+from dimr.provenance import hardware_info
 from dimr.sample import even_labels, sampler_from_checkpoint, save_grid, to_uint8
 from dimr.train import DIVERGED_EXIT
 
 run_dir, ckpt_dir = Path(run_dir), Path(checkpoint_dir)
 run_dir.mkdir(parents=True, exist_ok=True)
-if steps_from:  # equal training for the models a calibration compares (dimr.calibrate)
+if steps_from:  # equal training for the models a calibration compares (dimr.reproduction.calibrate)
     calibration = run_beside(run_dir, steps_from, profile) / "metrics.json"
     if not calibration.exists():
         raise FileNotFoundError(f"{calibration} is missing: run the calibration experiment {steps_from!r} first "

@@ -26,9 +26,15 @@ import sys
 import time
 from pathlib import Path
 
-from dimr import study
-from dimr.plan import build_plan
-from dimr.runs import DIVERGED_METRIC, is_complete, repo_root
+try:
+    from dimr.provenance import repo_root
+    from dimr.reproduction import study
+    from dimr.reproduction.plan import build_plan
+    from dimr.reproduction.runs import DIVERGED_METRIC, is_complete
+except ImportError:  # a campaign checkout from before the package had two levels (00bb52b)
+    from dimr import study
+    from dimr.plan import build_plan
+    from dimr.runs import DIVERGED_METRIC, is_complete, repo_root
 
 #: the order of value (issue 26): first the seeds that decide the paper's underpowered claims (C2–C4 rows),
 #: then the one-change-at-a-time configurations, then C1's ends and the patch-2 pair, then the ε check;

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from dimr.runs import hardware_info
+from dimr.provenance import hardware_info
 from dimr.train import TrainConfig, train
 
 

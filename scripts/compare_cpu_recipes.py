@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from dimr.evaluate.report import EvaluateConfig, evaluate_checkpoint
-from dimr.runs import atomic_write_json, hardware_info
+from dimr.files import atomic_write_json
+from dimr.provenance import hardware_info
 from dimr.train import TrainConfig, train
 
 #: name -> (what it tests, TrainConfig overrides); what a candidate does not set is the tiny recipe's, except

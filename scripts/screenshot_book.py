@@ -8,7 +8,7 @@ Needs a Chromium (Debian: ``apt-get install chromium-headless-shell`` or ``chrom
 writes ``<out>/<page>.png`` (the top of the page at 1280 px width) and prints what the browser's DOM
 holds after MathJax ran: typeset formulas (``mjx-container``), HTML tables, and any ``$$``/``\\(`` left
 as raw text — which would mean math did not render. It then checks the downloads of every notebook page of
-the book (``dimr.editions``): the menu offers the ``.ipynb`` and the ``.py``, a chapter also its student
+the book (``dimr.reproduction.editions``): the menu offers the ``.ipynb`` and the ``.py``, a chapter also its student
 edition, and the files are there. Exit status 1 if a page has raw math left or a download is missing.
 Nothing here is a test: the book build is too slow for the test suite.
 """
@@ -49,7 +49,7 @@ def visible_text(dom: str) -> str:
 def check_downloads(html_root: Path) -> int:
     """Every notebook page of the book offers its .ipynb and .py (and a chapter its student edition) in the
     download menu, and the files exist; prints one line per page that lacks one. Returns the number of those."""
-    from dimr.editions import chapter_pages, notebook_pages
+    from dimr.reproduction.editions import chapter_pages, notebook_pages
 
     chapters, bad = set(chapter_pages()), 0
     # a page not built (a partial build) is not counted: the screenshots above say so for the pages they need

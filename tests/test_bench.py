@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dimr import bench, bench_records, flops, official, train_rate
+from dimr import bench, flops, official, train_rate
+
+from dimr.reproduction import bench_records
 from dimr.config import config_from_dict
 from dimr.convert import ConversionError, official_model_config
 from dimr.nn import build_model

@@ -1,7 +1,7 @@
-"""Equal steps from a calibration (dimr.calibrate): the arithmetic, and a rate measured without traces."""
+"""Equal steps from a calibration (dimr.reproduction.calibrate): the arithmetic, and a rate measured without traces."""
 import pytest
 
-from dimr.calibrate import equal_steps, measure_rate
+from dimr.reproduction.calibrate import equal_steps, measure_rate
 
 
 def test_equal_steps_fit_the_budget_for_the_slowest_and_the_fastest_together():

@@ -1,4 +1,4 @@
-"""Every component chapter teaches the same way (dimr.book): an opening box, the run-this-chapter box,
+"""Every component chapter teaches the same way (dimr.reproduction.book): an opening box, the run-this-chapter box,
 a claim-and-evidence section, takeaways and exercises with solutions in collapsed cells (executed by
 test_notebooks_components), and the helpers that build those sections say what they should."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from dimr import book, study
-from dimr.plan import build_plan
+from dimr.reproduction import book, study
+from dimr.reproduction.plan import build_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = [c.name for c in book.CHAPTERS]
@@ -159,7 +159,7 @@ def test_show_source_names_the_file_from_a_scratch_root_that_links_the_package(t
     from dimr.nn.tdln import TDLayerNorm
 
     (tmp_path / "_toc.yml").write_text("root: intro\n")
-    (tmp_path / "dimr").symlink_to(Path(book.__file__).resolve().parent)
+    (tmp_path / "dimr").symlink_to(Path(book.__file__).resolve().parents[1])
     monkeypatch.chdir(tmp_path)
     assert book.repo_root() == tmp_path
     assert "(`dimr/nn/tdln.py`, line " in book.show_source(TDLayerNorm.forward)

@@ -1,4 +1,4 @@
-"""The book in a classroom (dimr.editions): every notebook page as an .ipynb, a student edition without the
+"""The book in a classroom (dimr.reproduction.editions): every notebook page as an .ipynb, a student edition without the
 exercise solutions, the downloads the book offers, the glossary the chapters link to."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import yaml
 
-from dimr import book, editions
+from dimr.reproduction import book, editions
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER_PAGES = [f"notebooks/{c.name}" for c in book.CHAPTERS]
@@ -77,7 +77,7 @@ def test_every_chapter_box_links_both_editions_and_the_source():
 
 def test_the_book_build_loads_the_extension_that_writes_the_downloads():
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    assert "dimr.editions" in config["sphinx"]["extra_extensions"]
+    assert "dimr.reproduction.editions" in config["sphinx"]["extra_extensions"]
     assert config["html"]["use_download_button"] is True
 
 
@@ -89,7 +89,7 @@ def test_the_glossary_defines_every_term_the_chapters_use():
         used = [u.strip().lower() for u in used if "{" not in u]  # "{…}": an f-string fills it in, when it runs
         assert used and all(u in defined for u in used), (c.name, [u for u in used if u not in defined])
     # the claim keys and the study's metrics are all there, read from the code
-    from dimr import study
+    from dimr.reproduction import study
 
     assert {c.key.lower() for c in study.CLAIMS if not c.beyond} <= defined
     assert {"mean 1 − iou", "distortion rate", "classifier accuracy", "flagged fraction", "tau", "nfe"} <= defined

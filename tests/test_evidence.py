@@ -1,8 +1,8 @@
-"""The claims study as the book prints it (dimr.evidence), on synthetic records."""
+"""The claims study as the book prints it (dimr.reproduction.evidence), on synthetic records."""
 import json
 
-from dimr import evidence, study
-from dimr.plan import build_plan
+from dimr.reproduction import evidence, study
+from dimr.reproduction.plan import build_plan
 
 PLAN = build_plan()
 

@@ -10,7 +10,7 @@ import papermill
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-from dimr.book import CHAPTERS
+from dimr.reproduction.book import CHAPTERS
 
 COMPONENT_NOTEBOOKS = [c.name for c in CHAPTERS] + ["paper_vs_official"]
 

@@ -19,7 +19,7 @@ import jupytext
 import papermill
 import pytest
 
-from dimr import reproduce, runs
+from dimr.reproduction import reproduce, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "book").rglob("*.py"))
@@ -42,7 +42,7 @@ def smoke_repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("repo")
     for name in ("dimr", "docs", "_toc.yml", "_config.yml"):
         (root / name).symlink_to(ROOT / name)
-    # pages run with their own folder as cwd, and dimr.runs.repo_root() resolves it: copied (not linked)
+    # pages run with their own folder as cwd, and dimr.reproduction.runs.repo_root() resolves it: copied (not linked)
     # folders keep it inside the scratch root, so the pages read the smoke runs, not this checkout's
     for name in ("notebooks", "book"):
         shutil.copytree(ROOT / name, root / name)
@@ -159,7 +159,7 @@ def test_book_page_executes_against_the_smoke_runs(page, smoke_repo, tmp_path, m
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     nb = jupytext.read(ROOT / page)
     out = tmp_path / "page.ipynb"
-    # cwd = the page's folder inside the scratch root, as jupyter-book runs it: dimr.runs.repo_root()
+    # cwd = the page's folder inside the scratch root, as jupyter-book runs it: dimr.reproduction.runs.repo_root()
     # then finds the scratch root and its smoke runs, not this checkout's runs/.
     cwd = root / Path(page).parent
     executed = papermill.execute_notebook(nb, str(out), cwd=str(cwd), kernel_name="python3", progress_bar=False)
@@ -182,7 +182,7 @@ def test_every_notebook_is_executed_by_some_test():
 def test_a_diverging_training_is_recorded_and_its_evaluation_skipped(tmp_path):
     """The training notebook records a run whose loss became NaN as such (the step, the loss curve, no
     samples), and the plan then skips the evaluation that reads it."""
-    from dimr.plan import Experiment
+    from dimr.reproduction.plan import Experiment
 
     for name in ("dimr", "notebooks", "_toc.yml"):
         (tmp_path / name).symlink_to(ROOT / name)

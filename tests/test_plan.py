@@ -1,6 +1,6 @@
 """The run plan's shape: what `make book` (the cpu profile) trains, and the 10-minute runs of the README."""
 
-import dimr.plan as plan
+import dimr.reproduction.plan as plan
 from dimr.presets import get_preset
 
 PLAN = plan.build_plan()

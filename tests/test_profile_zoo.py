@@ -22,8 +22,8 @@ from torch import nn
 
 from dimr.nn import build_model
 from dimr.presets import PRESETS, get_preset
-from dimr.profile import MacCounter, count_gmacs, count_params
-from dimr.tables import fmt_params, matches_printed, paper_rows
+from dimr.profile import MacCounter, count_gmacs, count_params, fmt_params
+from dimr.reproduction.paper import matches_printed, paper_rows
 
 OFFICIAL_PARAMS = {name: p.official_params for name, p in PRESETS.items() if p.official_params is not None}
 # This repository's own reconstructions (see the module docstring): not an independent reference.

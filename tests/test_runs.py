@@ -1,4 +1,4 @@
-"""Run records (dimr.runs) and the run plan (dimr.reproduce): round trips, atomicity, failures."""
+"""Run records (dimr.reproduction.runs) and the run plan (dimr.reproduction.reproduce): round trips, atomicity, failures."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from dimr import reproduce, runs
-from dimr.plan import Experiment
+from dimr import files, provenance
+from dimr.reproduction import reproduce, runs
+from dimr.reproduction.plan import Experiment
 
 
 def _record(root, experiment="exp", run="cpu", profile="cpu", **kw):
@@ -56,7 +57,7 @@ def test_list_runs_filters_and_skips_incomplete(tmp_path):
 
 def test_atomic_write_survives_a_failure_mid_write(tmp_path, monkeypatch):
     path = tmp_path / "run.json"
-    runs.atomic_write_json(path, {"status": "complete", "n": 1})
+    files.atomic_write_json(path, {"status": "complete", "n": 1})
 
     real_dump = json.dump
 
@@ -66,7 +67,7 @@ def test_atomic_write_survives_a_failure_mid_write(tmp_path, monkeypatch):
 
     monkeypatch.setattr(json, "dump", dump_then_die)
     with pytest.raises(OSError):
-        runs.atomic_write_json(path, {"status": "complete", "n": 2})
+        files.atomic_write_json(path, {"status": "complete", "n": 2})
     monkeypatch.setattr(json, "dump", real_dump)
     assert json.loads(path.read_text()) == {"status": "complete", "n": 1}   # the old file, whole
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]              # no temp file left behind
@@ -127,7 +128,7 @@ def test_committed_profiles_are_data():
 
 
 # ---------------------------------------------------------------------------------------------
-# dimr.reproduce: executing a plan with papermill
+# dimr.reproduction.reproduce: executing a plan with papermill
 # ---------------------------------------------------------------------------------------------
 NOTEBOOK = textwrap.dedent('''\
     # %% tags=["parameters"]
@@ -137,7 +138,7 @@ NOTEBOOK = textwrap.dedent('''\
 
     # %%
     import os
-    import dimr.runs as R
+    import dimr.reproduction.runs as R
     assert os.path.isdir(run_dir), "run_dir is relative to the repository root, the notebook's cwd"
     if steps < 0:
         raise ValueError("negative steps")
@@ -186,7 +187,7 @@ DIVERGING = textwrap.dedent('''\
     fail: bool = False  # an evaluation that must not run
 
     # %%
-    import dimr.runs as R
+    import dimr.reproduction.runs as R
     assert not fail, "an evaluation of a diverged training was executed"
     R.write_metrics(run_dir, {R.DIVERGED_METRIC: R.metric(17, "step", "toy")})
     ''')
@@ -251,11 +252,11 @@ def test_git_state_names_changed_code_but_not_run_records(tmp_path):
     (repo / "runs" / "exp" / "small" / "run.json").write_text("{}")
     git("add", "-A")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
-    assert runs.git_info(repo)["dirty"] is False
+    assert provenance.git_info(repo)["dirty"] is False
     (repo / "runs" / "exp" / "small" / "run.json").write_text('{"status": "complete"}')  # a record landed
-    assert runs.git_info(repo) == {"commit": runs.git_info(repo)["commit"], "dirty": False, "changed": []}
+    assert provenance.git_info(repo) == {"commit": provenance.git_info(repo)["commit"], "dirty": False, "changed": []}
     (repo / "dimr" / "a.py").write_text("x = 2\n")  # the code changed
-    info = runs.git_info(repo)
+    info = provenance.git_info(repo)
     assert info["dirty"] is True and info["changed"] == ["dimr/a.py"]
 
 
@@ -275,7 +276,7 @@ def test_follow_prints_a_growing_log_until_the_run_is_recorded(tmp_path):
     threading.Thread(target=trainer).start()
     reproduce.follow(log, recorded.is_set, poll_s=0.01, out=out)
     assert out.getvalue() == "step 0\nstep 1\nstep 2\n"
-    from dimr.plan import build_plan
+    from dimr.reproduction.plan import build_plan
 
     plan = build_plan()
     assert str(reproduce.training_log(plan["train-table2-row6"], "smoke")) == "checkpoints/train-table2-row6/smoke/train.log"

@@ -1,10 +1,10 @@
-"""Paired-seed statistics (dimr.stats) against textbook values and scipy's own tests."""
+"""Paired-seed statistics (dimr.reproduction.stats) against textbook values and scipy's own tests."""
 import math
 
 import pytest
 from scipy import stats as sp
 
-from dimr.stats import format_interval, holm, paired_t_p, seeds_for_power, t_interval, tost_p
+from dimr.reproduction.stats import format_interval, holm, paired_t_p, seeds_for_power, t_interval, tost_p
 
 
 def test_t_interval_matches_the_textbook():

@@ -1,12 +1,12 @@
-"""The claims study's statistics and verdicts, on synthetic records (dimr.study)."""
+"""The claims study's statistics and verdicts, on synthetic records (dimr.reproduction.study)."""
 import json
 import math
 
 import pytest
 
-from dimr import study
-from dimr.plan import build_plan
-from dimr.train import snapshot_name
+from dimr.reproduction import study
+from dimr.reproduction.plan import build_plan
+from dimr.bookkeeping import snapshot_name
 
 PLAN = build_plan()
 
@@ -119,7 +119,7 @@ def test_the_compute_matched_arm_comes_from_the_gmacs():
 
 
 def test_table2_reads_the_study_as_mean_and_interval(tmp_path):
-    from dimr import tables
+    from dimr.reproduction import tables
 
     for seed, acc in enumerate([0.50, 0.60, 0.70]):
         _record(tmp_path, "row6", seed, {"accuracy_shapes_classifier": acc, "geometric_distortion_rate_coarse": 0.2})
@@ -137,7 +137,7 @@ def _diverged_training(root, slug, seed, step):
 
 
 def test_a_diverged_seed_is_an_outcome_that_leaves_the_means(tmp_path):
-    from dimr import tables
+    from dimr.reproduction import tables
 
     for seed, (a, b) in enumerate([(0.30, 0.20), (0.35, 0.22)]):
         _record(tmp_path, "row5", seed, {"geometric_distortion_rate_coarse": a, "accuracy_shapes_classifier": 0.5})

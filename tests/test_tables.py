@@ -1,4 +1,4 @@
-"""dimr.tables: the transcription, the tables generated from the presets, the counts, the measured hook."""
+"""dimr.reproduction.tables: the transcription, the tables generated from the presets, the counts, the measured hook."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from dimr import tables
+from dimr.reproduction import paper, tables
 from dimr.nn import build_model
 from dimr.presets import get_preset
 from dimr.profile import count_params
-from dimr.runs import metric, recording, write_metrics
+from dimr.reproduction.runs import metric, recording, write_metrics
 
 #: the paper's text layer (e.g. `pdftotext` of arXiv:2406.09416), given by the user: nothing is downloaded
 PAPER_TXT = Path(os.environ.get("DIMR_PAPER_TEXT", "/nonexistent"))
@@ -98,14 +98,14 @@ def test_table4_generated_from_presets_matches_the_printed_table():
 
 
 def test_transcribed_tables_have_their_printed_shape():
-    assert {k: len(v) for k, v in tables.PAPER_TABLES.items()} == {"1a": 7, "1b": 7, "2": 6, "5": 4, "6": 29, "7": 12}
-    for key, rows in tables.PAPER_TABLES.items():
+    assert {k: len(v) for k, v in paper.PAPER_TABLES.items()} == {"1a": 7, "1b": 7, "2": 6, "5": 4, "6": 29, "7": 12}
+    for key, rows in paper.PAPER_TABLES.items():
         assert [r["row"] for r in rows] == list(range(1, len(rows) + 1))
         for r in rows:
             assert r["params"] == "-" or re.fullmatch(r"[0-9.]+[MB]", r["params"]), (key, r)
-    assert tables.paper_rows("6")[-1]["fid"] == "1.70" and tables.paper_rows("7")[-1]["fid"] == "2.89"
+    assert paper.paper_rows("6")[-1]["fid"] == "1.70" and paper.paper_rows("7")[-1]["fid"] == "2.89"
     with pytest.raises(KeyError):
-        tables.paper_rows("3")  # generated, never typed
+        paper.paper_rows("3")  # generated, never typed
 
 
 @pytest.mark.skipif(not PAPER_TXT.exists(), reason="set DIMR_PAPER_TEXT to the paper's text layer (arXiv:2406.09416) to check the transcription")
@@ -115,45 +115,45 @@ def test_transcription_matches_the_paper_text():
     cols = {"1a": ("epochs", "params", "gflops", "fid_wo_cfg", "fid"), "1b": ("epochs", "params", "gflops", "fid_wo_cfg", "fid"),
             "2": ("fid", "params"), "5": ("epochs", "params", "gflops", "fid", "is", "precision", "recall")}
     cols["6"] = cols["7"] = cols["5"]
-    for key, rows in tables.PAPER_TABLES.items():
+    for key, rows in paper.PAPER_TABLES.items():
         for r in rows:
             printed = " ".join(r[c] for c in cols[key])
             assert printed in text, (key, r["row"], printed)
-    for model, (fid, rate) in tables.FIG5_DISTORTION.items():
+    for model, (fid, rate) in paper.FIG5_DISTORTION.items():
         assert f"{model}\nFID={fid}\nDistortion rate\n= {rate}" in text, model
 
 
 def test_fig5_distortion_rates_agree_with_the_fids_of_table_1a():
     """Fig. 5 prints each model's best ImageNet-256 FID with CFG; they are Table 1a's rows."""
-    fids = {r["model"]: r["fid"] for r in tables.paper_rows("1a")}
-    assert tables.FIG5_DISTORTION["U-ViT"][0] == fids["U-ViT-H/2"]
-    assert tables.FIG5_DISTORTION["DiT"][0] == fids["DiT-XL/2"]
-    assert tables.FIG5_DISTORTION["DiMR (Ours)"][0] in {r["fid"] for r in tables.paper_rows("1a") if "DiMR" in r["model"]}
-    rates = {m: float(v[1].rstrip("%")) for m, v in tables.FIG5_DISTORTION.items()}
+    fids = {r["model"]: r["fid"] for r in paper.paper_rows("1a")}
+    assert paper.FIG5_DISTORTION["U-ViT"][0] == fids["U-ViT-H/2"]
+    assert paper.FIG5_DISTORTION["DiT"][0] == fids["DiT-XL/2"]
+    assert paper.FIG5_DISTORTION["DiMR (Ours)"][0] in {r["fid"] for r in paper.paper_rows("1a") if "DiMR" in r["model"]}
+    rates = {m: float(v[1].rstrip("%")) for m, v in paper.FIG5_DISTORTION.items()}
     assert min(rates, key=rates.get) == "DiMR (Ours)"
 
 
 def _implemented():
-    for key, rows in tables.PAPER_TABLES.items():
+    for key, rows in paper.PAPER_TABLES.items():
         for r in rows:
-            if tables.implementation(key, r) is not None:
+            if paper.implementation(key, r) is not None:
                 yield key, r
 
 
 def test_every_implemented_row_counts_to_the_printed_params_or_is_explained():
     mismatched = set()
     for key, r in _implemented():
-        chk = tables.param_check(key, r)
+        chk = paper.param_check(key, r)
         if not (chk["match"] or (chk["alt"] and chk["alt"]["match"])):
             mismatched.add((key, r["model"]))
     # Only DiT-XL/2 at 512: its fixed position table grows with the token count (printed 675M for both sizes).
     assert mismatched == {("1b", "DiT-XL/2"), ("7", "DiT-XL/2")}
     at_512, at_256 = _count("DiT-XL/2", image_size=64), _count("DiT-XL/2")
-    note = tables.derived_note("DiT-XL/2 @ 512")
+    note = paper.derived_note("DiT-XL/2 @ 512")
     assert f"{tables.fmt_params(at_512 - at_256)} more" in note and f"({tables.fmt_params(at_512)})" in note
     # Table 2 rows 4-6 match through the TD-LN block-norm count, which the table shows beside TD-RMSNorm
     for row in (4, 5, 6):
-        chk = tables.param_check("2", tables.paper_rows("2")[row - 1])
+        chk = paper.param_check("2", paper.paper_rows("2")[row - 1])
         assert chk["match"] is False and chk["alt"]["match"] is True
 
 
@@ -161,7 +161,7 @@ def test_every_implemented_row_rounds_to_the_printed_gflops():
     for key, r in _implemented():
         if r.get("gflops", "-") == "-" or key == "2":
             continue
-        g = tables.profile_row(tables.implementation(key, r))["gmacs"]
+        g = paper.profile_row(paper.implementation(key, r))["gmacs"]
         assert round(g) == int(r["gflops"]), (key, r["model"], g)
 
 
@@ -173,7 +173,7 @@ def _note_of(table, cell: str) -> str:
 
 def test_the_inconsistencies_are_footnoted():
     t2, t2c = tables.table2(), tables.table2_counts()
-    printed = {r["row"]: r["params"] for r in tables.paper_rows("2")}
+    printed = {r["row"]: r["params"] for r in paper.paper_rows("2")}
     # DiMR-M/3R (rows 5, 6): every size the paper prints, and both block-norm counts built here
     m3r = _note_of(t2c, t2c.rows[5]["#Params (this repo)"])
     rms, tdln = _count("DiMR-M/3R"), _count("DiMR-M/3R", block_norm="tdln")
@@ -181,7 +181,7 @@ def test_the_inconsistencies_are_footnoted():
     assert tables.fmt_params(rms) in m3r and tables.fmt_params(tdln) in m3r
     # of them, App. B's size is matched by neither count, and the note says so
     unmatched = [v for v in get_preset("DiMR-M/3R").paper_params
-                 if not any(tables.matches_printed(n, _printed(v.value)) for n in (rms, tdln))]
+                 if not any(paper.matches_printed(n, _printed(v.value)) for n in (rms, tdln))]
     assert [v.where for v in unmatched] == ["App. B"] and f"neither rounds to {_printed(unmatched[0].value)}" in m3r
     # rows 2 and 3 (no released code) share one note, which names the sizes their constructions reach
     guessed = {_note_of(t2, t2.rows[i]["Model"]) for i in (1, 2)}
@@ -191,7 +191,7 @@ def test_the_inconsistencies_are_footnoted():
     cfg4 = get_preset("Table2/row4").model
     rms4 = count_params(build_model(cfg4, device="meta"))
     tdln4 = count_params(build_model(dataclasses.replace(cfg4, block_norm="tdln"), device="meta"))
-    assert tables.matches_printed(rms4, printed[4]) is False and tables.matches_printed(tdln4, printed[4]) is True
+    assert paper.matches_printed(rms4, printed[4]) is False and paper.matches_printed(tdln4, printed[4]) is True
     assert t2c.rows[3]["#Params (this repo)"] == (f"{tables.fmt_params(rms4)} ✗ (TD-RMSNorm) · "
                                                   f"{tables.fmt_params(tdln4)} ✓ (TD-LN)")
     # Table 1(b): DiMR-XL/3R's two printed sizes; DiT-XL/2 at 512 counted at 512
@@ -202,7 +202,7 @@ def test_the_inconsistencies_are_footnoted():
     assert tables.fmt_params(_count("DiMR-XL/3R")) in xl3r
     dit = by_model["DiT-XL/2 [40]"]["#Params (this repo)"]
     assert dit.startswith(tables.fmt_params(_count("DiT-XL/2", image_size=64)) + " ✗")
-    assert _note_of(t1b, dit) == tables.derived_note("DiT-XL/2 @ 512")
+    assert _note_of(t1b, dit) == paper.derived_note("DiT-XL/2 @ 512")
 
 
 def test_not_run_and_not_implemented(tmp_path):
@@ -276,7 +276,7 @@ def test_every_note_has_a_marker_and_table_2_says_what_is_printed():
 
 
 def test_table_2_is_compact_with_the_steps_beside_every_measurement(tmp_path):
-    from dimr import study
+    from dimr.reproduction import study
 
     t2 = tables.table2()
     for r in t2.rows:

@@ -13,7 +13,10 @@ import torch
 from dimr.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from dimr.nn import build_model
 from dimr.presets import get_preset
-from dimr.train import EMA, StepBatchSampler, TrainConfig, lr_at, param_groups, snapshot_name, train
+from dimr.bookkeeping import snapshot_name
+from dimr.determinism import StepBatchSampler
+from dimr.optim import EMA, lr_at, param_groups
+from dimr.train import TrainConfig, train
 
 # fp32 pinned: `amp="auto"` times fp32 against bf16 on CPUs with native bf16, and two runs compared
 # bitwise must not depend on which of them a busy moment of the machine favoured
@@ -230,7 +233,8 @@ def test_torchrun_two_cpu_processes_match_one_process(tmp_path):
 def test_noise_draws_are_per_step_and_shard_exactly():
     """One generator per step for the global batch: two ranks' rows are the one-process rows, in order."""
     from dimr.diffusion import VPLinearSchedule
-    from dimr.train import draw_noise, resolve_config
+    from dimr.determinism import draw_noise
+    from dimr.train import resolve_config
 
     cfg = resolve_config(TrainConfig(preset="DiMR-T/3R", batch_size=8, p_uncond=0.5, seed=1))
     sch, y = VPLinearSchedule(), torch.arange(8) % 3

@@ -4,7 +4,7 @@ import os
 import pytest
 
 import dimr.train_rate as C
-from dimr.bench import _variants
+from dimr.train_rate import _variants
 
 
 def test_busy_processes_hold_cores_for_the_block_only():

@@ -24,7 +24,7 @@
 # %%
 from IPython.display import Markdown
 
-from dimr import tables
+from dimr.reproduction import tables
 
 Markdown(tables.markdown(tables.table1("a")))
 

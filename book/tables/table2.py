@@ -29,7 +29,7 @@
 # %%
 from IPython.display import Markdown, display
 
-from dimr import tables
+from dimr.reproduction import paper, tables
 
 table = tables.table2()
 display(Markdown(tables.markdown(table)))
@@ -45,11 +45,11 @@ Markdown(":::{dropdown} Parameters and GMACs of every row, counted by this packa
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
-printed = tables.paper_rows("2")
+printed = paper.paper_rows("2")
 steps = ["1 U-ViT-M/4", "2 + adaLN-Zero", "3 multi-branch\n+ adaLN-Zero", "4 multi-branch\n+ TD-LN", "5 + GLU",
          "6 + multi-scale loss\n= DiMR-M/3R"]
 fid = [float(r["fid"]) for r in printed]
-ours = [tables.profile_row(f"Table2/row{r['row']}")["params"] / 1e6 for r in printed]
+ours = [paper.profile_row(f"Table2/row{r['row']}")["params"] / 1e6 for r in printed]
 paper_params = [float(r["params"].rstrip("M")) for r in printed]
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
 a1.barh(steps, fid, color="#4c72b0")

@@ -27,6 +27,6 @@
 # %%
 from IPython.display import Markdown
 
-from dimr import tables
+from dimr.reproduction import tables
 
 Markdown(tables.markdown(tables.table3()))

@@ -24,14 +24,14 @@
 # %%
 from IPython.display import Markdown
 
-from dimr import tables
+from dimr.reproduction import paper, tables
 
 Markdown(tables.markdown(tables.table6()))
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
-rows = [r for r in tables.paper_rows("6") if r["params"] != "-"]
+rows = [r for r in paper.paper_rows("6") if r["params"] != "-"]
 size = {"M": 1e6, "B": 1e9}
 colors = {"GAN": "#8c8c8c", "Mask.": "#8172b3", "Mask.+Diff.": "#64b5cd", "AR": "#ccb974", "VAR": "#55a868",
           "Diff.": "#4c72b0"}

@@ -108,6 +108,30 @@ def _write_meta(out: Path, meta: dict) -> None:
     os.replace(tmp, out / _META)  # atomic: a crash never leaves a half-written progress record
 
 
+def _open_output(out: Path, meta: dict, dataset, overwrite: bool) -> tuple[np.ndarray, int]:
+    """The moments file to write into and how many images it already holds: a new one (with the labels and
+    ``meta``), or the one an interrupted run of the same inputs left; other inputs are refused."""
+    done = 0
+    old_meta = out / _META
+    if old_meta.is_file() and not overwrite:
+        old = json.loads(old_meta.read_text())
+        inputs = ("format", "num_images", "resolution", "moments_shape", "dtype", "files_sha1")
+        if any(old.get(k) != meta[k] for k in inputs):
+            raise ValueError(f"{out} already holds latents of different inputs (images, resolution, VAE "
+                             f"output or dtype differ); pass --overwrite to replace them")
+        done = int(old.get("done", 0))
+        meta["done"] = done
+    if done == 0:
+        moments = np.lib.format.open_memmap(out / _MOMENTS, mode="w+", dtype=meta["dtype"],
+                                              shape=tuple(meta["moments_shape"]))
+        labels = np.array([label for _, label in dataset.samples], dtype=np.int64)
+        np.save(out / _LABELS, labels)
+        _write_meta(out, meta)
+    else:
+        moments = np.load(out / _MOMENTS, mmap_mode="r+")
+    return moments, done
+
+
 def encode_folder(images: str | os.PathLike, out: str | os.PathLike, vae_dir: str | os.PathLike,
                   resolution: int = 256, batch_size: int = 32, device: str = "auto", num_workers: int = 0,
                   dtype: str = "float32", overwrite: bool = False, progress: bool = True) -> Path:
@@ -138,25 +162,7 @@ def encode_folder(images: str | os.PathLike, out: str | os.PathLike, vae_dir: st
         "layout": "moments[i, v] = concat(mean, logvar) of image i (v=0) or its horizontal flip (v=1)",
         "done": 0,
     }
-    done = 0
-    old_meta = out / _META
-    if old_meta.is_file() and not overwrite:
-        old = json.loads(old_meta.read_text())
-        same = {k: old.get(k) for k in ("format", "num_images", "resolution", "moments_shape", "dtype",
-                                        "files_sha1")} == {k: meta[k] for k in ("format", "num_images",
-                                        "resolution", "moments_shape", "dtype", "files_sha1")}
-        if not same:
-            raise ValueError(f"{out} already holds latents of different inputs (images, resolution, VAE "
-                             f"output or dtype differ); pass --overwrite to replace them")
-        done = int(old.get("done", 0))
-        meta["done"] = done
-    if done == 0:
-        moments = np.lib.format.open_memmap(out / _MOMENTS, mode="w+", dtype=dtype, shape=tuple(shape))
-        labels = np.array([label for _, label in dataset.samples], dtype=np.int64)
-        np.save(out / _LABELS, labels)
-        _write_meta(out, meta)
-    else:
-        moments = np.load(out / _MOMENTS, mmap_mode="r+")
+    moments, done = _open_output(out, meta, dataset, overwrite)
 
     if done < n:
         loader = DataLoader(Subset(dataset, range(done, n)), batch_size=batch_size, shuffle=False,

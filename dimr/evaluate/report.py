@@ -42,7 +42,8 @@ from ..cli import parser
 from ..config import config_to_dict, from_namespace
 from ..device import free_cores_for, pick_device
 from ..diffusion.dpm_solver import SKIP_TYPES
-from ..runs import atomic_write_json, hardware_info
+from ..files import atomic_write_json
+from ..provenance import hardware_info
 from ..sample import (CheckpointSampler, checkpoint_context, even_labels, sampler_from_checkpoint, save_grid, save_npz,
                       to_uint8)
 from .classifier import ClassifierConfig, TrainedClassifier, load_or_train_classifier

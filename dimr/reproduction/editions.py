@@ -31,11 +31,11 @@ __all__ = ["EDITIONS_DIR", "SOLUTION_TAG", "ANSWER_TAG", "EXERCISE_HEADING", "no
 
 #: where the book build writes both editions, relative to the repository root (Sphinx's source folder)
 EDITIONS_DIR = "_build/editions"
-#: the tag of a solution cell (dimr.book's convention, checked by tests/test_chapters.py)
+#: the tag of a solution cell (dimr.reproduction.book's convention, checked by tests/test_chapters.py)
 SOLUTION_TAG = "solution"
 #: the tag of the empty cell the student edition puts where a solution was
 ANSWER_TAG = "answer"
-#: how an exercise opens in a chapter's Markdown (``**Exercise 3.**``); :func:`dimr.book.exercises` reads it
+#: how an exercise opens in a chapter's Markdown (``**Exercise 3.**``); :func:`dimr.reproduction.book.exercises` reads it
 EXERCISE_HEADING = r"\*\*Exercise (\d+)\.\*\*"
 _SOLUTION = re.compile(r"#\s*Solution (\d+)")
 
@@ -43,7 +43,7 @@ _SOLUTION = re.compile(r"#\s*Solution (\d+)")
 def _root(root: str | Path | None) -> Path:
     if root is not None:
         return Path(root)
-    from .runs import repo_root  # lazily: dimr.runs is light, but Sphinx passes the root anyway
+    from ..provenance import repo_root  # lazily: Sphinx passes the root anyway
 
     return repo_root()
 

@@ -2,7 +2,7 @@
 
 :func:`build_plan` returns it — experiment name → :class:`Experiment`, the parameterised notebook
 (``notebooks/train.py`` or ``notebooks/evaluate.py``) with its papermill parameters per profile.
-:mod:`dimr.reproduce` executes it; nothing here runs anything.  Training runs feed no table (their
+:mod:`dimr.reproduction.reproduce` executes it; nothing here runs anything.  Training runs feed no table (their
 record holds loss curves, throughput and a sample grid); each evaluation run feeds the table row of the
 model it evaluates.  A parameter left out (or ``None``) takes the preset's recipe.
 
@@ -14,10 +14,10 @@ model it evaluates.  A parameter left out (or ``None``) takes the preset's recip
   iterations, learning rate, warm-up and sampler steps come from the presets, never retyped here.
 * **The 10-minute CPU runs** (``small``): DiMR-T/3R and U-ViT-T/4 trained for 10 minutes on 2 cores with
   every setting at its default (the README's first example), then evaluated.
-* **The claims study** (``small``; :mod:`dimr.study`): every configuration × seed, trained for
-  :data:`~dimr.study.STUDY_STEPS` steps of the tiny recipe and evaluated on
-  :data:`~dimr.study.STUDY_SAMPLES` samples with the run's seed; learning-curve runs train on and are
-  evaluated at every length of :data:`~dimr.study.CURVE_STEPS`. Its records are read by the Evidence
+* **The claims study** (``small``; :mod:`dimr.reproduction.study`): every configuration × seed, trained for
+  :data:`~dimr.reproduction.study.STUDY_STEPS` steps of the tiny recipe and evaluated on
+  :data:`~dimr.reproduction.study.STUDY_SAMPLES` samples with the run's seed; learning-curve runs train on and are
+  evaluated at every length of :data:`~dimr.reproduction.study.CURVE_STEPS`. Its records are read by the Evidence
   chapter and by Table 2's measured column, which shows their mean ± interval per row.
 * At the ``cpu`` profile (``make book``) only Table 2's two ends are trained, for the same number of
   steps, as many as a calibration on the reader's machine says fit :data:`CPU_MINUTES` each
@@ -31,11 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from . import study, tables
-from .data.fashion_mnist import DEFAULT_ROOT as FASHION_MNIST_ROOT
-from .presets import get_preset
+from ..data.fashion_mnist import DEFAULT_ROOT as FASHION_MNIST_ROOT
+from ..presets import get_preset
+from ..bookkeeping import CHECKPOINT_NAME, snapshot_name
+from . import paper, study
 from .runs import PROFILES
-from .train import CHECKPOINT_NAME, snapshot_name
 
 __all__ = ["Experiment", "build_plan", "TABLE2_ROWS", "PAPER_MODELS", "CPU_SCALE", "SMALL_EVALUATE", "CPU_MINUTES", "CALIBRATION",
            "CPU_ROWS", "STUDY_SMOKE", "rows_of"]
@@ -50,11 +50,11 @@ class Experiment:
         notebook: the Jupytext py:percent notebook, relative to the repository root.
         parameters: profile → papermill parameters; a profile absent here is not run for it.
         feeds: table rows its metrics stand beside (``"table2/row6"``, ``"table5/row3"``; see
-            :mod:`dimr.tables`).
+            :mod:`dimr.reproduction.tables`).
         preset_parameter: the parameter naming the preset, copied into the run record.
         description: one line for the book's Experiments page.
         reads: the experiment whose run this one reads (an evaluation's training run); where that run
-            diverged (:func:`dimr.runs.diverged_at`) there is nothing to read and this one is not run.
+            diverged (:func:`dimr.reproduction.runs.diverged_at`) there is nothing to read and this one is not run.
     """
 
     name: str
@@ -85,7 +85,7 @@ _TINY_STEPS = get_preset("DiMR-T/3R").recipe.sampling_steps
 #: minutes of 2 CPU cores each learning model gets, on average, at the ``cpu`` profile (``make book``)
 CPU_MINUTES = 7.0
 #: the ``cpu`` profile's calibration (notebooks/calibrate.py): Table 2's two ends train the same number of
-#: steps, as many as fit CPU_MINUTES each on this machine now (:mod:`dimr.calibrate`)
+#: steps, as many as fit CPU_MINUTES each on this machine now (:mod:`dimr.reproduction.calibrate`)
 CALIBRATION = "calibrate-table2"
 #: what the cheap profiles train: (steps, global batch, grid samples, sampler steps) and evaluation size;
 #: a batch of ``None`` takes the recipe's. Table 2's ``small`` runs are the claims study's.
@@ -159,8 +159,8 @@ def _table2() -> Iterator[Experiment]:
 
 def rows_of(preset: str, tables_: tuple[str, ...]) -> tuple[str, ...]:
     """``("table5/row3", …)``: every printed row of ``tables_`` that this repo implements as ``preset``."""
-    return tuple(f"table{key}/row{r['row']}" for key in tables_ for r in tables.paper_rows(key)
-                 if tables.implementation(key, r) == preset)
+    return tuple(f"table{key}/row{r['row']}" for key in tables_ for r in paper.paper_rows(key)
+                 if paper.implementation(key, r) == preset)
 
 
 def _paper_models() -> Iterator[Experiment]:
@@ -195,8 +195,8 @@ def _ten_minute_runs() -> Iterator[Experiment]:
 
 def _claims_study() -> Iterator[Experiment]:
     """``train-study-<config>-s<seed>`` and ``eval-study-<config>-s<seed>`` for every configuration and
-    seed of :mod:`dimr.study` at the ``small`` profile (and :data:`STUDY_SMOKE` at ``smoke``); a run that
-    trains past :data:`~dimr.study.STUDY_STEPS` (a learning curve) keeps a snapshot at every length its
+    seed of :mod:`dimr.reproduction.study` at the ``small`` profile (and :data:`STUDY_SMOKE` at ``smoke``); a run that
+    trains past :data:`~dimr.reproduction.study.STUDY_STEPS` (a learning curve) keeps a snapshot at every length its
     configuration evaluates, and each other length has its evaluation, ``eval-study-<config>-s<seed>-k<steps>``."""
     for slug, conf in study.CONFIGS.items():
         root = "" if conf.dataset == "shapes" else FASHION_MNIST_ROOT

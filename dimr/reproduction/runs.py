@@ -26,7 +26,7 @@ The schema (``SCHEMA_VERSION`` 1) of ``run.json``::
      "scale": str, "metrics": {name: {"value": float, "label": str, "scale": str}}}
 
 Metric names that stand beside the paper's columns: ``fid``, ``fid_wo_cfg``, ``is``, ``precision``,
-``recall`` (see :mod:`dimr.tables`).  Anything else is kept and shown on the run's own page.
+``recall`` (see :mod:`dimr.reproduction.tables`).  Anything else is kept and shown on the run's own page.
 """
 from __future__ import annotations
 
@@ -34,23 +34,21 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import platform
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .files import atomic_write
+from ..files import atomic_write_json
+from ..provenance import git_info, hardware_info, mark_external
 
 __all__ = [
     "SCHEMA_VERSION", "COMPLETE", "FAILED", "RUN_FILE", "METRICS_FILE", "PROFILES", "COMMITTED_PROFILES",
     "is_committed_profile",
-    "RunRecord", "atomic_write_json", "metric", "write_metrics", "read_metrics",
-    "git_info", "hardware_info", "repo_root", "staging_dir", "run_beside", "failed_dir",
-    "recording", "load_run", "list_runs", "is_complete", "DIVERGED_METRIC", "diverged_at",
+    "RunRecord", "metric", "write_metrics", "read_metrics", "staging_dir", "run_beside", "failed_dir",
+    "recording", "load_run", "list_runs", "is_complete", "DIVERGED_METRIC", "diverged_at", "trained_steps",
 ]
 
 SCHEMA_VERSION = 1
@@ -59,7 +57,7 @@ FAILED = "failed"
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 
-#: The scales a parameterised notebook runs at, cheapest first (what each runs: :mod:`dimr.plan`).
+#: The scales a parameterised notebook runs at, cheapest first (what each runs: :mod:`dimr.reproduction.plan`).
 PROFILES = ("smoke", "cpu", "small", "paper")
 #: Runs of these profiles are costly and are committed to git; the cheap ones (smoke, cpu) are
 #: regenerated on every machine (``make book``) and stay out of git.
@@ -70,14 +68,6 @@ DIVERGED_METRIC = "training_diverged_at_step"
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` atomically (:func:`dimr.files.atomic_write`)."""
-    def write(f):
-        json.dump(obj, f, indent=2, sort_keys=False, ensure_ascii=False)
-        f.write("\n")
-    return atomic_write(path, write)
 
 
 def metric(value: float, label: str, scale: str) -> dict:
@@ -94,68 +84,13 @@ def write_metrics(run_dir: str | os.PathLike, metrics: Mapping[str, Mapping[str,
     ``metrics`` maps a name to :func:`metric` dicts; :func:`recording` folds the file into ``run.json``."""
     for name, m in metrics.items():
         if not {"value", "label", "scale"} <= set(m):
-            raise ValueError(f"metric {name!r} needs value, label and scale; build it with dimr.runs.metric()")
+            raise ValueError(f"metric {name!r} needs value, label and scale; build it with dimr.reproduction.runs.metric()")
     atomic_write_json(Path(run_dir) / METRICS_FILE, {k: dict(v) for k, v in metrics.items()})
 
 
 def read_metrics(run_dir: str | os.PathLike) -> dict:
     p = Path(run_dir) / METRICS_FILE
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
-
-
-def repo_root(start: str | os.PathLike | None = None) -> Path:
-    """The repository root: the nearest folder above ``start`` (default: cwd) holding ``_toc.yml`` and
-    ``dimr/``; failing that, the folder above this package."""
-    here = Path(start or os.getcwd()).resolve()
-    for p in (here, *here.parents):
-        if (p / "_toc.yml").exists() and (p / "dimr").is_dir():
-            return p
-    return Path(__file__).resolve().parent.parent
-
-
-def git_info(root: str | os.PathLike | None = None) -> dict:
-    """``{"commit": sha | None, "dirty": bool | None, "changed": [path, …]}``; read-only (no index
-    refresh), None without git. ``changed`` lists the tracked files that differ from the commit, outside
-    ``runs/`` (run records change as runs land and say nothing about the code that made them);
-    ``dirty`` is whether there are any."""
-    root = Path(root or repo_root())
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, env=env, capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, env=env,
-                                capture_output=True, text=True, timeout=30, check=True).stdout
-        changed = [line[3:] for line in status.splitlines() if line.strip() and not line[3:].startswith("runs/")]
-        return {"commit": sha or None, "dirty": bool(changed), "changed": changed}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None, "changed": None}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def hardware_info() -> dict:
-    """CPU model and count, GPU name (None without CUDA), torch and Python versions."""
-    gpu = None
-    torch_version = None
-    try:
-        import torch
-
-        torch_version = torch.__version__
-        if torch.cuda.is_available():
-            n = torch.cuda.device_count()
-            gpu = f"{n}× {torch.cuda.get_device_name(0)}" if n > 1 else torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return {"cpu": _cpu_name(), "cpu_count": os.cpu_count(), "gpu": gpu, "torch": torch_version,
-            "python": platform.python_version(), "platform": platform.platform()}
 
 
 def staging_dir(root: str | os.PathLike, experiment: str, run: str) -> Path:
@@ -179,12 +114,6 @@ def portable_record(text: str, staging: str | os.PathLike, removed: str | os.Pat
     final = staging.parent / staging.name[1:].removesuffix(".partial")
     text = re.sub(re.escape(Path(removed).as_posix()) + r'(?=["/])', "<not kept>", text)
     return mark_external(text.replace(staging.as_posix(), final.as_posix()))
-
-
-def mark_external(text: str) -> str:
-    """``text`` with every absolute path (outside the repository, so not a file a reader has) reduced to
-    its last name, marked ``<external>/name``: ``/usr/share/datasets/fashion-mnist`` → ``<external>/fashion-mnist``."""
-    return re.sub(r'(?<![\w.<>-])/[^\s"\')]*/([^/\s"\')]+)', r"<external>/\1", text)
 
 
 def failed_dir(root: str | os.PathLike, experiment: str, run: str) -> Path:
@@ -317,6 +246,29 @@ def load_run(path: str | os.PathLike) -> dict:
         raise ValueError(f"{p} is not a complete run record (status {status!r})")
     record["path"] = str(p.parent)
     return record
+
+
+_TRAINED = re.compile(r"trained ([0-9][0-9,]*) steps")
+
+
+def trained_steps(rec: dict) -> int | None:
+    """How many training steps the model behind a run record had: the evaluation's ``train_step``
+    (``evaluation.json`` in the run's folder), else the "trained N steps" its metrics' scale says, else a
+    training run's own ``steps`` metric; None when the record does not say. Runs of the ``cpu`` profile train
+    for a time or
+    for steps from a calibration, so two rows of one table may differ: the tables show it."""
+    path = Path(rec.get("path", ""))
+    report = path / "evaluation.json"
+    if report.exists():
+        step = json.loads(report.read_text(encoding="utf-8")).get("train_step")
+        if step is not None:
+            return int(step)
+    for m in rec.get("metrics", {}).values():
+        hit = _TRAINED.search(str(m.get("scale", "")))
+        if hit:
+            return int(hit.group(1).replace(",", ""))
+    steps = rec.get("metrics", {}).get("steps", {}).get("value")
+    return None if steps is None else int(steps)
 
 
 def list_runs(root: str | os.PathLike = "runs", experiment: str | None = None,

@@ -13,9 +13,9 @@ A **claim** says that one arm (the treatment) beats another (the baseline). Ever
 was declared here before the runs that decide it (the ``Declared`` comments): the seeds, one **primary
 metric** per claim, Holm's correction over every claim's primary test at :data:`ALPHA`, and the margin
 of the one equivalence claim. The verdict on the primary metric is the claim's verdict; other metrics
-are descriptive. :mod:`dimr.stats` holds the arithmetic; :func:`scorecard` applies it.
+are descriptive. :mod:`dimr.reproduction.stats` holds the arithmetic; :func:`scorecard` applies it.
 
-Nothing here trains or evaluates: :mod:`dimr.plan` turns :data:`CONFIGS` into experiments of the
+Nothing here trains or evaluates: :mod:`dimr.reproduction.plan` turns :data:`CONFIGS` into experiments of the
 ``small`` profile (``train-study-<config>-s<seed>``, ``eval-study-<config>-s<seed>[-k<steps>]``) and
 this module reads their records back (:func:`collect`), checking each against the settings above.
 """
@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .evaluate.distortion import COARSE_DISTORTION_THRESHOLD
-from .runs import DIVERGED_METRIC, list_runs, repo_root
+from ..evaluate.distortion import COARSE_DISTORTION_THRESHOLD
+from ..provenance import repo_root
+from .runs import DIVERGED_METRIC, list_runs
 from .stats import Interval, format_interval, holm, paired_t_p, sample_sd, seeds_for_power, t_interval, tost_p
 
 __all__ = ["SEEDS", "STUDY_STEPS", "STUDY_AMP", "STUDY_SAMPLES", "LEVEL", "ALPHA", "POWER", "CURVE_SEEDS",
@@ -68,8 +69,8 @@ CURVE_STEPS = (1000, 2000, 4000, 8000)
 def compute_ratio(treatment: str = "Table2-T/row6", baseline: str = "Table2-T/row1") -> float:
     """Training compute per image of one preset over another: their forward GMACs (a training step is
     forward plus backward, three forwards' worth for both)."""
-    from .presets import get_preset
-    from .profile import count_gmacs
+    from ..presets import get_preset
+    from ..profile import count_gmacs
 
     return count_gmacs(get_preset(treatment).model) / count_gmacs(get_preset(baseline).model)
 
@@ -210,7 +211,7 @@ class Claim:
     ``beyond``, a question this study adds). ``primary`` is the declared metric whose Holm-adjusted test
     is the verdict; ``metrics`` are shown beside it. ``equivalence_margin`` adds Schuirmann's test that
     the two match within ± that much of the primary metric. ``table2_rows`` are the (baseline, treatment)
-    rows of the paper's Table 2 that print the pair (the book reads their FIDs from :mod:`dimr.tables`)."""
+    rows of the paper's Table 2 that print the pair (the book reads their FIDs from :mod:`dimr.reproduction.tables`)."""
 
     key: str
     title: str
@@ -315,7 +316,7 @@ def _value(metrics: Mapping[str, Mapping], m: StudyMetric) -> float | None:
 def _check(train: Mapping | None, evaluation: Mapping | None, conf: StudyConfig, seed: int, steps: int) -> list[str]:
     """What in a pair of run records disagrees with the study's settings (empty: none). Old records that
     predate a recorded field are checked on what they hold."""
-    from .presets import get_preset
+    from ..presets import get_preset
 
     bad = []
     if train is not None:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from .runs import repo_root
+from ..provenance import repo_root
 
 __all__ = ["bench_records", "latest_measure", "records_table"]
 

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
-from .train import TrainConfig, train
+from ..train import TrainConfig, train
 
 __all__ = ["CALIBRATION_STEPS", "measure_rate", "equal_steps"]
 

@@ -2,8 +2,8 @@
 
 A chapter (``notebooks/<name>.py``) opens with what the reader will learn and needs to know (its own
 Markdown), then :func:`run_this_chapter` (how to run it and how long it takes); it has a *claim and
-evidence* section built by :func:`claim_evidence` from the paper's printed numbers (:mod:`dimr.tables`)
-and this repository's claims study (:mod:`dimr.study`); it shows the package's central forward passes
+evidence* section built by :func:`claim_evidence` from the paper's printed numbers (:mod:`dimr.reproduction.tables`)
+and this repository's claims study (:mod:`dimr.reproduction.study`); it shows the package's central forward passes
 with :func:`show_source` beside their equations, never a re-implementation; and it closes with
 takeaways and exercises whose solutions are code cells tagged ``solution`` (collapsed in the book,
 executed by the tests).
@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .cli import parser
+from ..cli import parser
+from ..files import atomic_write_json
+from ..provenance import hardware_info, repo_root
 from .editions import EXERCISE_HEADING, download_links, write_edition
 from .evidence import claim_evidence, format_with_n, paper_table2_fids, pca_evidence  # noqa: F401 (the chapters' names)
-from .runs import atomic_write_json, hardware_info, repo_root
 
 __all__ = ["Chapter", "CHAPTERS", "TIMES_RECORD", "chapter", "exercises", "recorded_times", "duration", "time_chapters", "run_this_chapter",
            "format_with_n", "claim_evidence", "pca_evidence", "paper_table2_fids", "show_source", "labelled_grid", "slider",
@@ -38,7 +39,7 @@ __all__ = ["Chapter", "CHAPTERS", "TIMES_RECORD", "chapter", "exercises", "recor
 @dataclass(frozen=True)
 class Chapter:
     """A component chapter: ``name`` is ``notebooks/<name>.py``; ``claims`` are the keys of
-    :data:`dimr.study.CLAIMS` whose evidence it shows."""
+    :data:`dimr.reproduction.study.CLAIMS` whose evidence it shows."""
 
     name: str
     title: str
@@ -59,7 +60,7 @@ CHAPTERS = (
 
 #: where the measured run time of every chapter is recorded (relative to the repository root)
 TIMES_RECORD = "book/_data/chapter-times.json"
-_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+_PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder holding the dimr package
 
 
 def chapter(name: str) -> Chapter:
@@ -89,7 +90,7 @@ def time_chapters(names: Iterable[str] | None = None, root: str | Path | None = 
     import jupytext
     import papermill
 
-    from .runs import git_info
+    from ..provenance import git_info
 
     root = Path(root or repo_root())
     names = list(names) if names else [c.name for c in CHAPTERS]
@@ -285,7 +286,7 @@ def record_class_names(folder: str | Path) -> tuple[str, ...] | None:
     """The class names of the dataset an evaluation record (``runs/eval-…/<profile>/``, or an output folder
     of ``python -m dimr evaluate``) was made on, read from its ``evaluation.json`` or ``metrics.json``
     (``scale.dataset``); None when the folder does not say, or the dataset has no fixed names."""
-    from .data import DATASETS
+    from ..data import DATASETS
 
     for name in ("evaluation.json", "metrics.json"):
         path = Path(folder) / name
@@ -335,11 +336,18 @@ def glossary() -> list[tuple[tuple[str, ...], str]]:
     chapters' ``{term}`` roles use. Values (thresholds, settings, preset and claim names) are read from the
     package, so the glossary says what the code does."""
     from . import study
-    from .diffusion import PREDICTIONS, weight_from_scale
-    from .evaluate.distortion import COARSE_DISTORTION_THRESHOLD, DISTORTION_THRESHOLD
-    from .evaluate.rejection import REJECTION_THRESHOLD
-    from .nn.network import log_snr_to_tau
-    from .presets import get_preset, preset_names
+
+    claims = [((c.key,), f"Claim key: {c.title} (the paper's {c.where}). Primary metric: "
+                         f"{study.METRICS[c.primary].label}.") for c in study.CLAIMS if not c.beyond]
+    return _glossary_of_models() + claims + _glossary_of_measures()
+
+
+def _glossary_of_models() -> list[tuple[tuple[str, ...], str]]:
+    """Glossary entries on the models, the diffusion and the presets (:func:`glossary`)."""
+    from . import study
+    from ..diffusion import PREDICTIONS, weight_from_scale
+    from ..nn.network import log_snr_to_tau
+    from ..presets import get_preset, preset_names
 
     tau_divisor = 1.0 / float(log_snr_to_tau(1.0, 1, "cpu")[0])  # τ = log-SNR / this
     tiny_rows = [n for n in preset_names() if n.startswith("Table2-T/")]
@@ -373,13 +381,20 @@ def glossary() -> list[tuple[tuple[str, ...], str]]:
         (("Table2-T/rowN",), "The same ablation at CPU scale, tiny models on 32×32 images, trained by the claims "
          f"study: {', '.join(f'`{n}`' for n in tiny_rows)}. Compare them with each other, never with the paper's "
          "ImageNet FIDs."),
-        (("claim key",), "The name of one claim of the claims study (`dimr.study.CLAIMS`): a heading of the Evidence "
+        (("claim key",), "The name of one claim of the claims study (`dimr.reproduction.study.CLAIMS`): a heading of the Evidence "
          "chapter and of each chapter's claim box. The paper's claims: "
          f"{', '.join(c.key for c in paper_claims)}; the questions the study adds: {', '.join(added)}."),
     ]
-    entries += [((c.key,), f"Claim key: {c.title} (the paper's {c.where}). Primary metric: "
-                           f"{study.METRICS[c.primary].label}.") for c in paper_claims]
-    entries += [
+    return entries
+
+
+def _glossary_of_measures() -> list[tuple[tuple[str, ...], str]]:
+    """Glossary entries on the metrics, the statistics and the norms (:func:`glossary`)."""
+    from . import study
+    from ..evaluate.distortion import COARSE_DISTORTION_THRESHOLD, DISTORTION_THRESHOLD
+    from ..evaluate.rejection import REJECTION_THRESHOLD
+
+    return [
         (("mean 1 − IoU", "1 − IoU"), "Geometric distortion of a generated shape: 1 minus the intersection-over-"
          "union of its mask with the best-fitting exact template of its requested class (`dimr.evaluate.distortion`), "
          "averaged over the samples. 0 is a perfect shape; the claims study's primary metric on the shapes."),
@@ -397,7 +412,7 @@ def glossary() -> list[tuple[tuple[str, ...], str]]:
          f"class a probability below {REJECTION_THRESHOLD:g} (`REJECTION_THRESHOLD`, the paper's §5.3 rule). The "
          "paper's humans then judge the flagged images for distortion."),
         (("paired difference",), f"Treatment minus baseline on the same seed, averaged over seeds, with its "
-         f"{study.LEVEL:.0%} Student-t interval: the claims study's verdicts are computed from it (`dimr.study`)."),
+         f"{study.LEVEL:.0%} Student-t interval: the claims study's verdicts are computed from it (`dimr.reproduction.study`)."),
         (("Holm-adjusted p",), "The p-value of a claim's primary test after Holm's correction for testing several "
          f"claims at once; a verdict needs it below α = {study.ALPHA:g}."),
         (("adaLN-Zero",), "DiT's conditioning: a per-block MLP maps the time and class embedding to a shift, a scale "
@@ -408,7 +423,6 @@ def glossary() -> list[tuple[tuple[str, ...], str]]:
         (("feature cascade",), "Each DiMR branch adds the upsampled features of the branch below it before its own "
          "blocks (§4.1)."),
     ]
-    return entries
 
 
 def glossary_markdown() -> str:

@@ -1,9 +1,9 @@
 """The claims study as a reader sees it: the scorecard, each claim's evidence, and the records behind
 them, as MyST Markdown for the book's Evidence chapter and the component chapters' claim boxes.
 
-Every number comes from :func:`dimr.study.collect` (recorded runs, checked against the study's settings)
-through :func:`dimr.study.scorecard` (the declared verdicts); the paper's numbers come from
-:mod:`dimr.tables`. Nothing here is typed in: the scale line is read from the records themselves.
+Every number comes from :func:`dimr.reproduction.study.collect` (recorded runs, checked against the study's settings)
+through :func:`dimr.reproduction.study.scorecard` (the declared verdicts); the paper's numbers come from
+:mod:`dimr.reproduction.tables`. Nothing here is typed in: the scale line is read from the records themselves.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from . import study, tables
+from . import paper, study
 from .stats import Interval, format_interval, sample_sd, t_interval
 
 __all__ = ["format_with_n", "arm_interval", "arm_label", "paper_table2_fids", "scale_line", "scorecard_table",
@@ -26,7 +26,7 @@ LEAVE_ONE_OUT = {"L-TD": "TD norms (vs adaLN-Zero)", "L-GLU": "GeGLU (vs GELU ML
 
 
 def format_with_n(iv: Interval) -> str:
-    """``"0.52 ± 0.03 (n = 3)"``: :func:`dimr.stats.format_interval` with its number of seeds."""
+    """``"0.52 ± 0.03 (n = 3)"``: :func:`dimr.reproduction.stats.format_interval` with its number of seeds."""
     return format_interval(iv) + (f" (n = {iv.n})" if iv.n else "")
 
 
@@ -45,7 +45,7 @@ def arm_label(name: str) -> str:
 
 def paper_table2_fids() -> dict[int, str]:
     """Table 2's printed FID-50K per row (ImageNet 64×64, as printed)."""
-    return {r["row"]: r["fid"] for r in tables.paper_rows("2")}
+    return {r["row"]: r["fid"] for r in paper.paper_rows("2")}
 
 
 def _values(records: Mapping, where: str, key: str) -> list:
@@ -109,7 +109,7 @@ def scorecard_table(results: Sequence[study.ClaimResult]) -> str:
 def claim_block(claim: study.Claim, records: Mapping, result: study.ClaimResult | None = None,
                 title: bool = True) -> str:
     """MyST Markdown of one claim: baseline and treatment, the declared verdict (``result``, from
-    :func:`dimr.study.scorecard`), the paper's printed pair, and every metric's paired difference
+    :func:`dimr.reproduction.study.scorecard`), the paper's printed pair, and every metric's paired difference
     (descriptive; the primary one decides). ``title=False`` leaves the claim's name to a heading."""
     if result is None:
         result = next(r for r in study.scorecard(records) if r.claim.key == claim.key)
@@ -136,9 +136,9 @@ def claim_block(claim: study.Claim, records: Mapping, result: study.ClaimResult 
 
 
 def claim_evidence(keys: Iterable[str], records: Mapping | None = None, runs_root: str | Path | None = None) -> str:
-    """MyST Markdown for a chapter's claim box: for each claim key of :data:`dimr.study.CLAIMS`, its line
+    """MyST Markdown for a chapter's claim box: for each claim key of :data:`dimr.reproduction.study.CLAIMS`, its line
     of the scorecard and its evidence (:func:`claim_block`). ``records`` defaults to
-    :func:`dimr.study.collect` over ``runs_root``."""
+    :func:`dimr.reproduction.study.collect` over ``runs_root``."""
     keys = list(keys)
     by_key = {c.key: c for c in study.CLAIMS}
     unknown = [k for k in keys if k not in by_key]
@@ -146,7 +146,7 @@ def claim_evidence(keys: Iterable[str], records: Mapping | None = None, runs_roo
         raise KeyError(f"unknown claims {unknown}; the claims are {list(by_key)}")
     records = study.collect(runs_root) if records is None else records
     results = {r.claim.key: r for r in study.scorecard(records)}
-    intro = ("*This repository's evidence*: the claims study (`dimr.study`): tiny presets trained on the offline "
+    intro = ("*This repository's evidence*: the claims study (`dimr.reproduction.study`): tiny presets trained on the offline "
              "shapes or Fashion-MNIST at 32×32 on CPU, paired seeds, a primary metric declared per claim before its "
              "runs and Holm's correction across claims. " + scale_line(records)
              + " The {doc}`Evidence chapter </book/evidence>` has the scorecard and every configuration.")
@@ -193,7 +193,7 @@ def leave_one_out(results: Sequence[study.ClaimResult]) -> str:
 
 def curve(records: Mapping, slug: str, metric: str = "distortion_mean") -> list[tuple[int, Interval]]:
     """``[(steps, interval over the curve seeds)]`` of a configuration's learning curve, shortest first,
-    over :data:`dimr.study.CURVE_SEEDS` only (so every length averages the same runs)."""
+    over :data:`dimr.reproduction.study.CURVE_SEEDS` only (so every length averages the same runs)."""
     out = []
     for steps in sorted({k for seed in study.CURVE_SEEDS for k in study.CONFIGS[slug].snapshots(seed)}):
         values = study.metric_values(records, study.arm(slug, steps), metric)
@@ -225,7 +225,7 @@ def recheck(records: Mapping, path: str | Path | None = None) -> str:
     campaign's commit, metric by metric beside its first record, with the configuration's seed-to-seed
     standard deviation for scale. Bit-equal numbers say the code computes the same; otherwise the size of
     the change beside the seeds' spread says whether mixing the records' code states matters."""
-    from .runs import repo_root
+    from ..provenance import repo_root
 
     path = Path(path) if path is not None else repo_root() / "runs" / "study-recheck.json"
     if not path.exists():
@@ -254,7 +254,7 @@ def recheck(records: Mapping, path: str | Path | None = None) -> str:
 
 def pca_evidence(records: Mapping | None = None, runs_root: str | Path | None = None) -> str:
     """MyST Markdown: Fig. 3/6's question on the study's trained adaLN-Zero configurations — per seed,
-    how many principal components explain 90% of a block's γ or β (:data:`dimr.study.PCA`), and their
+    how many principal components explain 90% of a block's γ or β (:data:`dimr.reproduction.study.PCA`), and their
     mean ± 95% interval; configurations without an adaLN-Zero record are left out."""
     records = study.collect(runs_root) if records is None else records
     rows = ["| configuration | " + " | ".join(f"seed {s}" for s in study.SEEDS) + " | mean ± 95% interval |",

@@ -1,6 +1,6 @@
 """The statistics of paired-seed comparisons: intervals, tests, multiplicity and power.
 
-Everything here is a pure function of numbers (no records, no runs); :mod:`dimr.study` applies it to
+Everything here is a pure function of numbers (no records, no runs); :mod:`dimr.reproduction.study` applies it to
 the claims. The conventions:
 
 * an :class:`Interval` is a mean with its two-sided Student-t interval at ``level`` (n − 1 degrees of
