@@ -160,6 +160,24 @@ if all(pair):
                      "branches) than the one-resolution Transformer."))
 
 # %% [markdown]
+# ### On a busy machine, and with huge pages
+#
+# A laptop is rarely idle. `python -m dimr bench --contention 1` runs the default `python -m dimr train`
+# alone and beside one busy process (a spinning Python loop, like a busy browser tab), alternating, and
+# records the ratio; on two cores a fair share is a half. Torch's threads follow the cores that are free
+# when a run starts (`dimr.device.use_free_cores`), so a busy core no longer makes them wait for it; the
+# `OMP_NUM_THREADS=2` rows force the old behaviour, one thread per core whether free or not.
+#
+# Whether CPU tensors go on transparent huge pages is decided per CPU by measurement
+# (`python -m dimr bench --huge-pages`, `dimr.allocator`): off where nothing was measured.
+
+# %% tags=["remove-input"]
+from dimr.reproduction.bench_records import contention_table, huge_pages_table
+
+display(Markdown(contention_table() or "No `dimr bench --contention` record under `runs/bench/`."))
+display(Markdown(huge_pages_table() or "No `dimr bench --huge-pages` record under `runs/bench/`."))
+
+# %% [markdown]
 # ## Profiles
 #
 # | profile | what it is for | where its runs go |

@@ -33,7 +33,9 @@ ENV = "THP_MEM_ALLOC_ENABLE"
 
 #: CPU model → (huge pages on?, the committed record of ``python -m dimr bench --huge-pages`` that decided
 #: it). ``tests/test_allocator.py`` checks each entry against its record.
-MEASURED: dict[str, tuple[bool, str]] = {}
+MEASURED: dict[str, tuple[bool, str]] = {
+    "AMD EPYC": (True, "runs/bench/huge-pages-amd-epyc-2026-12-07.json"),
+}
 
 
 def machine_file() -> Path:

@@ -82,7 +82,8 @@ def default_train_rate(tree: str | os.PathLike, preset: str, windows: int, extra
         summary = json.loads((Path(tmp) / "summary.json").read_text())
     timed = rows[1:windows + 1]
     return {"images_per_s": statistics.median(r["images_per_s"] for r in timed), "windows": len(timed),
-            "first_window_s": rows[0]["elapsed_s"], "amp": summary.get("amp"), "compile": summary.get("compile", "off")}
+            "first_window_s": rows[0]["elapsed_s"], "amp": summary.get("amp"), "compile": summary.get("compile", "off"),
+            "threads": summary.get("threads"), "threads_reason": summary.get("threads_reason")}
 
 
 def contention(presets: Sequence[str], busy: int = 1, windows: int = 8, rounds: int = 2, train_args: str = "",

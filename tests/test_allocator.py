@@ -57,6 +57,7 @@ def test_apply_sets_the_variable_for_children(cache):
 
 
 def test_every_measured_cpu_names_a_record_that_says_so():
+    assert allocator.MEASURED, "the CPUs this repository measured"
     for cpu, (on, record) in allocator.MEASURED.items():
         rec = json.loads((ROOT / record).read_text())
         assert rec["hardware"]["cpu"] == cpu

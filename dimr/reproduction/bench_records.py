@@ -10,7 +10,7 @@ from typing import Sequence
 
 from ..provenance import repo_root
 
-__all__ = ["bench_records", "latest_measure", "records_table"]
+__all__ = ["bench_records", "latest_measure", "records_table", "contention_table", "huge_pages_table"]
 
 def bench_records(folder: str | os.PathLike | None = None) -> list[dict]:
     """Every ``dimr bench`` record in ``folder`` (default ``runs/bench/``), oldest first (the older scripts'
@@ -50,3 +50,37 @@ def records_table(records: Sequence[dict]) -> str:
                              f"{'yes' if r['gradient_checkpointing'] else 'no'} | {r['images_per_s']:.3g} | "
                              f"{1e3 * r['achieved_tflops']:.3g} | {mfu} | {ratio if side == 'ours' else ''} | {where} |")
     return "\n".join(lines)
+
+
+def _records(folder: str | os.PathLike | None, prefix: str) -> list[dict]:
+    folder = Path(folder) if folder else repo_root() / "runs" / "bench"
+    return [json.loads(f.read_text(encoding="utf-8")) for f in sorted(folder.glob(f"{prefix}-*.json"))]
+
+
+def contention_table(folder: str | os.PathLike | None = None) -> str:
+    """Markdown: each ``dimr bench --contention`` record's default training alone and beside busy processes,
+    per environment variant and preset (medians over its rounds), with the fair share it is judged against."""
+    lines = ["| measured on | preset | environment | alone, images/s | beside busy, images/s | busy / alone | "
+             "fair share | rounds |", "|---|---|---|---|---|---|---|---|"]
+    for rec in _records(folder, "contention"):
+        hw, busy = rec["hardware"], rec["busy"]
+        fair = f"{(rec['cpu_count'] - busy) / rec['cpu_count']:.2f}" if busy < rec["cpu_count"] else "–"  # the free cores' share
+        for variant, by_preset in rec["results"].items():
+            for preset, d in by_preset.items():
+                lines.append(f"| {hw['cpu']}, {rec['cpu_count']} cores, {rec['when'][:10]} | {preset} | {variant} | "
+                             f"{d['alone_images_per_s']:.0f} | {d['busy_images_per_s']:.0f} ({busy} busy) | "
+                             f"{d['busy_over_alone']:.2f} | {fair} | {rec['rounds']} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def huge_pages_table(folder: str | os.PathLike | None = None) -> str:
+    """Markdown: each ``dimr bench --huge-pages`` record's training step with huge pages off and on (every
+    round, then the medians' ratio) and the choice it made for its CPU."""
+    lines = ["| measured on | preset, batch | off, images/s | on, images/s | on / off | choice |", "|---|---|---|---|---|---|"]
+    for rec in _records(folder, "huge-pages"):
+        choice = "on" if rec["choice"]["huge_pages"] else "off"
+        for workload, d in rec["results"].items():
+            rates = [", ".join(f"{x:.3g}" for x in d[side]) for side in ("off", "on")]
+            lines.append(f"| {rec['hardware']['cpu']}, {rec['when'][:10]} | {workload} | {rates[0]} | {rates[1]} | "
+                         f"{d['on_over_off']:.2f}× | {choice} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
