@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 from typing import MutableMapping
 
+from .files import atomic_write_json, user_cache_file
 from .provenance import cpu_name
 
 __all__ = ["ENV", "MEASURED", "machine_file", "huge_pages", "remember", "apply"]
@@ -41,8 +42,7 @@ MEASURED: dict[str, tuple[bool, str]] = {
 def machine_file() -> Path:
     """``$XDG_CACHE_HOME/dimr/machine.json`` (``~/.cache/dimr/machine.json`` without the variable): what was
     measured on this machine, by CPU model."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dimr" / "machine.json"
+    return user_cache_file("machine.json")
 
 
 def _local(cpu: str) -> dict | None:
@@ -69,8 +69,6 @@ def huge_pages(cpu: str | None = None, environ: MutableMapping[str, str] | None 
 
 def remember(cpu: str, on: bool, record: str) -> Path:
     """Keep this machine's measurement (:func:`huge_pages` reads it before :data:`MEASURED`)."""
-    from .files import atomic_write_json
-
     path = machine_file()
     try:
         known = json.loads(path.read_text(encoding="utf-8"))

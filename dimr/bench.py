@@ -46,7 +46,6 @@ import datetime as _dt
 import gc
 import itertools
 import os
-import re
 import resource
 import statistics
 import sys
@@ -67,7 +66,7 @@ from .official import (OFFICIAL_TOLERANCE, check_equivalence, official_code, off
                        official_libs, official_side)
 from .files import atomic_write_json
 from .provenance import git_info, hardware_info, mark_external, repo_root
-from .train_rate import HUGE_PAGE_WORKLOADS, cli_before_after, cli_contention, cli_huge_pages
+from .train_rate import HUGE_PAGE_WORKLOADS, cli_before_after, cli_contention, cli_huge_pages, slug_of
 
 __all__ = ["PeakMemory", "bench_run", "Work", "make_work", "time_calls", "BenchConfig", "bench", "default_out",
            "format_summary", "cli"]
@@ -448,7 +447,7 @@ def _record(cfg: BenchConfig, preset, row, amp, device, peak, memory, sampler, d
 
 def default_out(record: dict) -> Path:
     """``runs/bench/<preset>-<device>-<precision>-b<batches>[-ckpt][-compile][-vs-official].json``."""
-    name = re.sub(r"[^a-z0-9]+", "-", record["preset"].lower()).strip("-")
+    name = slug_of(record["preset"])
     parts = [name, record["device"].split(":")[0], "bf16" if record["amp"] == "bf16" else "fp32",
              "b" + "-".join(map(str, record["batch_sizes"]))]
     parts += ["ckpt"] * record["gradient_checkpointing"]["ours"] + ["compile"] * record["compile"]

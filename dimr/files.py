@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-__all__ = ["atomic_write", "atomic_write_json", "stale_temporaries"]
+__all__ = ["atomic_write", "atomic_write_json", "user_cache_file", "stale_temporaries"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, binary: bool = False) -> Path:
@@ -46,6 +46,13 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
         json.dump(obj, f, indent=2, sort_keys=False, ensure_ascii=False)
         f.write("\n")
     return atomic_write(path, write)
+
+
+def user_cache_file(name: str) -> Path:
+    """``$XDG_CACHE_HOME/dimr/<name>`` (``~/.cache/dimr/<name>`` without the variable): what this package
+    remembers about the user's machine between runs (advisory; safe to delete)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dimr" / name
 
 
 def stale_temporaries(path: str | os.PathLike) -> Iterator[Path]:

@@ -13,11 +13,10 @@ Nothing here changes what a run computes; the file is advisory and safe to delet
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from pathlib import Path
 
-from .files import atomic_write
+from .files import atomic_write, user_cache_file
 
 __all__ = ["SLOW_FRACTION", "REMEMBERED_RUNS", "pace_file", "pace_key", "expected", "remember", "slow_note", "PaceWatch"]
 
@@ -30,8 +29,7 @@ REMEMBERED_RUNS = 5
 
 def pace_file() -> Path:
     """``$XDG_CACHE_HOME/dimr/pace.json`` (``~/.cache/dimr/pace.json`` without the variable)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dimr" / "pace.json"
+    return user_cache_file("pace.json")
 
 
 def pace_key(cpu: str, preset: str, batch: int, amp: str, compiled: bool, threads: int) -> str:

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
+from .allocator import ENV
 from .files import atomic_write_json
 from .provenance import hardware_info, repo_root
 
@@ -199,8 +200,6 @@ def huge_page_rates(workloads: Sequence[tuple[str, int]] = HUGE_PAGE_WORKLOADS, 
     """Each (preset, batch)'s training-step images/s with huge pages off and on, alternating (off, on) for
     ``rounds`` rounds. Returns the record: per workload every rate, the medians' ratio ``on_over_off``, and
     the ``choice`` (:func:`huge_page_choice`)."""
-    from .allocator import ENV
-
     rates = {f"{p} b{b}": {"off": [], "on": []} for p, b in workloads}
     for r, (preset, batch), side in itertools.product(range(rounds), workloads, ("off", "on")):
         got = _bench_train_rate(preset, batch, warmup, steps, {**os.environ, ENV: "1" if side == "on" else "0"})
@@ -221,6 +220,11 @@ def huge_page_rates(workloads: Sequence[tuple[str, int]] = HUGE_PAGE_WORKLOADS, 
 # ---------------------------------------------------------------------------------------------
 # The modes of `python -m dimr bench` that run here (its parser: dimr.bench)
 # ---------------------------------------------------------------------------------------------
+def slug_of(name: str) -> str:
+    """A record file's name part: ``"AMD EPYC"`` → ``"amd-epyc"``, ``"DiMR-T/3R"`` → ``"dimr-t-3r"``."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 def _print(line: str) -> None:
     print(line, flush=True)
 
@@ -229,7 +233,7 @@ def cli_before_after(args) -> int:
     record = before_after(args.before, args.preset, args.windows, args.rounds, args.train_args or "", _print)
     for preset, d in record["results"].items():
         print(f"{preset}: {d['before_images_per_s']:.1f} -> {d['after_images_per_s']:.1f} images/s ({d['speedup']:.2f}x)")
-    slug = "-".join(re.sub(r"[^a-z0-9]+", "-", p.lower()).strip("-") for p in args.preset)
+    slug = "-".join(slug_of(p) for p in args.preset)
     out = Path(args.out) if args.out else repo_root() / "runs" / "bench" / f"before-{record['before']}-{slug}.json"
     atomic_write_json(out, record)
     print(f"record -> {out}")
@@ -265,7 +269,7 @@ def cli_huge_pages(args) -> int:
     for name, d in record["results"].items():
         print(f"{name}: huge pages on/off {d['on_over_off']:.2f}x")
     cpu = record["hardware"]["cpu"]
-    slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-")
+    slug = slug_of(cpu)
     out = Path(args.out) if args.out else repo_root() / "runs" / "bench" / f"huge-pages-{slug}-{record['when'][:10]}.json"
     atomic_write_json(out, record)
     remember(cpu, record["choice"]["huge_pages"], out)
@@ -280,7 +284,7 @@ def cli_contention(args) -> int:
         for preset, d in by_preset.items():
             print(f"[{name}] {preset}: alone {d['alone_images_per_s']:.1f}, beside {args.contention} busy "
                   f"{d['busy_images_per_s']:.1f} images/s ({d['busy_over_alone']:.2f} of alone)")
-    cpu = re.sub(r"[^a-z0-9]+", "-", record["hardware"]["cpu"].lower()).strip("-")
+    cpu = slug_of(record["hardware"]["cpu"])
     out = Path(args.out) if args.out else (repo_root() / "runs" / "bench" /
                                            f"contention-{args.contention}-{cpu}-{record['when'][:10]}.json")
     atomic_write_json(out, record)

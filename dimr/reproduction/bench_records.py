@@ -15,8 +15,7 @@ __all__ = ["bench_records", "latest_measure", "records_table", "contention_table
 def bench_records(folder: str | os.PathLike | None = None) -> list[dict]:
     """Every ``dimr bench`` record in ``folder`` (default ``runs/bench/``), oldest first (the older scripts'
     records, which lack its fields, are left out)."""
-    folder = Path(folder) if folder is not None else repo_root() / "runs" / "bench"
-    records = [json.loads(f.read_text(encoding="utf-8")) for f in sorted(folder.glob("*.json"))]
+    records = _records(folder, "*.json")
     return sorted((r for r in records if r.get("what", "").startswith("python -m dimr bench")), key=lambda r: r["when"])
 
 
@@ -52,9 +51,10 @@ def records_table(records: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def _records(folder: str | os.PathLike | None, prefix: str) -> list[dict]:
-    folder = Path(folder) if folder else repo_root() / "runs" / "bench"
-    return [json.loads(f.read_text(encoding="utf-8")) for f in sorted(folder.glob(f"{prefix}-*.json"))]
+def _records(folder: str | os.PathLike | None, pattern: str) -> list[dict]:
+    """The JSON files matching ``pattern`` in ``folder`` (default ``runs/bench/``), by name."""
+    folder = Path(folder) if folder is not None else repo_root() / "runs" / "bench"
+    return [json.loads(f.read_text(encoding="utf-8")) for f in sorted(folder.glob(pattern))]
 
 
 def contention_table(folder: str | os.PathLike | None = None) -> str:
@@ -62,7 +62,7 @@ def contention_table(folder: str | os.PathLike | None = None) -> str:
     per environment variant and preset (medians over its rounds), with the fair share it is judged against."""
     lines = ["| measured on | preset | environment | alone, images/s | beside busy, images/s | busy / alone | "
              "fair share | rounds |", "|---|---|---|---|---|---|---|---|"]
-    for rec in _records(folder, "contention"):
+    for rec in _records(folder, "contention-*.json"):
         hw, busy = rec["hardware"], rec["busy"]
         fair = f"{(rec['cpu_count'] - busy) / rec['cpu_count']:.2f}" if busy < rec["cpu_count"] else "–"  # the free cores' share
         for variant, by_preset in rec["results"].items():
@@ -77,7 +77,7 @@ def huge_pages_table(folder: str | os.PathLike | None = None) -> str:
     """Markdown: each ``dimr bench --huge-pages`` record's training step with huge pages off and on (every
     round, then the medians' ratio) and the choice it made for its CPU."""
     lines = ["| measured on | preset, batch | off, images/s | on, images/s | on / off | choice |", "|---|---|---|---|---|---|"]
-    for rec in _records(folder, "huge-pages"):
+    for rec in _records(folder, "huge-pages-*.json"):
         choice = "on" if rec["choice"]["huge_pages"] else "off"
         for workload, d in rec["results"].items():
             rates = [", ".join(f"{x:.3g}" for x in d[side]) for side in ("off", "on")]
