@@ -204,7 +204,7 @@ class CheckpointSampler:
 
     ``checkpoint`` is the loaded checkpoint dict, ``context`` its :func:`checkpoint_context`,
     ``settings`` the DPM-Solver settings :meth:`draw` uses, ``decode`` the VAE decoder of a latent
-    model (``None`` for a pixel model)."""
+    model (``None`` for a pixel model), ``threads`` how many CPU threads it draws with and why (None on a GPU)."""
 
     checkpoint: dict
     context: dict
@@ -212,6 +212,7 @@ class CheckpointSampler:
     settings: SamplerConfig
     device: torch.device
     decode: Callable[[torch.Tensor], torch.Tensor] | None = None
+    threads: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -238,6 +239,9 @@ def sampler_from_checkpoint(checkpoint: dict | str | os.PathLike, device: str | 
     ``device`` (:func:`~dimr.device.pick_device`). ``settings`` go to :func:`recipe_sampler` (steps,
     skip, guidance, order, method, predict, allocation; ``None`` takes the recipe's).
 
+    On the CPU it takes as many torch threads as there are cores free now (:func:`~dimr.device.free_cores_for`,
+    as training does): a thread that waits for a core another process holds slows every step many times over.
+
     Raises :class:`~dimr.checkpoint.CheckpointError` for an unreadable checkpoint or a latent model
     without ``vae`` (a local SD-VAE folder), before any network is built."""
     ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
@@ -245,9 +249,10 @@ def sampler_from_checkpoint(checkpoint: dict | str | os.PathLike, device: str | 
     if ctx["latent"] and not vae:
         raise CheckpointError(NEEDS_VAE)
     device = pick_device(device)
+    threads = free_cores_for(device)
     denoiser = denoiser_from_checkpoint(ckpt, use_ema=use_ema, device=device)
     decode = _vae_decoder(vae, device) if ctx["latent"] else None
-    return CheckpointSampler(ckpt, ctx, denoiser, recipe_sampler(ctx, **settings), device, decode)
+    return CheckpointSampler(ckpt, ctx, denoiser, recipe_sampler(ctx, **settings), device, decode, threads)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -282,13 +287,6 @@ def _parser() -> argparse.ArgumentParser:
 def cli(argv: list[str]) -> int:
     """``python -m dimr sample --checkpoint RUN/latest.pt --out DIR``"""
     args = _parser().parse_args(argv)
-    try:
-        threads = free_cores_for(args.device)  # on a busy CPU, as many threads as cores are free
-    except ValueError as e:
-        print(f"dimr sample: {e}", file=sys.stderr)
-        return 2
-    if threads:
-        print(f"threads: {threads}", file=sys.stderr)
     guidance = args.guidance if args.guidance is not None else (
         None if args.cfg_scale is None else weight_from_scale(args.cfg_scale))
     try:
@@ -298,6 +296,8 @@ def cli(argv: list[str]) -> int:
     except (CheckpointError, FileNotFoundError, OSError, ValueError) as e:  # ValueError: a bad --device
         print(f"dimr sample: {e}", file=sys.stderr)
         return 2
+    if sampler.threads:
+        print(f"threads: {sampler.threads}", file=sys.stderr)
     k = sampler.num_classes
     if args.classes:
         bad = [c for c in args.classes if not 0 <= c < k]

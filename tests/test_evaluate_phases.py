@@ -68,6 +68,7 @@ def test_phases_one_by_one(config, tmp_path):
     report = R.assemble_report(inputs, samples, reference, scale, fidelity, rejection, geometry, {"total_s": 0.0})
     assert list(report["metrics"]) == list(fidelity.metrics) + list(rejection.metrics) + list(geometry.metrics)
     assert report["rejection"] is rejection.section and report["geometric_distortion"] is geometry.section
+    assert report["scale"]["threads"] == inputs.sampler.threads and inputs.sampler.threads  # how many, and why
 
     # evaluate_checkpoint is exactly these phases in a row
     whole_out = tmp_path / "whole"

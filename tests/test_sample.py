@@ -57,3 +57,21 @@ def test_latent_model_without_vae_and_bad_device_are_refused(tiny_checkpoint, tm
     assert "--vae DIR" in capsys.readouterr().err
     assert cli(["--checkpoint", str(tiny_checkpoint), "--device", "nonsense", "--out", str(tmp_path / "o")]) == 2
     assert "bad device 'nonsense'" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_on_a_busy_cpu_the_sampler_takes_the_free_cores_and_says_so(tiny_checkpoint, monkeypatch, capsys, tmp_path):
+    """The library's one path to a sampler decides the threads, so the evaluation notebook and `dimr evaluate`
+    get what `dimr sample` gets (a notebook that only called the library once drew with every core, spinning)."""
+    import dimr.device as D
+
+    set_to = []
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(D, "busy_cores_elsewhere", lambda seconds=0.5: 1.0)
+    monkeypatch.setattr(D.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(D.torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(D.torch, "set_num_threads", set_to.append)
+    sampler = sampler_from_checkpoint(tiny_checkpoint, device="cpu", steps=2)
+    assert set_to == [1] and sampler.threads == "1 of 2 cores free (other processes kept 1.0 busy at the start)"
+    assert cli(["--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "s"), "--num-samples", "8", "--steps",
+                "1", "--device", "cpu", "--no-progress"]) == 0
+    assert "threads: 1 of 2 cores free" in capsys.readouterr().err

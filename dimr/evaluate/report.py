@@ -40,7 +40,7 @@ import torch
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..cli import parser
 from ..config import config_to_dict, from_namespace
-from ..device import free_cores_for, pick_device
+from ..device import pick_device
 from ..diffusion.dpm_solver import SKIP_TYPES
 from ..files import atomic_write_json
 from ..provenance import hardware_info
@@ -422,6 +422,7 @@ def assemble_report(inputs: EvaluationInputs, samples: Samples, reference: Refer
                   "reference": ref.source, "sampler": f"DPM-Solver (order {s.order}, {s.method}, "
                   f"{s.predict} prediction, {s.skip})", "sampler_steps": s.steps,
                   "guidance_weight": s.guidance, "seed": cfg.seed, "hardware": _hardware(inputs.device),
+                  "threads": inputs.sampler.threads,
                   "torch": torch.__version__, "torch_fidelity": _torch_fidelity_version(), "summary": scale},
         "metrics": {k: v for part in parts for k, v in part.metrics.items()},
         "evaluators": {k: v for part in parts for k, v in part.evaluators.items()},
@@ -517,13 +518,12 @@ def cli(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     cfg = from_namespace(EvaluateConfig, args, use_ema=not args.no_ema, progress=not args.no_progress)
     try:
-        threads = free_cores_for(cfg.device)  # on a busy CPU, as many threads as cores are free
-        if threads:
-            print(f"threads: {threads}", file=sys.stderr)
         report = evaluate_checkpoint(cfg)
     except (MissingWeightsError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"dimr evaluate: {e}", file=sys.stderr)
         return 2
+    if report["scale"].get("threads"):
+        print(f"threads: {report['scale']['threads']}", file=sys.stderr)
     print(format_report(report))
     print(f"-> {Path(report['adm_suite']['samples_npz']).parent / 'metrics.json'}")
     return 0
