@@ -228,20 +228,7 @@ display(recorded("ablation-cpu-recipe/sampler-dimr-t3r.json", sweep_rows,
 # the same maths, only the code differs.
 
 # %% tags=["remove-input"]
-def speed_rows(rec: dict) -> list[str]:
-    rows = [f"{rec['what']} — `{rec['before']}` → `{rec['after']}`, {rec['hardware']['cpu']} "
-            f"({rec['hardware']['cpu_count']} cores).", "",
-            "| preset | before (images/s) | after (images/s) | speed-up | start-up before / after (s, first window, by round) |",
-            "|---|---|---|---|---|"]
-
-    def startup(runs: list[dict]) -> str:
-        return ", ".join(f"{r['first_window_s']:.0f}" for r in runs) or "—"
-
-    for p, d in rec["results"].items():
-        runs = d.get("runs", {})
-        rows.append(f"| {p} | {d['before_images_per_s']:.1f} | {d['after_images_per_s']:.1f} | {d['speedup']:.2f}× | "
-                    f"{startup(runs.get('before', []))} / {startup(runs.get('after', []))} |")
-    return rows
+from dimr.reproduction.bench_records import before_after_table
 
 
 def betas_rows(rec: dict) -> list[str]:
@@ -249,6 +236,10 @@ def betas_rows(rec: dict) -> list[str]:
             "| β | loss (eq. 8) | loss at 32 px | images/s |", "|---|---|---|---|"]
     return rows + [f"| {tuple(x['betas'])} | {x['final_window_loss']['loss']:.4f} | "
                    f"{x['final_window_loss']['loss/32px']:.4f} | {x['images_per_s']:.0f} |" for x in rec["results"]]
+
+
+def speed_rows(rec: dict) -> list[str]:
+    return [before_after_table(rec)]
 
 
 display(recorded("bench/archive/cpu-before-after.json", speed_rows,
@@ -265,43 +256,67 @@ display(recorded("ablation-adam-betas/cpu.json", betas_rows, "No Adam β compari
 # the same recipe. The bar beside the numbers is the one this repository set for "a tiny model that
 # learned": at least 60% of samples recognised as their requested class and a mean 1 − IoU of at most
 # 0.15 (real images: 1.00 and about 0.005).
+#
+# A laptop is rarely idle, so the DiMR-T/3R run is also recorded beside a busy process:
+# `python scripts/under_load.py ten-minutes --busy 1` runs the same two experiments from a fresh clone while a
+# spinning Python loop holds one of the two cores (like a busy browser tab). Its row says how many threads the
+# run chose; it trains fewer steps in its ten minutes, and the bar is the same.
 
 # %% tags=["remove-input"]
+from dimr.reproduction.bench_records import under_load_records
+
 BAR = {"accuracy_shapes_classifier": (0.60, "≥"), "geometric_distortion_mean": (0.15, "≤")}
 shown = [("accuracy_shapes_classifier", "accuracy"), ("geometric_distortion_mean", "mean 1 − IoU"),
          ("flagged_fraction_shapes_classifier", "flagged"), ("fid_shapes_classifier", "FID (classifier)")]
-rows, grids = ["| model | train steps | " + " | ".join(label for _, label in shown) + " |",
-               "|---|---|" + "---|" * len(shown)], []
+
+
+def bar_cell(key: str, value: float | None) -> str:
+    """A metric's value, with a tick or how far it is short of the bar."""
+    if value is None:
+        return "—"
+    bar = BAR.get(key)
+    ok = "" if bar is None else (" ✓" if (value >= bar[0] if bar[1] == "≥" else value <= bar[0])
+                                  else f" ✗ (bar {bar[1]} {bar[0]:g}: short by {abs(value - bar[0]):.3g})")
+    return f"{value:.3g}{ok}"
+
+
+# (model, the machine beside it, steps, metric values, grid, evaluation scale, hardware)
+entries = []
 for preset, slug in (("DiMR-T/3R", "dimr-t3r"), ("U-ViT-T/4", "uvit-t4")):
     run = root / "runs" / f"eval-{slug}-10min" / "small"
+    train_rec = root / "runs" / f"train-{slug}-10min" / "small" / "run.json"
     if not (run / "run.json").is_file():
-        rows.append(f"| {preset} | not run | " + " | ".join("—" for _ in shown) + " |")
+        entries.append((preset, "—", None, {}, None, None, None))
         continue
     rec = json.loads((run / "run.json").read_text())
-    train_rec = root / "runs" / f"train-{slug}-10min" / "small" / "run.json"
-    steps = f"{json.loads(train_rec.read_text())['metrics']['steps']['value']:,.0f}" if train_rec.is_file() else "?"
-    cells = []
-    for key, _ in shown:
-        m = rec["metrics"].get(key)
-        if m is None:
-            cells.append("—")
-            continue
-        bar = BAR.get(key)
-        ok = "" if bar is None else (" ✓" if (m["value"] >= bar[0] if bar[1] == "≥" else m["value"] <= bar[0])
-                                      else f" ✗ (bar {bar[1]} {bar[0]:g}: short by {abs(m['value'] - bar[0]):.3g})")
-        cells.append(f"{m['value']:.3g}{ok}")
-    rows.append(f"| {preset} | {steps} | " + " | ".join(cells) + " |")
-    grids.append((preset, run / "grid.png"))
-    scale = next(iter(rec["metrics"].values()))["scale"].split("; model trained")[0]
-rows += ["", f"Evaluation: {scale}; hardware: {rec['hardware']['cpu']}, {rec['hardware']['cpu_count']} cores."] if grids else []
+    steps = json.loads(train_rec.read_text())["metrics"]["steps"]["value"] if train_rec.is_file() else None
+    values = {k: m["value"] for k, m in rec["metrics"].items()}
+    entries.append((preset, "`small` record", steps, values, run / "grid.png",
+                    next(iter(rec["metrics"].values()))["scale"].split("; model trained")[0], rec["hardware"]))
+for rec in under_load_records("ten-minutes"):  # scripts/under_load.py ten-minutes --busy N
+    train, ev = (rec["runs"].get(e) or {} for e in ("train-dimr-t3r-10min", "eval-dimr-t3r-10min"))
+    grid = root / "runs" / "bench" / rec["grid"] if rec.get("grid") else None
+    threads = train.get("run", {}).get("threads")
+    entries.append(("DiMR-T/3R", f"beside {rec['busy']} busy process{'es' * (rec['busy'] != 1)}, {threads} "
+                                 f"thread{'s' * (threads != 1)} (fresh clone, {rec['when'][:10]})",
+                    train.get("trained_steps"), ev.get("metrics", {}), grid,
+                    (ev.get("scale") or "").split("; model trained")[0], rec["hardware"]))
+rows = ["| model | machine | train steps | " + " | ".join(label for _, label in shown) + " |",
+        "|---|---|---|" + "---|" * len(shown)]
+for preset, machine, steps, values, _, _, _ in entries:
+    rows.append(f"| {preset} | {machine} | {'not run' if steps is None else f'{steps:,.0f}'} | "
+                + " | ".join(bar_cell(key, values.get(key)) for key, _ in shown) + " |")
+rows += ["", "Evaluation: " + "; ".join(sorted({f"{e[5]} ({e[6]['cpu']}, {e[6]['cpu_count']} cores)"
+                                              for e in entries if e[5]})) + "."]
 display(Markdown("\n".join(rows)))
+grids = [(f"{e[0]}, {e[1].replace('`', '')}", e[4]) for e in entries if e[4] is not None and e[4].is_file()]
 if grids:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(grids), figsize=(5 * len(grids), 5))
-    for ax, (preset, path) in zip(list(axes) if len(grids) > 1 else [axes], grids):
+    for ax, (label, path) in zip(list(axes) if len(grids) > 1 else [axes], grids):
         ax.imshow(plt.imread(path))
-        ax.set_title(f"{preset}, 10 minutes of 2 CPU cores", fontsize=9)
+        ax.set_title(f"{label}\n10 minutes of a 2-core CPU", fontsize=9)
         ax.set_axis_off()
     fig.suptitle("one row per class: circle, square, triangle, pentagon, hexagon, star, cross, ring", fontsize=8)
     plt.show()

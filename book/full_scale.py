@@ -168,13 +168,23 @@ if all(pair):
 # when a run starts (`dimr.device.use_free_cores`), so a busy core no longer makes them wait for it; the
 # `OMP_NUM_THREADS=2` rows force the old behaviour, one thread per core whether free or not.
 #
+# Alone, a run still takes every core, so it should train as fast as before the change:
+# `python -m dimr bench --before REV` runs the default training at a git revision and now, alternating. And
+# `python scripts/under_load.py book --busy N` runs `make book` from a fresh clone beside N busy processes:
+# the calibration measures the machine as it is, then both ends of Table 2 train the steps it chose however
+# the load changes (the wall-time guard is five times the budget), so the table compares equal training.
+#
 # Whether CPU tensors go on transparent huge pages is decided per CPU by measurement
 # (`python -m dimr bench --huge-pages`, `dimr.allocator`): off where nothing was measured.
 
 # %% tags=["remove-input"]
-from dimr.reproduction.bench_records import contention_table, huge_pages_table
+from dimr.reproduction.bench_records import (before_after_records, before_after_table, contention_table,
+                                             huge_pages_table, make_book_table)
 
 display(Markdown(contention_table() or "No `dimr bench --contention` record under `runs/bench/`."))
+for rec in before_after_records():
+    display(Markdown(before_after_table(rec)))
+display(Markdown(make_book_table() or "No `scripts/under_load.py book` record under `runs/bench/`."))
 display(Markdown(huge_pages_table() or "No `dimr bench --huge-pages` record under `runs/bench/`."))
 
 # %% [markdown]

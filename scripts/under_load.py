@@ -121,7 +121,8 @@ def main(argv=None) -> int:
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     result = (book if args.job == "book" else ten_minutes)(clone, args.busy, log)
     hw = hardware_info()
-    name = f"{'make-book' if args.job == 'book' else 'ten-minutes'}-busy-{args.busy}-{slug_of(hw['cpu'])}-{started[:10]}"
+    job = "make-book" if args.job == "book" else args.job  # the record names bench_records reads
+    name = f"{job}-busy-{args.busy}-{slug_of(hw['cpu'])}-{started[:10]}"
     out = Path(args.out) if args.out else root / "runs" / "bench" / f"{name}.json"
     if result.get("grid"):
         result["grid"] = shutil.copyfile(result["grid"], out.with_suffix(".png")).name

@@ -10,7 +10,9 @@ from typing import Sequence
 
 from ..provenance import repo_root
 
-__all__ = ["bench_records", "latest_measure", "records_table", "contention_table", "huge_pages_table"]
+__all__ = ["bench_records", "latest_measure", "records_table", "contention_table", "huge_pages_table",
+           "before_after_records", "before_after_table", "under_load_records", "make_book_table"]
+
 
 def bench_records(folder: str | os.PathLike | None = None) -> list[dict]:
     """Every ``dimr bench`` record in ``folder`` (default ``runs/bench/``), oldest first (the older scripts'
@@ -83,4 +85,60 @@ def huge_pages_table(folder: str | os.PathLike | None = None) -> str:
             rates = [", ".join(f"{x:.3g}" for x in d[side]) for side in ("off", "on")]
             lines.append(f"| {rec['hardware']['cpu']}, {rec['when'][:10]} | {workload} | {rates[0]} | {rates[1]} | "
                          f"{d['on_over_off']:.2f}× | {choice} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def before_after_records(folder: str | os.PathLike | None = None) -> list[dict]:
+    """The ``dimr bench --before`` records in ``folder`` (default ``runs/bench/``), by name."""
+    return _records(folder, "before-*.json")
+
+
+def before_after_table(rec: dict) -> str:
+    """Markdown: a ``dimr bench --before`` record's default training at two revisions, per preset: every round's
+    images/s, the ratio of the medians, the threads each side chose and each run's start-up (its first logged
+    window: compilation and warm-up, left out of the rates)."""
+    def rates(runs: list) -> str:
+        return ", ".join(f"{r['images_per_s']:.0f}" for r in runs) or "–"
+
+    def threads(runs: list) -> str:
+        return "/".join(sorted({str(r["threads"]) for r in runs if r.get("threads") is not None})) or "–"
+
+    def startup(runs: list) -> str:
+        return ", ".join(f"{r['first_window_s']:.0f}" for r in runs) or "–"
+
+    lines = [f"{rec['what']}: `{rec['before']}` → `{rec['after']}`, {rec['hardware']['cpu']} "
+             f"({rec['hardware']['cpu_count']} cores).", "",
+             "| preset | before, images/s by round | after, images/s by round | after / before (medians) | "
+             "threads before / after | start-up before / after (s, by round) |", "|---|---|---|---|---|---|"]
+    for preset, d in rec["results"].items():
+        b, a = d.get("runs", {}).get("before", []), d.get("runs", {}).get("after", [])
+        lines.append(f"| {preset} | {rates(b)} | {rates(a)} | {d['speedup']:.2f}× | {threads(b)} / {threads(a)} | "
+                     f"{startup(b)} / {startup(a)} |")
+    return "\n".join(lines)
+
+
+def under_load_records(job: str, folder: str | os.PathLike | None = None) -> list[dict]:
+    """The records of ``scripts/under_load.py`` for ``job`` (``"make-book"`` or ``"ten-minutes"``), by name."""
+    if job not in ("make-book", "ten-minutes"):
+        raise ValueError(f"job {job!r}: expected 'make-book' or 'ten-minutes'")
+    return _records(folder, f"{job}-busy-*.json")
+
+
+def make_book_table(folder: str | os.PathLike | None = None) -> str:
+    """Markdown: each fresh-clone ``make book`` record beside its busy processes: the wall time, whether the
+    book built, the calibration's equal steps and the steps, threads and slow note of Table 2's two trainings."""
+    lines = ["| measured on | busy processes | make book, min | built | calibrated steps | U-ViT-T/4 trained | "
+             "DiMR-T/3R trained | threads | slow note | commit |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for rec in under_load_records("make-book", folder):
+        runs = rec["runs"]
+        cal = (runs.get("calibrate-table2") or {}).get("metrics", {}).get("equal_steps")
+        steps = [rec["table2_steps"].get(f"eval-table2-row{r}") for r in (1, 6)]
+        how = [(runs.get(f"train-table2-row{r}") or {}).get("run", {}) for r in (1, 6)]
+        notes = "; ".join(h["slow_note"] for h in how if h.get("slow_note")) or "none"
+        lines.append(f"| {rec['hardware']['cpu']}, {rec['cpu_count']} cores, {rec['when'][:10]} | {rec['busy']} | "
+                     f"{rec['wall_s'] / 60:.1f} | {'yes' if rec['book_built'] else 'no'} | "
+                     f"{'–' if cal is None else f'{cal:,.0f}'} | "
+                     + " | ".join("–" if s is None else f"{s:,}" for s in steps)
+                     + f" | {' / '.join(str(h.get('threads', '–')) for h in how)} | {notes} | "
+                       f"{(rec['git'].get('commit') or '?')[:7]} |")
     return "\n".join(lines) if len(lines) > 2 else ""
