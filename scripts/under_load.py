@@ -80,6 +80,8 @@ def _runs(clone: Path, experiments: list[str], profile: str) -> dict:
 
 
 def book(clone: Path, busy: int, log: Path) -> dict:
+    """``make book`` in ``clone`` beside ``busy`` busy processes: the record's fields (wall time, built, each
+    Table 2 run, ``table2_steps`` of the two evaluated models and whether they are ``equal_steps``)."""
     with busy_processes(busy):
         rc, seconds = _make(clone, "book", log)
     exps = [CALIBRATION] + [f"{kind}-table2-row{r}" for r in CPU_ROWS for kind in ("train", "eval")]
@@ -91,6 +93,8 @@ def book(clone: Path, busy: int, log: Path) -> dict:
 
 
 def ten_minutes(clone: Path, busy: int, log: Path) -> dict:
+    """``make install``, then the README's ten-minute DiMR-T/3R run and its evaluation (``small``, forced) beside
+    ``busy`` busy processes: the record's fields (wall time, both runs, the evaluation's grid)."""
     rc, _ = _make(clone, "install", log)
     if rc:
         return {"command": "make install", "exit_status": rc}
