@@ -263,6 +263,9 @@ display(recorded("ablation-adam-betas/cpu.json", betas_rows, "No Adam β compari
 # run chose; it trains fewer steps in its ten minutes, and the bar is the same.
 
 # %% tags=["remove-input"]
+from pathlib import Path
+from typing import NamedTuple
+
 from dimr.reproduction.bench_records import under_load_records
 
 BAR = {"accuracy_shapes_classifier": (0.60, "≥"), "geometric_distortion_mean": (0.15, "≤")}
@@ -280,36 +283,46 @@ def bar_cell(key: str, value: float | None) -> str:
     return f"{value:.3g}{ok}"
 
 
-# (model, the machine beside it, steps, metric values, grid, evaluation scale, hardware)
+class Entry(NamedTuple):
+    model: str
+    machine: str
+    steps: float | None
+    values: dict
+    grid: Path | None
+    scale: str | None
+    hardware: dict | None
+
+
 entries = []
 for preset, slug in (("DiMR-T/3R", "dimr-t3r"), ("U-ViT-T/4", "uvit-t4")):
     run = root / "runs" / f"eval-{slug}-10min" / "small"
     train_rec = root / "runs" / f"train-{slug}-10min" / "small" / "run.json"
     if not (run / "run.json").is_file():
-        entries.append((preset, "—", None, {}, None, None, None))
+        entries.append(Entry(preset, "—", None, {}, None, None, None))
         continue
     rec = json.loads((run / "run.json").read_text())
     steps = json.loads(train_rec.read_text())["metrics"]["steps"]["value"] if train_rec.is_file() else None
     values = {k: m["value"] for k, m in rec["metrics"].items()}
-    entries.append((preset, "`small` record", steps, values, run / "grid.png",
+    entries.append(Entry(preset, "`small` record", steps, values, run / "grid.png",
                     next(iter(rec["metrics"].values()))["scale"].split("; model trained")[0], rec["hardware"]))
 for rec in under_load_records("ten-minutes"):  # scripts/under_load.py ten-minutes --busy N
     train, ev = (rec["runs"].get(e) or {} for e in ("train-dimr-t3r-10min", "eval-dimr-t3r-10min"))
     grid = root / "runs" / "bench" / rec["grid"] if rec.get("grid") else None
     threads = train.get("run", {}).get("threads")
-    entries.append(("DiMR-T/3R", f"beside {rec['busy']} busy process{'es' * (rec['busy'] != 1)}, {threads} "
+    entries.append(Entry("DiMR-T/3R", f"beside {rec['busy']} busy process{'es' * (rec['busy'] != 1)}, {threads} "
                                  f"thread{'s' * (threads != 1)} (fresh clone, {rec['when'][:10]})",
                     train.get("trained_steps"), ev.get("metrics", {}), grid,
                     (ev.get("scale") or "").split("; model trained")[0], rec["hardware"]))
 rows = ["| model | machine | train steps | " + " | ".join(label for _, label in shown) + " |",
         "|---|---|---|" + "---|" * len(shown)]
-for preset, machine, steps, values, _, _, _ in entries:
+for preset, machine, steps, values, *_ in entries:
     rows.append(f"| {preset} | {machine} | {'not run' if steps is None else f'{steps:,.0f}'} | "
                 + " | ".join(bar_cell(key, values.get(key)) for key, _ in shown) + " |")
-rows += ["", "Evaluation: " + "; ".join(sorted({f"{e[5]} ({e[6]['cpu']}, {e[6]['cpu_count']} cores)"
-                                              for e in entries if e[5]})) + "."]
+rows += ["", "Evaluation: " + "; ".join(sorted({f"{e.scale} ({e.hardware['cpu']}, {e.hardware['cpu_count']} cores)"
+                                              for e in entries if e.scale})) + "."]
 display(Markdown("\n".join(rows)))
-grids = [(f"{e[0]}, {e[1].replace('`', '')}", e[4]) for e in entries if e[4] is not None and e[4].is_file()]
+grids = [(f"{e.model}, {e.machine.replace('`', '')}", e.grid) for e in entries
+         if e.grid is not None and e.grid.is_file()]
 if grids:
     import matplotlib.pyplot as plt
 
