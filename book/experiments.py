@@ -216,8 +216,11 @@ display(recorded("ablation-cpu-recipe/sampler-dimr-t3r.json", sweep_rows,
 #   and the CPU's bf16 attention backward is slower than fp32's);
 # * AdamW runs fused (one kernel for all parameters), the EMA in one call;
 # * `torch.compile` (`--compile auto`, the default): on CPUs, for runs long enough to repay it (at least
-#   `dimr.train.COMPILE_MIN_STEPS` steps, no time limit under `COMPILE_MIN_SECONDS`), the network trains
-#   through inductor's fused kernels. The first step
+#   `dimr.train.COMPILE_MIN_STEPS` steps, no time limit under `COMPILE_MIN_SECONDS`) and on at least
+#   `COMPILE_MIN_THREADS` threads, the network trains through inductor's fused kernels. On one thread (a
+#   busy machine, one run per core) compiling gains about nothing and a cold compile costs minutes
+#   (the compile rows of the contention table in {doc}`full_scale`), so such a run trains eagerly;
+#   `summary.json` says which and why (`compile_reason`). The first step
 #   pays the compilation (the start-up column below: round 1 with an empty cache, round 2 once
 #   `TORCHINDUCTOR_CACHE_DIR` holds it; `make` keeps it in `.cache/inductor`), so short runs stay eager; a
 #   compiler that fails falls back to eager training with a message;

@@ -166,7 +166,11 @@ if all(pair):
 # alone and beside one busy process (a spinning Python loop, like a busy browser tab), alternating, and
 # records the ratio; on two cores a fair share is a half. Torch's threads follow the cores that are free
 # when a run starts (`dimr.device.use_free_cores`), so a busy core no longer makes them wait for it; the
-# `OMP_NUM_THREADS=2` rows force the old behaviour, one thread per core whether free or not.
+# `OMP_NUM_THREADS=2` rows force the old behaviour, one thread per core whether free or not. The rows
+# with `--compile off` and `--compile on` compare eager and compiled training, each record starting from an
+# empty compile cache (its round-1 start-up is the cold compile): `--compile auto` compiles only where a
+# run has several threads, because on the one thread beside a busy process the compiled step is no faster
+# and the cold compile is pure cost (`dimr.train.choose_compile`).
 #
 # Alone, a run still takes every core, so it should train as fast as before the change:
 # `python -m dimr bench --before REV` runs the default training at a git revision and now, alternating. And

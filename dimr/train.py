@@ -132,6 +132,10 @@ COMPILE_CHOICES = ("auto", "on", "off")
 #: the shortest run ``compile="auto"`` compiles: a cold compile of a tiny preset costs a minute or two of
 #: two cores (seconds once the inductor cache holds it), repaid only by runs of many hundred steps
 COMPILE_MIN_STEPS, COMPILE_MIN_SECONDS = 1000, 300.0
+#: the fewest CPU threads ``compile="auto"`` compiles with: on one thread (a busy laptop, one run per core)
+#: inductor's kernels train the tiny presets at about eager's speed, and a cold compile costs that one thread
+#: minutes (``runs/bench/contention-compile-{on,off}-*.json``): a ten-minute run trains more steps eagerly
+COMPILE_MIN_THREADS = 2
 #: what a checkpoint written before a field existed trained with (so old runs resume and load as ε)
 LEGACY_DEFAULTS = {"prediction": "eps", "loss_weighting": "uniform", "min_snr_gamma": 5.0,
                    "time_distribution": "uniform", "time_loc": 0.0, "time_scale": 1.0}
@@ -203,17 +207,25 @@ def choose_amp(cfg: TrainConfig, device: torch.device) -> tuple[str, str]:
     return auto_precision(device)
 
 
-def choose_compile(cfg: TrainConfig, device: torch.device, steps_to_run: int, time_limit_s: float | None) -> bool:
-    """Whether this run trains through ``torch.compile``.
+def choose_compile(cfg: TrainConfig, device: torch.device, steps_to_run: int, time_limit_s: float | None,
+                   threads: int = 2) -> tuple[bool, str]:
+    """Whether this run trains through ``torch.compile``, and why (recorded in ``summary.json``).
 
     ``"on"``/``"off"`` decide; ``"auto"`` compiles on CPUs (where inductor's fused kernels train the tiny
-    presets faster than eager: ``runs/bench/archive/cpu-before-after.json``) when the run is long enough to repay the
-    compile: at least :data:`COMPILE_MIN_STEPS` steps still to go and no time limit under
-    :data:`COMPILE_MIN_SECONDS`. On CUDA ``"auto"`` stays eager (not measured here)."""
+    presets faster than eager: ``runs/bench/archive/cpu-before-after.json``) when the compile can be repaid:
+    at least :data:`COMPILE_MIN_STEPS` steps still to go, no time limit under :data:`COMPILE_MIN_SECONDS`,
+    and at least :data:`COMPILE_MIN_THREADS` ``threads`` (the run's CPU threads). On CUDA ``"auto"`` stays
+    eager (not measured here)."""
     if cfg.compile != "auto":
-        return cfg.compile == "on"
-    long_enough = steps_to_run >= COMPILE_MIN_STEPS and (time_limit_s is None or time_limit_s >= COMPILE_MIN_SECONDS)
-    return device.type == "cpu" and long_enough
+        return cfg.compile == "on", "asked for"
+    if device.type != "cpu":
+        return False, f"auto: eager on {device.type} (compiling is measured on CPUs only)"
+    if steps_to_run < COMPILE_MIN_STEPS or (time_limit_s is not None and time_limit_s < COMPILE_MIN_SECONDS):
+        return False, (f"auto: eager, too short to repay a compile ({steps_to_run} steps to go"
+                       + (f", a {time_limit_s / 60:g}-minute limit)" if time_limit_s is not None else ")"))
+    if threads < COMPILE_MIN_THREADS:
+        return False, f"auto: eager on {threads} thread (compiling there costs minutes and gains about nothing)"
+    return True, f"auto: compiled ({steps_to_run} steps to go on {threads} threads repay the compile)"
 
 
 @dataclass
@@ -286,6 +298,7 @@ class Run:
     compile_auto: bool = False  # ``cfg.compile`` was "auto" (then a compiler failure falls back to eager)
     amp_reason: str = ""  # why the run trains in ``cfg.amp`` (recorded in summary.json)
     threads_reason: str = ""  # how many CPU threads it uses and why (recorded in summary.json)
+    compile_reason: str = ""  # why it trains compiled or eager (recorded in summary.json)
 
 
 def _build_dataset(cfg: TrainConfig, preset):
@@ -343,14 +356,15 @@ def setup(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, datase
     net = Denoiser(model, schedule, cfg.prediction, null_class)
     if env.world > 1:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
-    compile_auto, compiled = cfg.compile == "auto", choose_compile(cfg, env.device, cfg.steps - start_step, time_limit_s)
+    compile_auto = cfg.compile == "auto"
+    compiled, compile_reason = choose_compile(cfg, env.device, cfg.steps - start_step, time_limit_s, torch.get_num_threads())
     sampler = StepBatchSampler(len(dataset), per_step, start_step, cfg.steps, cfg.seed, env.rank, env.world, cfg.grad_accum)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
                         pin_memory=env.device.type == "cuda", persistent_workers=False)
     return Run(dataclasses.replace(cfg, compile="on" if compiled else "off"), env, out, preset, dataset, model_cfg,
                schedule, null_class, model, ema, opt, scaler, net, torch.compile(net) if compiled else net, amp_dtype,
                sampler, iter(loader) if batches is None else batches, start_step, compile_auto, amp_reason,
-               threads_reason)
+               threads_reason, compile_reason)
 
 
 def train_step(run: Run, step: int) -> dict:
@@ -391,6 +405,7 @@ def _loss_or_eager(run: Run, x0, y, t, eps):
             raise
         print(f"dimr train: torch.compile failed ({type(e).__name__}: {str(e)[:200]}); training eagerly", file=sys.stderr)
         run.fwd, run.cfg = run.net, dataclasses.replace(run.cfg, compile="off")
+        run.compile_reason = f"auto: the compiler failed ({type(e).__name__}): eager"
         return training_loss(run.fwd, run.schedule, x0, y, t, eps, run.cfg, run.amp_dtype)
 
 
@@ -413,7 +428,7 @@ def _summary(run: Run, step: int, stop: StopRequest, log: MetricsLog, checkpoint
                "images_per_s": (step - run.start_step) * cfg.batch_size / max(wall, 1e-9), "wall_s": wall,
                "world_size": env.world, "device": str(env.device), "threads": torch.get_num_threads(),
                "threads_reason": run.threads_reason, "amp": cfg.amp, "amp_reason": run.amp_reason,
-               "compile": cfg.compile, "huge_pages": os.environ.get(HUGE_PAGES_ENV) == "1",
+               "compile": cfg.compile, "compile_reason": run.compile_reason, "huge_pages": os.environ.get(HUGE_PAGES_ENV) == "1",
                "checkpoint": str(checkpoints.path) if checkpoints.path.exists() else None, "interrupted": stop.reason == StopRequest.SIGNALLED,
                "time_limited": stop.reason == StopRequest.TIME_LIMITED, "diverged_at_step": diverged,
                "model_config": config_to_dict(run.model_cfg), "train_config": config_to_dict(cfg),

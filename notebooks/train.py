@@ -205,4 +205,6 @@ if finite:
                                   + (" before it diverged" if diverged else ""), scale)
 write_metrics(run_dir, record)
 print(json.dumps({"scale": scale, "precision": f"{summary['amp']} ({summary.get('amp_reason', '')})",
+                  "threads": f"{summary['threads']} ({summary.get('threads_reason', '')})",
+                  "compile": f"{summary['compile']} ({summary.get('compile_reason', '')})",
                   "diverged_at_step": summary["diverged_at_step"], "images_per_s": summary["images_per_s"]}, indent=1))

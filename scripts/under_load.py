@@ -58,7 +58,7 @@ def _summary(clone: Path, experiment: str, profile: str) -> dict:
     """What a training's ``summary.json`` says about how it ran (threads, precision, a slow note)."""
     path = clone / "checkpoints" / experiment / profile / "summary.json"
     s = json.loads(path.read_text()) if path.is_file() else {}
-    keys = ("threads", "threads_reason", "amp", "amp_reason", "huge_pages", "slow_note", "usual_images_per_s",
+    keys = ("threads", "threads_reason", "amp", "amp_reason", "compile", "compile_reason", "huge_pages", "slow_note", "usual_images_per_s",
             "slow_windows", "logged_windows", "stop_reason")
     return {k: s.get(k) for k in keys if k in s}
 

@@ -10,16 +10,23 @@ from dimr.reproduction.bench_records import (before_after_records, before_after_
 HW = {"cpu": "Test CPU", "cpu_count": 2}
 
 
-def test_contention_table_shows_each_variant_and_the_fair_share(tmp_path):
+def test_contention_table_shows_each_variant_the_fair_share_and_the_start_up(tmp_path):
     assert contention_table(tmp_path) == ""
-    rec = {"busy": 1, "rounds": 3, "cpu_count": 2, "hardware": HW, "when": "2026-12-07T13:00:00",
-           "results": {"defaults": {"DiMR-T/3R": {"alone_images_per_s": 100.0, "busy_images_per_s": 60.0, "busy_over_alone": 0.6}},
-                       "OMP_NUM_THREADS=2": {"DiMR-T/3R": {"alone_images_per_s": 101.0, "busy_images_per_s": 30.0, "busy_over_alone": 0.297}}}}
+    runs = lambda a, b: {"alone": [{"first_window_s": a}, {"first_window_s": 9}], "busy": [{"first_window_s": b}]}  # noqa: E731
+    rec = {"busy": 1, "rounds": 3, "cpu_count": 2, "hardware": HW, "when": "2026-12-07T13:00:00", "train_args": "",
+           "results": {"defaults": {"DiMR-T/3R": {"alone_images_per_s": 100.0, "busy_images_per_s": 60.0,
+                                                  "busy_over_alone": 0.6, "runs": runs(98.6, 107.4)}},
+                       "OMP_NUM_THREADS=2": {"DiMR-T/3R": {"alone_images_per_s": 101.0, "busy_images_per_s": 30.0,
+                                                           "busy_over_alone": 0.297, "runs": runs(9.7, 11.3)}}}}
     (tmp_path / "contention-1-test-cpu-2026-12-07.json").write_text(json.dumps(rec))
+    # a second record with training flags: they name its rows
+    flagged = {**rec, "train_args": "--compile off", "results": {"defaults": rec["results"]["defaults"]}}
+    (tmp_path / "contention-compile-off-test-cpu.json").write_text(json.dumps(flagged))
     rows = contention_table(tmp_path).splitlines()[2:]
-    assert len(rows) == 2
-    assert "| defaults | 100 | 60 (1 busy) | 0.60 | 0.50 | 3 |" in rows[0]
-    assert "| OMP_NUM_THREADS=2 |" in rows[1] and "| 0.30 |" in rows[1]
+    assert len(rows) == 3
+    assert "| defaults | 100 | 60 (1 busy) | 0.60 | 0.50 | 99, 107 | 3 |" in rows[0]  # round 1's start-up
+    assert "| OMP_NUM_THREADS=2 |" in rows[1] and "| 0.30 |" in rows[1] and "| 10, 11 |" in rows[1]
+    assert "| defaults `--compile off` | 100 |" in rows[2]
 
 
 def test_huge_pages_table_shows_every_round_and_the_choice(tmp_path):

@@ -282,20 +282,31 @@ def test_the_prediction_target_is_recorded_and_read_back(tmp_path):
               old.parent, resume=True)
 
 
-def test_compile_auto_only_for_long_cpu_runs_and_flags_stay_readable():
+def test_compile_auto_only_for_long_cpu_runs_on_several_threads_and_flags_stay_readable():
     import dimr.train as T
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     auto = T.resolve_config(TrainConfig(preset="DiMR-T/3R"))
     assert auto.compile == "auto"
-    assert T.choose_compile(auto, cpu, T.COMPILE_MIN_STEPS, None)
-    assert not T.choose_compile(auto, cpu, T.COMPILE_MIN_STEPS - 1, None)  # a short run would mostly compile
-    assert not T.choose_compile(auto, cpu, 10**6, T.COMPILE_MIN_SECONDS - 1)  # so would a short time limit
-    assert T.choose_compile(auto, cpu, 10**6, T.COMPILE_MIN_SECONDS)
-    assert not T.choose_compile(auto, cuda, 10**6, None)  # not measured on GPUs: eager
-    on = dataclasses.replace(auto, compile="on")
-    assert T.choose_compile(on, cpu, 1, 1.0) and T.choose_compile(on, cuda, 1, None)
-    assert not T.choose_compile(dataclasses.replace(auto, compile="off"), cpu, 10**6, None)
+
+    def compiles(cfg, device, steps, limit, threads=2):
+        yes, why = T.choose_compile(cfg, device, steps, limit, threads)
+        assert isinstance(yes, bool) and why  # every choice says why (summary.json's compile_reason)
+        return yes
+
+    assert compiles(auto, cpu, T.COMPILE_MIN_STEPS, None)
+    assert not compiles(auto, cpu, T.COMPILE_MIN_STEPS - 1, None)  # a short run would mostly compile
+    assert not compiles(auto, cpu, 10**6, T.COMPILE_MIN_SECONDS - 1)  # so would a short time limit
+    assert compiles(auto, cpu, 10**6, T.COMPILE_MIN_SECONDS)
+    assert not compiles(auto, cuda, 10**6, None)  # not measured on GPUs: eager
+    # one thread (a busy machine, one run per core): eager, however long the run
+    assert not compiles(auto, cpu, 10**6, None, threads=T.COMPILE_MIN_THREADS - 1)
+    assert "1 thread" in T.choose_compile(auto, cpu, 10**6, None, 1)[1]
+    assert compiles(auto, cpu, 10**6, None, threads=T.COMPILE_MIN_THREADS)
+    on, off = dataclasses.replace(auto, compile="on"), dataclasses.replace(auto, compile="off")
+    assert compiles(on, cpu, 1, 1.0, threads=1) and compiles(on, cuda, 1, None)  # asked for: it stands
+    assert T.choose_compile(on, cpu, 1, 1.0, 1) == (True, "asked for")
+    assert not compiles(off, cpu, 10**6, None)
     # checkpoints written while the field was a flag still resolve
     assert T.resolve_config(TrainConfig(compile=True)).compile == "on"
     assert T.resolve_config(TrainConfig(compile=False)).compile == "off"
@@ -313,8 +324,10 @@ def test_a_failing_compiler_falls_back_to_eager_only_when_auto(tmp_path, monkeyp
 
     monkeypatch.setattr(T.torch, "compile", broken_compile)
     monkeypatch.setattr(T, "COMPILE_MIN_STEPS", 1)
+    monkeypatch.setattr(T, "COMPILE_MIN_THREADS", 1)
     summary = train(TrainConfig(**TINY, steps=2, compile="auto"), tmp_path / "auto")
     assert summary["step"] == 2 and summary["compile"] == "off"
+    assert "compiler failed (RuntimeError)" in summary["compile_reason"]
     assert load_checkpoint(tmp_path / "auto" / "latest.pt")["train_config"]["compile"] == "off"
     with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):  # asked for explicitly: the error stands
         train(TrainConfig(**TINY, steps=2, compile="on"), tmp_path / "on")

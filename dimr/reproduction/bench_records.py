@@ -61,17 +61,20 @@ def _records(folder: str | os.PathLike | None, pattern: str) -> list[dict]:
 
 def contention_table(folder: str | os.PathLike | None = None) -> str:
     """Markdown: each ``dimr bench --contention`` record's default training alone and beside busy processes,
-    per environment variant and preset (medians over its rounds), with the fair share it is judged against."""
-    lines = ["| measured on | preset | environment | alone, images/s | beside busy, images/s | busy / alone | "
-             "fair share | rounds |", "|---|---|---|---|---|---|---|---|"]
+    per environment variant (and ``--train-args``) and preset (medians over its rounds), with the fair share it
+    is judged against and round 1's start-up (the first logged window: an empty compile cache, warm-up)."""
+    lines = ["| measured on | preset | setting | alone, images/s | beside busy, images/s | busy / alone | "
+             "fair share | start-up, s (alone, busy) | rounds |", "|---|---|---|---|---|---|---|---|---|"]
     for rec in _records(folder, "contention-*.json"):
         hw, busy = rec["hardware"], rec["busy"]
         fair = f"{(rec['cpu_count'] - busy) / rec['cpu_count']:.2f}" if busy < rec["cpu_count"] else "–"  # the free cores' share
+        flags = f" `{rec['train_args']}`" if rec.get("train_args") else ""
         for variant, by_preset in rec["results"].items():
             for preset, d in by_preset.items():
-                lines.append(f"| {hw['cpu']}, {rec['cpu_count']} cores, {rec['when'][:10]} | {preset} | {variant} | "
+                start = ", ".join(f"{d['runs'][side][0]['first_window_s']:.0f}" for side in ("alone", "busy"))
+                lines.append(f"| {hw['cpu']}, {rec['cpu_count']} cores, {rec['when'][:10]} | {preset} | {variant}{flags} | "
                              f"{d['alone_images_per_s']:.0f} | {d['busy_images_per_s']:.0f} ({busy} busy) | "
-                             f"{d['busy_over_alone']:.2f} | {fair} | {rec['rounds']} |")
+                             f"{d['busy_over_alone']:.2f} | {fair} | {start} | {rec['rounds']} |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
