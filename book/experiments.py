@@ -263,7 +263,8 @@ display(recorded("ablation-adam-betas/cpu.json", betas_rows, "No Adam β compari
 # A laptop is rarely idle, so the DiMR-T/3R run is also recorded beside a busy process:
 # `python scripts/under_load.py ten-minutes --busy 1` runs the same two experiments from a fresh clone while a
 # spinning Python loop holds one of the two cores (like a busy browser tab). Its row says how many threads the
-# run chose; it trains fewer steps in its ten minutes, and the bar is the same.
+# run chose, whether it compiled (on one thread it no longer does: the compile cost minutes of the ten and
+# gained nothing there) and which commit it ran; it trains fewer steps in its ten minutes, and the bar is the same.
 
 # %% tags=["remove-input"]
 from pathlib import Path
@@ -312,8 +313,11 @@ for rec in under_load_records("ten-minutes"):  # scripts/under_load.py ten-minut
     train, ev = (rec["runs"].get(e) or {} for e in ("train-dimr-t3r-10min", "eval-dimr-t3r-10min"))
     grid = root / "runs" / "bench" / rec["grid"] if rec.get("grid") else None
     threads = train.get("run", {}).get("threads")
+    # records before compile was recorded name it in their scale line only
+    compiled = train.get("run", {}).get("compile", "on" if "torch.compile" in train.get("scale", "") else "off") == "on"
     entries.append(Entry("DiMR-T/3R", f"beside {rec['busy']} busy process{'es' * (rec['busy'] != 1)}, {threads} "
-                                 f"thread{'s' * (threads != 1)} (fresh clone, {rec['when'][:10]})",
+                                 f"thread{'s' * (threads != 1)}, {'compiled' if compiled else 'eager'} "
+                                 f"(fresh clone of {rec['git']['commit'][:7]}, {rec['when'][:10]})",
                     train.get("trained_steps"), ev.get("metrics", {}), grid,
                     (ev.get("scale") or "").split("; model trained")[0], rec["hardware"]))
 rows = ["| model | machine | train steps | " + " | ".join(label for _, label in shown) + " |",
