@@ -536,8 +536,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="autocast dtype; auto = bf16 on CUDA and on CPUs with native bf16, else fp32")
     ap.add_argument("--grad-checkpointing", action="store_true", help="activation checkpointing (less memory, one more forward)")
     ap.add_argument("--compile", choices=COMPILE_CHOICES, default=D.compile,
-                    help="torch.compile the network; auto = on CPUs for runs of 1,000+ steps (falls back to eager "
-                         "if the compiler fails)")
+                    help="torch.compile the network; auto = on CPUs for runs of 1,000+ steps on 2+ threads (falls "
+                         "back to eager if the compiler fails)")
     ap.add_argument("--seed", type=int, default=D.seed, help="seed of initialisation, data order and noise")
     ap.add_argument("--log-every", type=int, default=D.log_every, help="steps between lines of metrics.jsonl")
     ap.add_argument("--ckpt-every", type=int, default=D.ckpt_every, help="steps between checkpoints (one is always written at the end)")
