@@ -309,7 +309,7 @@ for preset, slug in (("DiMR-T/3R", "dimr-t3r"), ("U-ViT-T/4", "uvit-t4")):
     values = {k: m["value"] for k, m in rec["metrics"].items()}
     entries.append(Entry(preset, "`small` record", steps, values, run / "grid.png",
                     next(iter(rec["metrics"].values()))["scale"].split("; model trained")[0], rec["hardware"]))
-for rec in sorted(under_load_records("ten-minutes"), key=lambda r: r["when"]):  # scripts/under_load.py ten-minutes --busy N
+for rec in under_load_records("ten-minutes"):  # scripts/under_load.py ten-minutes --busy N, in the order they ran
     train, ev = (rec["runs"].get(e) or {} for e in ("train-dimr-t3r-10min", "eval-dimr-t3r-10min"))
     grid = root / "runs" / "bench" / rec["grid"] if rec.get("grid") else None
     threads = train.get("run", {}).get("threads")

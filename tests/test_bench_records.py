@@ -75,5 +75,10 @@ def test_make_book_table_shows_each_cell_s_steps_threads_and_notes(tmp_path):
                        "0123456 |")
     assert "| 1 | 25.0 | yes | 1,000 | 1,000 | – | 1 / 1 | another process is using the CPU: 20 img/s" in rows[1]
     assert len(under_load_records("ten-minutes", tmp_path)) == 1
+    # a later measurement whose name sorts first (a suffix) is still listed after the earlier one
+    later = {**_book_record(1, (900, 900)), "when": "2026-12-07T20:00:00"}
+    (tmp_path / "make-book-busy-1-test-cpu-2026-12-07-a.json").write_text(json.dumps(later))
+    assert [r["when"][11:16] for r in under_load_records("make-book", tmp_path)] == ["16:00", "16:00", "20:00"]
+    assert "| 900 |" in make_book_table(tmp_path).splitlines()[-1]
     with pytest.raises(ValueError, match="expected 'make-book' or 'ten-minutes'"):
         under_load_records("book", tmp_path)

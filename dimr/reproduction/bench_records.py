@@ -121,10 +121,11 @@ def before_after_table(rec: dict) -> str:
 
 
 def under_load_records(job: str, folder: str | os.PathLike | None = None) -> list[dict]:
-    """The records of ``scripts/under_load.py`` for ``job`` (``"make-book"`` or ``"ten-minutes"``), by name."""
+    """The records of ``scripts/under_load.py`` for ``job`` (``"make-book"`` or ``"ten-minutes"``), in the order
+    they ran (their ``when``; by name where equal)."""
     if job not in ("make-book", "ten-minutes"):
         raise ValueError(f"job {job!r}: expected 'make-book' or 'ten-minutes'")
-    return _records(folder, f"{job}-busy-*.json")
+    return sorted(_records(folder, f"{job}-busy-*.json"), key=lambda rec: rec.get("when", ""))
 
 
 def make_book_table(folder: str | os.PathLike | None = None) -> str:
