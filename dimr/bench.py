@@ -5,6 +5,7 @@
     python -m dimr bench --preset DiMR-XL/2R --device cuda --batch-size 32 64 128 --measure forward forward-backward
     python -m dimr bench --preset DiMR-T/3R --batch-size 16 --official ~/src/DiMR             # beside the official code
     python -m dimr bench --before b5a2f80 --preset DiMR-T/3R U-ViT-T/4                        # `dimr train`, before vs now
+    python -m dimr bench --before b5a2f80 --contention 1 --preset DiMR-T/3R                   # ... beside a busy process
 
 Each measure times *calls*, every call synchronised with the device before its clock stops:
 
@@ -33,7 +34,8 @@ activations (docs/official-code.md §2); ours do with ``--grad-checkpointing`` (
 Both sides run at ``--amp`` (the official training ran under fp16 autocast, §5).
 
 **Before/after** (``--before REV``) and **contention** (``--contention N``): the default ``python -m dimr train``
-at two revisions, or alone and beside busy processes (:mod:`dimr.train_rate`).
+at two revisions, or alone and beside busy processes; both together compare the revisions beside busy
+processes (:mod:`dimr.train_rate`).
 
 Every record is a JSON file under ``runs/bench/`` (or ``--out``); nothing here is a test.
 """
@@ -511,7 +513,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--official-commit", help="the checkout's commit, recorded when PATH is not a git repository")
     ap.add_argument("--out", help="the record's path (default: runs/bench/<preset>-<device>-<precision>-b<batch>….json)")
     c = ap.add_argument_group("contention (the default `dimr train` alone and beside busy processes)")
-    c.add_argument("--contention", type=int, metavar="N", help="busy processes beside the measured run; switches to this mode")
+    c.add_argument("--contention", type=int, metavar="N",
+                   help="busy processes beside the measured run; switches to this mode (with --before: beside every "
+                        "run of both revisions)")
     c.add_argument("--variant", action="append", metavar="VAR=VALUE[,VAR=VALUE]",
                    help="an environment to measure besides the defaults (repeatable), e.g. OMP_WAIT_POLICY=PASSIVE")
     h = ap.add_argument_group("huge pages (one training step with THP_MEM_ALLOC_ENABLE off and on)")
@@ -534,12 +538,12 @@ def cli(argv: list[str]) -> int:
     """``python -m dimr bench --preset P [--device D] [--amp A] [--batch-size B …] [--official PATH]``"""
     args = _parser().parse_args(argv)
     try:
+        if args.before:  # with --contention N: before and after, both beside N busy processes
+            return cli_before_after(args)
         if args.contention is not None:
             return cli_contention(args)
         if args.huge_pages is not None:
             return cli_huge_pages(args)
-        if args.before:
-            return cli_before_after(args)
     except (KeyError, ValueError, RuntimeError) as e:  # RuntimeError: a training run that failed (its stderr)
         print(f"dimr bench: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2

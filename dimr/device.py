@@ -23,6 +23,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -31,7 +32,7 @@ import time
 
 import torch
 
-__all__ = ["pick_device", "autocast_dtype", "auto_precision", "cpu_has_native_bf16", "cpu_threads", "busy_cores_elsewhere",
+__all__ = ["pick_device", "autocast_dtype", "autocast_off", "auto_precision", "cpu_has_native_bf16", "cpu_threads", "busy_cores_elsewhere",
            "use_free_cores", "free_cores_for", "tune_cpu_allocator", "AMP_CHOICES"]
 
 AMP_CHOICES = ("auto", "none", "bf16", "fp16")
@@ -73,6 +74,13 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "auto":
         amp = auto_precision(device)[0]
     return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def autocast_off(device_type: str):
+    """A region where autocast (if this device has it) is off; a no-op context elsewhere (``meta``)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def auto_precision(device: torch.device) -> tuple[str, str]:

@@ -131,11 +131,14 @@ def _git(root: Path, *args: str) -> str:
 
 
 def before_after(before: str, presets: Sequence[str], windows: int = 12, rounds: int = 2, train_args: str = "",
-                 progress: Callable[[str], None] = print) -> dict:
+                 progress: Callable[[str], None] = print, busy: int = 0) -> dict:
     """The default training command of each preset at git revision ``before`` and in this checkout, alternating
     (before, after) for ``rounds`` rounds, each run from its own fresh inductor cache folder (round 1 compiles
-    cold, later rounds find the cache warm). Returns the record: per preset the median images/s of each side
-    over rounds, the speed-up and every run."""
+    cold, later rounds find the cache warm), every run beside ``busy`` busy processes (none: the machine as it
+    is). Returns the record: per preset the median images/s of each side over rounds, the speed-up and every
+    run."""
+    if busy < 0:
+        raise ValueError(f"busy processes must be 0 or more, got {busy}")
     root = Path(__file__).resolve().parent.parent
     rev, after = _git(root, "rev-parse", "--short", before), _git(root, "rev-parse", "--short", "HEAD")
     dirty = bool(_git(root, "status", "--porcelain", "--", "dimr"))
@@ -146,7 +149,8 @@ def before_after(before: str, presets: Sequence[str], windows: int = 12, rounds:
         _git(root, "worktree", "add", "--detach", str(tree), rev)
         try:
             for r, preset, (label, where) in itertools.product(range(rounds), presets, (("before", tree), ("after", root))):
-                got = default_train_rate(where, preset, windows, train_args.split(), env)
+                with busy_processes(busy):
+                    got = default_train_rate(where, preset, windows, train_args.split(), env)
                 runs[preset][label].append(got)
                 progress(f"round {r + 1} {preset} {label}: {got['images_per_s']:.1f} images/s (first window "
                          f"{got['first_window_s']:.0f} s, amp {got['amp']}, compile {got['compile']})")
@@ -155,11 +159,15 @@ def before_after(before: str, presets: Sequence[str], windows: int = 12, rounds:
     flags = f" {train_args}" if train_args else ""
     return {"what": f"`python -m dimr train --preset P{flags}` with every other setting at its default (the recipe's "
                     f"full length, stopped by SIGTERM after {windows} logged windows of 10 steps after the first), "
-                    "before and after, alternating in one run; median images/s of those windows. Round 1 starts "
-                    "from an empty inductor cache",
-            "train_args": train_args, "before": rev, "after": after + (" (uncommitted changes in dimr/)" if dirty else ""),
+                    f"before and after, alternating in one run{_beside(busy)}; median images/s of those windows. "
+                    "Round 1 starts from an empty inductor cache",
+            "busy": busy, "train_args": train_args, "before": rev, "after": after + (" (uncommitted changes in dimr/)" if dirty else ""),
             "rounds": rounds, "results": {p: _before_after_summary(d) for p, d in runs.items()},
             "hardware": hardware_info(), "command": "python -m dimr bench --before"}
+
+
+def _beside(busy: int) -> str:
+    return f", every run beside {busy} busy process(es) (`python -c '{BUSY_CODE}'`)" if busy else ""
 
 
 def _before_after_summary(runs: dict) -> dict:
@@ -230,10 +238,11 @@ def _print(line: str) -> None:
 
 
 def cli_before_after(args) -> int:
-    record = before_after(args.before, args.preset, args.windows, args.rounds, args.train_args or "", _print)
+    busy = args.contention or 0
+    record = before_after(args.before, args.preset, args.windows, args.rounds, args.train_args or "", _print, busy)
     for preset, d in record["results"].items():
         print(f"{preset}: {d['before_images_per_s']:.1f} -> {d['after_images_per_s']:.1f} images/s ({d['speedup']:.2f}x)")
-    slug = "-".join(slug_of(p) for p in args.preset)
+    slug = "-".join(slug_of(p) for p in args.preset) + (f"-busy-{busy}" if busy else "")
     out = Path(args.out) if args.out else repo_root() / "runs" / "bench" / f"before-{record['before']}-{slug}.json"
     atomic_write_json(out, record)
     print(f"record -> {out}")

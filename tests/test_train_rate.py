@@ -54,3 +54,36 @@ def test_variants_parse_and_refuse_nonsense():
     assert _variants(["A=1,B=two"])["A=1,B=two"] == {"A": "1", "B": "two"}
     with pytest.raises(ValueError, match="VAR=VALUE"):
         _variants(["nonsense"])
+
+
+def test_before_after_beside_busy_processes_holds_them_for_every_run(monkeypatch):
+    held, seen = [], []
+
+    class FakeBusy:
+        def __init__(self, n):
+            self.n = n
+
+        def __enter__(self):
+            held.append(self.n)
+            return []
+
+        def __exit__(self, *exc):
+            held.pop()
+
+    def fake_rate(tree, preset, windows, extra, env):
+        seen.append((str(tree).endswith("before"), list(held)))
+        return {"images_per_s": 60.0 if str(tree).endswith("before") else 72.0, "first_window_s": 1.0,
+                "threads": 1, "amp": "bf16", "compile": "off"}
+
+    monkeypatch.setattr(C, "default_train_rate", fake_rate)
+    monkeypatch.setattr(C, "busy_processes", FakeBusy)
+    monkeypatch.setattr(C, "_git", lambda root, *args: "abc1234" if args[0] == "rev-parse" else "")
+    monkeypatch.setattr(C.subprocess, "run", lambda *a, **k: None)
+    rec = C.before_after("abc1234", ["DiMR-T/3R"], windows=3, rounds=2, progress=lambda line: None, busy=1)
+    assert seen == [(True, [1]), (False, [1])] * 2  # (before, after) per round, each beside one busy process
+    assert rec["busy"] == 1 and "beside 1 busy process" in rec["what"]
+    assert rec["results"]["DiMR-T/3R"]["speedup"] == pytest.approx(1.2)
+    alone = C.before_after("abc1234", ["DiMR-T/3R"], windows=3, rounds=1, progress=lambda line: None)
+    assert alone["busy"] == 0 and "busy" not in alone["what"] and seen[-1] == (False, [0])
+    with pytest.raises(ValueError, match="0 or more"):
+        C.before_after("abc1234", ["DiMR-T/3R"], busy=-1)

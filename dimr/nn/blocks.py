@@ -8,7 +8,6 @@ ConvNeXt blocks.  Every block takes the same ``(x, t, cond)`` arguments: ``t`` (
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Callable, Sequence
 
 import torch
@@ -17,6 +16,8 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..device import autocast_off
+from .depthwise import DepthwiseConv2d
 from .tdln import make_norm
 
 __all__ = [
@@ -29,13 +30,6 @@ __all__ = [
     "ConvNeXtBlock",
     "run_with_long_skips",
 ]
-
-
-def _autocast_off(device_type: str):
-    """A region where autocast (if this device has it) is off; a no-op context elsewhere (``meta``)."""
-    if torch.amp.is_autocast_available(device_type):
-        return torch.autocast(device_type, enabled=False)
-    return contextlib.nullcontext()
 
 
 class Attention(nn.Module):
@@ -58,7 +52,7 @@ class Attention(nn.Module):
         if self.upcast:
             # fp32 attention means fp32 under autocast too: autocast would cast q, k, v straight back
             # to bf16 (and CPU's bf16 attention backward is several times slower than fp32's)
-            with _autocast_off(x.device.type):
+            with autocast_off(x.device.type):
                 out = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
         else:
             out = F.scaled_dot_product_attention(q, k, v)
@@ -191,7 +185,7 @@ class ConvNeXtBlock(nn.Module):
                  norm: str = "tdrmsn", tdp_form: str = "official", adaln: AdaLNModulation | None = None,
                  dropout: float = 0.0):
         super().__init__()
-        self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.dwconv = DepthwiseConv2d(dim, kernel_size)
         self.norm = make_norm(norm, dim, tdp_form)
         self.mlp = make_mlp(mlp, dim, mlp_ratio)
         self.adaln = adaln
