@@ -265,6 +265,9 @@ display(recorded("ablation-adam-betas/cpu.json", betas_rows, "No Adam β compari
 # spinning Python loop holds one of the two cores (like a busy browser tab). Its row says how many threads the
 # run chose, whether it compiled (on one thread it no longer does: the compile cost minutes of the ten and
 # gained nothing there) and which commit it ran; it trains fewer steps in its ten minutes, and the bar is the same.
+# Later commits train more steps on that one thread: no compile, and from commit c76576e on, the depthwise
+# convolutions' weight gradient takes a faster route (`dimr.nn.depthwise`; {doc}`Running it </book/full_scale>`
+# times both).
 
 # %% tags=["remove-input"]
 from pathlib import Path
@@ -331,13 +334,18 @@ display(Markdown("\n".join(rows)))
 grids = [(f"{e.model}, {e.machine.replace('`', '')}", e.grid) for e in entries
          if e.grid is not None and e.grid.is_file()]
 if grids:
+    import textwrap
+
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(grids), figsize=(5 * len(grids), 5))
-    for ax, (label, path) in zip(list(axes) if len(grids) > 1 else [axes], grids):
-        ax.imshow(plt.imread(path))
-        ax.set_title(f"{label}\n10 minutes of a 2-core CPU", fontsize=9)
+    ncols = min(3, len(grids))  # rows of three keep each grid large enough to read its shapes
+    nrows = -(-len(grids) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 5.3 * nrows), squeeze=False)
+    for ax in axes.flat:
         ax.set_axis_off()
+    for ax, (label, path) in zip(axes.flat, grids):
+        ax.imshow(plt.imread(path))
+        ax.set_title(textwrap.fill(f"{label}; 10 minutes of a 2-core CPU", 48), fontsize=9)
     fig.suptitle("one row per class: circle, square, triangle, pentagon, hexagon, star, cross, ring", fontsize=8)
     plt.show()
 

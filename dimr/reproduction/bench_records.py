@@ -98,13 +98,15 @@ def before_after_records(folder: str | os.PathLike | None = None) -> list[dict]:
 
 def before_after_table(rec: dict) -> str:
     """Markdown: a ``dimr bench --before`` record's default training at two revisions, per preset: every round's
-    images/s, the ratio of the medians, the threads each side chose and each run's start-up (its first logged
-    window: compilation and warm-up, left out of the rates)."""
+    images/s, the ratio of the medians, the threads each side chose and whether it compiled, and each run's
+    start-up (its first logged window: compilation and warm-up, left out of the rates)."""
     def rates(runs: list) -> str:
         return ", ".join(f"{r['images_per_s']:.0f}" for r in runs) or "–"
 
     def threads(runs: list) -> str:
-        return "/".join(sorted({str(r["threads"]) for r in runs if r.get("threads") is not None})) or "–"
+        counts = "/".join(sorted({str(r["threads"]) for r in runs if r.get("threads") is not None})) or "–"
+        compiled = "/".join(sorted({"compiled" if r["compile"] == "on" else "eager" for r in runs if r.get("compile")}))
+        return f"{counts} ({compiled})" if compiled else counts
 
     def startup(runs: list) -> str:
         return ", ".join(f"{r['first_window_s']:.0f}" for r in runs) or "–"
@@ -112,7 +114,7 @@ def before_after_table(rec: dict) -> str:
     lines = [f"{rec['what']}: `{rec['before']}` → `{rec['after']}`, {rec['hardware']['cpu']} "
              f"({rec['hardware']['cpu_count']} cores).", "",
              "| preset | before, images/s by round | after, images/s by round | after / before (medians) | "
-             "threads before / after | start-up before / after (s, by round) |", "|---|---|---|---|---|---|"]
+             "threads (compiled?) before / after | start-up before / after (s, by round) |", "|---|---|---|---|---|---|"]
     for preset, d in rec["results"].items():
         b, a = d.get("runs", {}).get("before", []), d.get("runs", {}).get("after", [])
         lines.append(f"| {preset} | {rates(b)} | {rates(a)} | {d['speedup']:.2f}× | {threads(b)} / {threads(a)} | "
