@@ -90,3 +90,19 @@ def test_convnext_block_keeps_its_parameter_names():
     keys = ConvNeXtBlock(16).state_dict().keys()
     assert {"dwconv.weight", "dwconv.bias"} <= set(keys)
     assert isinstance(ConvNeXtBlock(16).dwconv, nn.Conv2d)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_convnext_block_gradients_equal_plain_conv_with_and_without_checkpointing(checkpointing):
+    from dimr.nn.blocks import maybe_checkpoint
+
+    torch.manual_seed(1)
+    ours = ConvNeXtBlock(16, norm="ln")
+    plain = ConvNeXtBlock(16, norm="ln")
+    plain.dwconv = nn.Conv2d(16, 16, 7, padding=3, groups=16)
+    plain.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 8, 8, 16)
+    for block in (ours, plain):
+        maybe_checkpoint(checkpointing, block, x).square().sum().backward()
+    for (name, p), q in zip(ours.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-5, msg=name)
