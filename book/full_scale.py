@@ -174,8 +174,8 @@ if all(pair):
 # DiMR-T/3R's step was the weight gradient of the ConvNeXt blocks' depthwise 7×7 convolutions, which oneDNN
 # computes with a generic grouped kernel; that gradient is itself a depthwise correlation (the input with the
 # output gradient, one channel per image and channel), so `dimr.nn.depthwise` computes it with oneDNN's fast
-# forward depthwise kernel instead: the same numbers, in less time. `--before REV --contention 1` times the
-# default training at a revision and now, both beside a busy process.
+# forward depthwise kernel instead: the same gradient up to rounding, in less time.
+# `--before REV --contention 1` times the default training at a revision and now, both beside a busy process.
 #
 # Alone, a run still takes every core, so it should train as fast as before the change:
 # `python -m dimr bench --before REV` runs the default training at a git revision and now, alternating. And
