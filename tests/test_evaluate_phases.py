@@ -27,8 +27,10 @@ def config(tiny_checkpoint, quick_classifier, tmp_path):
 
 
 def _portable(report: dict, out) -> str:
-    """The record without what differs between two runs of the same evaluation: times and the folder."""
+    """The record without what differs between two runs of the same evaluation: times, the folder and the
+    threads line, which carries how busy the machine measured at each start (another process may come or go)."""
     report = {k: v for k, v in report.items() if k not in ("timings_s", "config")}
+    report["scale"] = {k: v for k, v in report["scale"].items() if k != "threads"}
     return json.dumps(report, sort_keys=True).replace(str(out), "OUT")
 
 
