@@ -62,3 +62,20 @@ def test_the_recheck_sets_the_change_beside_the_seed_spread(tmp_path):
     path.write_text(json.dumps({"config": "row6", "seed": 0, "before": side, "after": side}))
     assert "bit-equal: the code computes the same" in evidence.recheck(study.collect(tmp_path), path)
     assert evidence.recheck({}, tmp_path / "none.json") == "No recheck is recorded."
+
+
+def test_the_power_table_computes_spread_and_seeds_needed_and_dashes_what_has_none(tmp_path):
+    # C3 (row5 → row6): paired differences 0.10, 0.08, 0.12 → mean 0.10, s.d. 0.02
+    for seed, (base, treat) in enumerate(((0.30, 0.20), (0.30, 0.22), (0.32, 0.20))):
+        _record(tmp_path, "row5", seed, {"geometric_distortion_mean": base})
+        _record(tmp_path, "row6", seed, {"geometric_distortion_mean": treat})
+    records = study.collect(tmp_path)
+    results = study.scorecard(records)
+    lines = {line.split(" | ")[0].strip("| "): line for line in evidence.power_table(results, records).splitlines()}
+    c3 = lines["C3"].split(" | ")
+    assert c3[2:5] == ["0.1", "0.02", "3"] and c3[5].endswith(f"(α/{study.family_size(results[0].claim)}) |")
+    needed = next(r for r in results if r.claim.key == "C3").seeds_needed
+    assert c3[5].startswith(f"{needed:.0f} ") and 3 <= needed < 20
+    # a claim with no paired seed shows dashes, not nan
+    c1 = lines["C1"].split(" | ")
+    assert c1[2:5] == ["—", "—", "0"] and "nan" not in "".join(lines.values())

@@ -162,7 +162,8 @@ def power_table(results: Sequence[study.ClaimResult], records: Mapping) -> str:
         diffs = study.paired_values(r.claim, records, r.claim.primary)
         sd = sample_sd(diffs)
         m = study.family_size(r.claim)
-        rows.append(f"| {r.claim.key} | {study.METRICS[r.claim.primary].label} | {r.difference.mean:.3g} | {sd:.2g} | "
+        mean, spread = (f"{r.difference.mean:.3g}", f"{sd:.2g}") if len(diffs) >= 2 else ("—", "—")  # no spread yet
+        rows.append(f"| {r.claim.key} | {study.METRICS[r.claim.primary].label} | {mean} | {spread} | "
                     f"{r.difference.n} | {_seeds_needed(r)} (α/{m}) |")
     return "\n".join(rows)
 
