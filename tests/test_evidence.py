@@ -79,3 +79,25 @@ def test_the_power_table_computes_spread_and_seeds_needed_and_dashes_what_has_no
     # a claim with no paired seed shows dashes, not nan
     c1 = lines["C1"].split(" | ")
     assert c1[2:5] == ["—", "—", "0"] and "nan" not in "".join(lines.values())
+
+
+def test_a_verdict_on_fewer_seeds_than_declared_says_it_is_interim(tmp_path):
+    declared = len(study.CONFIGS["row5"].seeds)  # C3: row5 → row6, both planned with the same seeds
+    assert study.declared_seeds(next(c for c in study.CLAIMS if c.key == "C3")) == declared >= 8
+    for seed in range(3):
+        _record(tmp_path, "row5", seed, {"geometric_distortion_mean": 0.30 + 0.01 * seed})
+        _record(tmp_path, "row6", seed, {"geometric_distortion_mean": 0.20 + 0.012 * seed})
+    records = study.collect(tmp_path)
+    c3 = next(r for r in study.scorecard(records) if r.claim.key == "C3")
+    assert c3.interim and c3.declared == declared
+    line = next(x for x in evidence.scorecard_table([c3]).splitlines() if x.startswith("| C3 "))
+    assert f"*interim: 3 of {declared} declared seeds*" in line
+    assert f"*Interim: 3 of {declared} declared seeds.*" in evidence.claim_block(c3.claim, records, c3)
+    # every declared seed recorded: the verdict is the declared one, no mark
+    for seed in range(3, declared):
+        _record(tmp_path, "row5", seed, {"geometric_distortion_mean": 0.30})
+        _record(tmp_path, "row6", seed, {"geometric_distortion_mean": 0.21})
+    records = study.collect(tmp_path)
+    c3 = next(r for r in study.scorecard(records) if r.claim.key == "C3")
+    assert not c3.interim and "interim" not in evidence.scorecard_table([c3]).split("\n\n")[0]
+    assert "nterim" not in evidence.claim_block(c3.claim, records, c3)

@@ -98,12 +98,19 @@ def scorecard_table(results: Sequence[study.ClaimResult]) -> str:
         verdict = f"**{r.verdict}**" + (f"; {r.equivalence}" if r.equivalence else "")
         if r.diverged:
             verdict += " (" + "; ".join(r.diverged) + ": scored as failures)"
+        verdict += f"; *{_interim(r)}*" if _interim(r) else ""
         rows.append(f"| {c.key}{' †' if c.beyond else ''} | {c.changes} | {study.METRICS[c.primary].label} | "
                     f"{format_interval(r.difference)} | {_fmt_p(r.p_holm)} | {verdict} | {r.difference.n} "
                     f"({_seeds_needed(r)}) | {_paper_pair(c)} |")
     return "\n".join(rows) + ("\n\n† beyond the paper: a question this study adds, corrected as its own family. "
                               "Holm's method at α = " f"{study.ALPHA:g} within each family; seeds needed at the "
-                              "strictest level Holm can apply, α/m, for the observed effect.")
+                              "strictest level Holm can apply, α/m, for the observed effect. *Interim*: fewer "
+                              "paired seeds recorded than declared; the declared verdict is the one at all of them.")
+
+
+def _interim(r: study.ClaimResult) -> str:
+    """``"interim: 3 of 8 declared seeds"`` while a verdict rests on fewer paired seeds than declared, else ``""``."""
+    return f"interim: {r.difference.n} of {r.declared} declared seeds" if r.interim and r.difference.n >= 2 else ""
 
 
 def claim_block(claim: study.Claim, records: Mapping, result: study.ClaimResult | None = None,
@@ -123,7 +130,8 @@ def claim_block(claim: study.Claim, records: Mapping, result: study.ClaimResult 
              f"Holm-adjusted)" + (f"; equivalence (±{claim.equivalence_margin:g}, TOST): {result.equivalence}, "
                                   f"p = {_fmt_p(result.equivalence_p_holm)} Holm-adjusted"
                                   if claim.equivalence_margin is not None else "") + "."
-             + (" " + "; ".join(result.diverged) + ", each scored as a failure." if result.diverged else ""), "",
+             + (" " + "; ".join(result.diverged) + ", each scored as a failure." if result.diverged else "")
+             + (f" *{_interim(result).capitalize()}.*" if _interim(result) else ""), "",
              "| metric | baseline | treatment | difference (+ = better) | its own 95% interval says |",
              "|---|---|---|---|---|"]
     for v in study.judge(claim, records):

@@ -443,6 +443,13 @@ def paired_values(claim: Claim, records: Mapping[tuple[str, int], dict], metric:
     return [sign * (treat[s] - base[s]) for s in sorted(set(base) & set(treat))]
 
 
+def declared_seeds(claim: Claim) -> int:
+    """How many paired seeds the study declared for ``claim``: the seeds both of its arms are planned with.
+    A verdict on fewer is an interim look (the declared test is the one at this many)."""
+    planned = arms()
+    return len(set(planned[resolve(claim.baseline)][2]) & set(planned[resolve(claim.treatment)][2]))
+
+
 def _difference_bounds(metric: str) -> tuple[float, float]:
     lo, hi = METRICS[metric].bounds
     return (lo - hi, hi - lo)
@@ -478,6 +485,12 @@ class ClaimResult:
     equivalence_p_holm: float = math.nan
     equivalence: str = ""
     diverged: tuple[str, ...] = ()
+    declared: int = 0  # the paired seeds declared for it (:func:`declared_seeds`); fewer recorded = interim
+
+    @property
+    def interim(self) -> bool:
+        """Whether the verdict rests on fewer paired seeds than were declared (it may still change)."""
+        return self.difference.n < self.declared
 
 
 def _word(diff: Interval, p_adj: float, needed: float) -> str:
@@ -529,7 +542,7 @@ def scorecard(records: Mapping[tuple[str, int], dict], claims: Sequence[Claim] =
                                    f"equivalent within ±{c.equivalence_margin:g}" if p_eq < ALPHA else
                                    f"not shown equivalent within ±{c.equivalence_margin:g}"))
         out.append(ClaimResult(c, diff, tests[c.key], adjusted[c.key], _word(diff, adjusted[c.key], needed), needed,
-                               diverged=lost, **eq))
+                               diverged=lost, declared=declared_seeds(c), **eq))
     return out
 
 
